@@ -1,0 +1,333 @@
+"""Tests of emovae_utils.metrics on synthetic data whose answer is known."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import mutual_info_score
+
+from emovae_utils import metrics as m
+
+N_ACTORS = 24
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    """RAVDESS statement-01 design: 24 actors x 30 clips (no strong neutral)."""
+    rows = []
+    for actor, emotion, intensity, repetition in itertools.product(
+        range(1, N_ACTORS + 1), range(1, 9), (1, 2), (1, 2)
+    ):
+        if emotion == 1 and intensity == 2:
+            continue
+        rows.append(
+            {
+                "emotion": emotion,
+                "actor": actor,
+                "gender": "male" if actor % 2 else "female",
+                "intensity": intensity,
+                "repetition": repetition,
+            }
+        )
+    df = pd.DataFrame(rows)
+    assert len(df) == N_ACTORS * 30
+    return df
+
+
+@pytest.fixture(scope="module")
+def factors(table: pd.DataFrame) -> pd.DataFrame:
+    return table[["emotion", "actor", "gender", "intensity"]]
+
+
+@pytest.fixture(scope="module")
+def codes(table: pd.DataFrame) -> np.ndarray:
+    """dim 0 = emotion + small noise, dim 1 = actor offset + small noise, dim 2 = noise."""
+    rng = np.random.default_rng(0)
+    n = len(table)
+    return np.column_stack(
+        [
+            table["emotion"].to_numpy() + 0.05 * rng.standard_normal(n),
+            table["actor"].to_numpy() * 1.0 + 0.05 * rng.standard_normal(n),
+            rng.standard_normal(n),
+        ]
+    )
+
+
+def _class_features(labels: np.ndarray, dim: int = 8, scale: float = 3.0, seed: int = 1) -> np.ndarray:
+    """Features = a random mean per class + unit noise (linearly separable classes)."""
+    rng = np.random.default_rng(seed)
+    classes, idx = np.unique(labels, return_inverse=True)
+    means = scale * rng.standard_normal((classes.size, dim))
+    return means[idx] + 0.5 * rng.standard_normal((labels.size, dim))
+
+
+def _noise(n: int, dim: int = 8, seed: int = 2) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, dim))
+
+
+# --- folds -----------------------------------------------------------------
+
+
+def test_actor_folds_partition_the_24_actors() -> None:
+    assert len(m.ACTOR_FOLDS) == 5
+    flat = [a for fold in m.ACTOR_FOLDS for a in fold]
+    assert sorted(flat) == list(range(1, 25))
+    assert m.ACTOR_FOLDS[0] == (2, 5, 14, 15, 16) and m.ACTOR_FOLDS[-1] == (1, 4, 9, 22)
+
+
+def test_held_out_splits_hold_out_whole_groups(table: pd.DataFrame) -> None:
+    actors = table["actor"].to_numpy()
+    splits = m.held_out_splits(actors, m.ACTOR_FOLDS)
+    tested = np.zeros(len(actors), dtype=int)
+    for (train, test), fold in zip(splits, m.ACTOR_FOLDS):
+        assert set(actors[test]) == set(fold)
+        assert not set(actors[train]) & set(actors[test])
+        tested[test] += 1
+    assert np.all(tested == 1)
+    with pytest.raises(ValueError):
+        m.held_out_splits(actors, ((1, 2), (2, 3)))
+    with pytest.raises(ValueError):
+        m.held_out_splits(actors, ((99,),))
+
+
+# --- mutual information ------------------------------------------------------
+
+
+def test_discretize_is_equal_width_like_disentanglement_lib() -> None:
+    z = np.column_stack([np.linspace(0.0, 1.0, 200), np.r_[np.zeros(199), 100.0], np.full(200, 3.0)])
+    b = m.discretize_codes(z, n_bins=10)
+    assert b.min() >= 0 and b.max() <= 9
+    assert np.all(np.bincount(b[:, 0], minlength=10) == 20)  # uniform data: 20 per bin
+    assert np.all(b[:199, 1] == 0) and b[199, 1] == 9  # equal width, not equal frequency
+    assert np.unique(b[:, 2]).size == 1  # constant dim: one bin
+    for j in range(z.shape[1]):  # disentanglement_lib's _histogram_discretize, shifted to 0-based
+        ref = np.digitize(z[:, j], np.histogram(z[:, j], 10)[1][:-1]) - 1
+        np.testing.assert_array_equal(b[:, j], ref)
+
+
+def test_mi_matches_sklearn(codes: np.ndarray, factors: pd.DataFrame) -> None:
+    mi = m.latent_factor_mi(codes, factors, n_bins=20)
+    binned = m.discretize_codes(codes, 20)
+    for j, f in itertools.product(range(codes.shape[1]), factors.columns):
+        assert mi.loc[j, f] == pytest.approx(mutual_info_score(factors[f], binned[:, j]), abs=1e-10)
+
+
+def test_factor_entropy(factors: pd.DataFrame) -> None:
+    h = m.factor_entropy(factors)
+    assert h["actor"] == pytest.approx(np.log(24))
+    assert h["gender"] == pytest.approx(np.log(2))
+    p = np.array([2] + [4] * 7) / 30  # neutral has no strong intensity
+    assert h["emotion"] == pytest.approx(-(p * np.log(p)).sum())
+
+
+def test_mi_finds_the_encoding_dimensions(codes: np.ndarray, factors: pd.DataFrame) -> None:
+    mi = m.latent_factor_mi(codes, factors)
+    nmi = m.normalised_mi(codes, factors)
+    h = m.factor_entropy(factors)
+    assert list(mi.columns) == ["emotion", "actor", "gender", "intensity"]
+    assert mi.shape == (3, 4) and mi.index.name == "dim"
+    assert mi.loc[0, "emotion"] > 0.95 * h["emotion"]
+    assert mi.loc[1, "actor"] > 0.7 * h["actor"]
+    assert mi.loc[0, "actor"] < 0.1 * h["actor"]
+    assert mi.loc[1, "emotion"] < 0.1 * h["emotion"]
+    assert (nmi.loc[2] < 0.15).all(), nmi.loc[2]  # pure noise: only histogram bias
+    assert mi.loc[2, "emotion"] < 0.2
+
+
+def test_mig_one_dim_versus_two_dims(table: pd.DataFrame, factors: pd.DataFrame) -> None:
+    rng = np.random.default_rng(3)
+    e = table["emotion"].to_numpy().astype(float)
+    n = e.size
+    one = np.column_stack([e + 0.05 * rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n)])
+    two = np.column_stack([e + 0.05 * rng.standard_normal(n), e + 0.05 * rng.standard_normal(n), rng.standard_normal(n)])
+    mig_one = m.mig(one, factors)
+    mig_two = m.mig(two, factors)
+    assert mig_one["emotion"] > 0.8
+    assert mig_two["emotion"] < 0.1
+    assert list(mig_one.index) == list(factors.columns)
+
+
+def test_informative_dims(codes: np.ndarray, factors: pd.DataFrame) -> None:
+    info = m.informative_dims(codes, factors, threshold=0.1)
+    assert info["emotion"] == [0]
+    assert info["actor"] == [1]
+    assert all(2 not in dims for dims in info.values())
+    null = m.mi_permutation_null(codes, factors, n_permutations=50)
+    assert (null["actor"] > null["gender"]).all()  # more classes, more bias
+    assert m.informative_dims(codes, factors, threshold=1.01)["emotion"] == []
+
+
+# --- probes --------------------------------------------------------------------
+
+
+def test_emotion_probe_high_for_emotion_features(table: pd.DataFrame) -> None:
+    emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
+    res = m.probe_uar(_class_features(emo), emo, actors)
+    assert res.fold_uar.shape == (5,)
+    assert res.uar_mean > 0.95
+    assert res.chance == pytest.approx(0.125)
+    conf = res.confusion_matrix()
+    assert conf.to_numpy().sum() == len(table)
+    assert list(conf.index) == list(range(1, 9))
+    np.testing.assert_allclose(res.confusion_matrix(normalize=True).sum(axis=1), 1.0)
+    assert np.trace(conf.to_numpy()) / conf.to_numpy().sum() == pytest.approx(
+        np.mean(res.predictions == emo)
+    )
+
+
+def test_emotion_probe_at_chance_for_noise(table: pd.DataFrame) -> None:
+    emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
+    res = m.probe_uar(_noise(len(table)), emo, actors)
+    assert abs(res.uar_mean - 0.125) < 0.05, res.fold_uar
+
+
+def test_emotion_probe_cannot_use_speaker_features(table: pd.DataFrame) -> None:
+    """Actor-specific features do not transfer to held-out actors."""
+    emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
+    res = m.probe_uar(_class_features(actors), emo, actors)
+    assert res.uar_mean < 0.2
+
+
+def test_transform_hook_sees_only_training_actors(table: pd.DataFrame) -> None:
+    emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
+    X = np.column_stack([actors, _class_features(emo)])
+    seen: list[tuple[int, set[int], set[int]]] = []
+
+    def transform(X_train: np.ndarray, X_test: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        seen.append((fold, set(X_train[:, 0].astype(int)), set(X_test[:, 0].astype(int))))
+        return X_train[:, 1:], X_test[:, 1:]
+
+    res = m.probe_uar(X, emo, actors, transform=transform)
+    assert [s[0] for s in seen] == list(range(5))
+    for fold, train_actors, test_actors in seen:
+        assert not train_actors & test_actors
+        assert test_actors == set(m.ACTOR_FOLDS[fold])
+        assert train_actors | test_actors == set(range(1, 25))
+    assert res.uar_mean > 0.95
+
+
+def test_gender_probe(table: pd.DataFrame) -> None:
+    gender, actors = table["gender"].to_numpy(), table["actor"].to_numpy()
+    good = m.probe_uar(_class_features(gender, scale=2.0), gender, actors)
+    bad = m.probe_uar(_noise(len(table)), gender, actors)
+    assert good.accuracy_mean > 0.95 and good.uar_mean > 0.95
+    assert good.chance == pytest.approx(0.5)
+    assert abs(bad.uar_mean - 0.5) < 0.1
+
+
+def test_speaker_id_probe(table: pd.DataFrame) -> None:
+    actors, reps = table["actor"].to_numpy(), table["repetition"].to_numpy()
+    emo = table["emotion"].to_numpy()
+    good = m.speaker_id_accuracy(_class_features(actors), actors, reps)
+    bad = m.speaker_id_accuracy(_class_features(emo), actors, reps)
+    assert good.fold_accuracy.shape == (2,)
+    assert good.held_out == ((1,), (2,))
+    assert good.accuracy_mean > 0.95
+    assert good.chance == pytest.approx(1 / 24)
+    assert bad.accuracy_mean < 0.1
+    keep = ~((actors == 3) & (reps == 2))  # actor 3 only in repetition 1
+    with pytest.raises(ValueError, match="no training clips"):
+        m.speaker_id_accuracy(_class_features(actors)[keep], actors[keep], reps[keep])
+
+
+# --- baselines -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def logmels(table: pd.DataFrame) -> np.ndarray:
+    """(N, 80, 128) spectrogram-like arrays whose band energies depend on emotion."""
+    rng = np.random.default_rng(4)
+    n = len(table)
+    profile = rng.standard_normal((8, 80, 1)) * 5.0
+    return -40.0 + profile[table["emotion"].to_numpy() - 1] + rng.standard_normal((n, 80, 128))
+
+
+def test_pooled_log_mel(logmels: np.ndarray) -> None:
+    pooled = m.pooled_log_mel(logmels)
+    assert pooled.shape == (logmels.shape[0], 160)
+    np.testing.assert_allclose(pooled[:, :80], logmels.mean(axis=2))
+    np.testing.assert_allclose(pooled[:, 80:], logmels.std(axis=2))
+    with pytest.raises(ValueError):
+        m.pooled_log_mel(logmels[0])
+
+
+def test_pca_features_and_fold_transform(table: pd.DataFrame, logmels: np.ndarray) -> None:
+    feats = m.pca_features(logmels, n_components=8)
+    assert feats.shape == (len(table), 8)
+    np.testing.assert_allclose(feats, m.pca_features(logmels, n_components=8))  # deterministic
+    tr, te = m.PCAFoldTransform(8)(logmels[:600], logmels[600:], 0)
+    assert tr.shape == (600, 8) and te.shape == (120, 8)
+    emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
+    res = m.probe_uar(logmels, emo, actors, transform=m.PCAFoldTransform(8))
+    assert res.uar_mean > 0.9
+
+
+def _voice(seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 140.0 + 20.0 * np.sin(2 * np.pi * 3.0 * t)
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    sig = sum(np.sin(k * phase) / k for k in range(1, 15))
+    env = np.clip(np.sin(np.pi * t / seconds) * 1.5, 0, 1)
+    rng = np.random.default_rng(5)
+    return (0.3 * env * sig + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def smile_ok() -> None:
+    try:
+        m._smile()
+    except Exception as exc:  # pragma: no cover - depends on the platform
+        pytest.skip(f"openSMILE could not load: {exc!r}")
+
+
+@pytest.mark.usefixtures("smile_ok")
+def test_egemaps_on_synthetic_signal() -> None:
+    feats = m.egemaps_functionals([_voice()], progress=False)
+    assert feats.shape == (1, 88)
+    assert np.isfinite(feats.to_numpy()).all()
+    assert "F0semitoneFrom27.5Hz_sma3nz_amean" in feats.columns
+    # F0 mean ~140 Hz -> 12 * log2(140 / 27.5) ~ 28 semitones
+    assert feats.loc[0, "F0semitoneFrom27.5Hz_sma3nz_amean"] == pytest.approx(28.2, abs=1.5)
+
+
+@pytest.mark.usefixtures("smile_ok")
+def test_egemaps_paths_and_parallel(tmp_path) -> None:
+    import soundfile as sf
+
+    sig16 = _voice(0.8)
+    path = tmp_path / "clip.wav"
+    sf.write(path, _voice(0.8, sr=48000), 48000)
+    serial = m.egemaps_functionals([sig16, _voice(1.2)], progress=False, index=["a", "b"])
+    parallel = m.egemaps_functionals([sig16, _voice(1.2)], progress=False, n_jobs=2, index=["a", "b"])
+    pd.testing.assert_frame_equal(serial, parallel)
+    from_path = m.egemaps_functionals([path], progress=False)
+    assert from_path.shape == (1, 88) and np.isfinite(from_path.to_numpy()).all()
+    f0 = "F0semitoneFrom27.5Hz_sma3nz_amean"
+    assert from_path.loc[0, f0] == pytest.approx(serial.loc["a", f0], abs=0.5)
+
+
+# --- results table ---------------------------------------------------------------
+
+
+def test_results_table(table: pd.DataFrame) -> None:
+    emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
+    reps, gender = table["repetition"].to_numpy(), table["gender"].to_numpy()
+    X = _class_features(emo)
+    row = m.summary_row(
+        "synthetic",
+        8,
+        emotion=m.probe_uar(X, emo, actors),
+        speaker_id=m.speaker_id_accuracy(X, actors, reps),
+        gender=m.probe_uar(X, gender, actors),
+    )
+    out = m.results_table([row, {"representation": "empty", "dims": 0}])
+    assert tuple(out.columns) == m.RESULT_COLUMNS
+    assert out.shape == (2, 6)
+    assert out.loc[0, "emotion_uar_mean"] > 0.95
+    assert out.loc[0, "speaker_id_acc"] < 0.2
+    assert np.isnan(out.loc[1, "emotion_uar_mean"])
+    with pytest.raises(ValueError, match="unknown"):
+        m.results_table([{"representation": "x", "emotion_uar": 0.5}])
