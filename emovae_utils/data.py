@@ -140,8 +140,8 @@ def ravdess_index(data_dir: str | os.PathLike | None = None, warn: bool = True) 
         missing = missing_clips(index)
         if len(missing):
             per_actor = missing.groupby("actor")["name"].apply(list)
-            lines = [f"Actor {a:02d}: {CLIPS_PER_ACTOR - len(n)} of {CLIPS_PER_ACTOR} (missing {', '.join(n)})"
-                     for a, n in per_actor.items()]
+            lines = [f"Actor {a:02d}: {CLIPS_PER_ACTOR - len(n)} of {CLIPS_PER_ACTOR}"
+                     + (f" (missing {', '.join(n)})" if len(n) <= 5 else "") for a, n in per_actor.items()]
             warnings.warn("Missing clips: " + "; ".join(lines), stacklevel=2)
     return index
 
@@ -189,13 +189,6 @@ def _read_cache(path: Path, key: str, n: int) -> dict[str, np.ndarray] | None:
     return data
 
 
-def _init_worker() -> None:
-    # One BLAS thread per worker: the processes already use every core.
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-
-
 def _work(args: tuple[str, PreprocessConfig]):
     path, config = args
     try:
@@ -218,7 +211,7 @@ def _compute(paths: list[str], config: PreprocessConfig, workers: int, progress:
     bar = dict(total=len(jobs), desc="Preprocessing clips", unit="clip", disable=not progress)
     if workers <= 1:
         return [_work(j) for j in tqdm(jobs, **bar)]
-    with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker) as pool:
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
         return list(tqdm(pool.imap(_work, jobs, chunksize=8), **bar))
 
 
@@ -299,6 +292,9 @@ def load_features(
         tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
         np.savez(tmp, key=np.array(key), checksum=np.array(_checksum(X), dtype=np.int64), **data)
         os.replace(tmp, cache_file)
+    dropped = index.loc[~data["keep"], "name"].tolist()
+    if dropped and on_error != "skip":
+        raise AudioError(f"The cached build skipped unusable file(s) {dropped}; fix them or pass on_error='skip'.")
     index = index[data["keep"]].reset_index(drop=True)
     for col in ("n_samples", "n_voiced_samples", "voiced_frames", "speech_found"):
         index[col] = data[col]

@@ -32,6 +32,7 @@ import scipy.ndimage
 import soundfile as sf
 import soxr
 import webrtcvad
+from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "AudioError",
@@ -280,6 +281,9 @@ def peak_normalise(y: np.ndarray, peak: Literal["max", "absmax"] = "max") -> np.
     return (y / p).astype(np.float32, copy=False)
 
 
+_BLAS = ThreadpoolController()
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
@@ -307,7 +311,10 @@ def log_mel(y: np.ndarray, config: PreprocessConfig | None = None) -> np.ndarray
         y, n_fft=c.n_fft, hop_length=c.hop_length, win_length=c.win_length, window="hann", center=True
     )
     power = stft.real**2 + stft.imag**2
-    mel = _mel_basis(c.sr, c.n_fft, c.n_mels, c.fmin, c.fmax) @ power
+    # One BLAS thread: multi-threaded OpenBLAS sums in another order, and features
+    # would then depend (in the last bit) on how many processes built them.
+    with _BLAS.limit(limits=1, user_api="blas"):
+        mel = _mel_basis(c.sr, c.n_fft, c.n_mels, c.fmin, c.fmax) @ power
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=c.top_db).astype(np.float32, copy=False)
 
 

@@ -14,7 +14,137 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["EmotionVAE", "vae_loss", "save_model", "load_model"]
+__all__ = ["EmotionVAE", "vae_loss", "save_model", "load_model", "IMPLEMENTATIONS"]
+
+#: Ways of evaluating the same network (identical parameters and function).
+#: ``"torch"`` calls the ``nn.Conv1d`` / ``nn.ConvTranspose1d`` modules (the
+#: authors' code); ``"gemm"`` evaluates the same layers as matrix products in a
+#: time-major layout with hand-written backward passes (faster on CPU; results
+#: agree to float32 rounding).
+IMPLEMENTATIONS = ("gemm", "torch")
+
+_threshold_backward = torch.ops.aten.threshold_backward
+
+
+class _ConvS2ReLU(torch.autograd.Function):
+    """``relu(conv1d(x, W, b, stride=2, padding=1))`` for kernel 4 as one GEMM.
+
+    ``x`` is time-major (N, L, C) (``x_ncl=False``) or channel-major (N, C, L);
+    the result is time-major (N, L/2, O).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, x_ncl):  # noqa: D102
+        if x_ncl:
+            n, c, length = x.shape
+            xt = x.transpose(1, 2)
+        else:
+            n, length, c = x.shape
+            xt = x
+        m = length // 2
+        o = weight.shape[0]
+        xp = xt.unflatten(1, (m, 2))  # (N, M, 2, C): frames 2t, 2t+1
+        cols = x.new_empty(n, m, 4, c)  # taps at frames 2t-1, 2t, 2t+1, 2t+2
+        cols[:, :, 1:3] = xp
+        cols[:, 1:, 0] = xp[:, :-1, 1]
+        cols[:, 0, 0] = 0
+        cols[:, :-1, 3] = xp[:, 1:, 0]
+        cols[:, -1, 3] = 0
+        cols = cols.view(n * m, 4 * c)
+        w_mat = weight.permute(2, 1, 0).reshape(4 * c, o)
+        out = torch.addmm(bias, cols, w_mat).relu_()
+        ctx.save_for_backward(cols, w_mat, out)
+        ctx.shape = (n, m, c, o, x_ncl)
+        return out.view(n, m, o)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        cols, w_mat, out = ctx.saved_tensors
+        n, m, c, o, x_ncl = ctx.shape
+        g = _threshold_backward(grad.reshape(n * m, o), out, 0.0)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[1]:
+            gw = (g.t() @ cols).view(o, 4, c).transpose(1, 2).contiguous()
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(0)
+        if ctx.needs_input_grad[0]:
+            gcols = (g @ w_mat.t()).view(n, m, 4, c)
+            gxp = gcols[:, :, 1:3].clone()
+            gxp[:, :-1, 1] += gcols[:, 1:, 0]
+            gxp[:, 1:, 0] += gcols[:, :-1, 3]
+            gx = gxp.view(n, 2 * m, c)
+            if x_ncl:
+                gx = gx.transpose(1, 2)
+        return gx, gw, gb, None
+
+
+class _ConvTS2(torch.autograd.Function):
+    """``conv_transpose1d(x, W, b, stride=2, padding=p)`` for kernel 4, p in {0, 1}.
+
+    Optionally followed by a ReLU. ``x`` and the result are time-major:
+    (N, L, C) -> (N, 2L + 2 - 2p, O).
+    """
+
+    # Column order of the weight matrix: the taps k feeding the first two
+    # output positions of each output pair come first.
+    _ORDER = {1: (1, 2, 3, 0), 0: (0, 1, 2, 3)}
+    _INVERSE = {1: (3, 0, 1, 2), 0: (0, 1, 2, 3)}
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, padding, relu):  # noqa: D102
+        n, length, c = x.shape
+        o = weight.shape[1]
+        order = _ConvTS2._ORDER[padding]
+        w_mat = weight[:, :, list(order)].permute(0, 2, 1).reshape(c, 4 * o)
+        y = (x.reshape(n * length, c) @ w_mat).view(n, length, 4 * o)
+        b2 = bias.repeat(2)
+        if padding == 1:
+            # output pair s = frames (2s+1, 2s+2) of the unpadded result:
+            # [y_k1(s) + y_k3(s-1), y_k2(s) + y_k0(s+1)]
+            out = torch.add(y[..., : 2 * o], b2)
+            out[:, 1:, :o] += y[:, :-1, 2 * o: 3 * o]
+            out[:, :-1, o:] += y[:, 1:, 3 * o:]
+            pairs = length
+        else:
+            # output pair s = frames (2s, 2s+1): [y_k0, y_k1](s) + [y_k2, y_k3](s-1)
+            out = x.new_empty(n, length + 1, 2 * o)
+            torch.add(y[..., : 2 * o], b2, out=out[:, :length])
+            out[:, length] = b2
+            out[:, 1:] += y[..., 2 * o:]
+            pairs = length + 1
+        if relu:
+            out.relu_()
+        ctx.save_for_backward(x, w_mat, out if relu else None)
+        ctx.conf = (n, length, c, o, padding, relu, pairs)
+        return out.view(n, 2 * pairs, o)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        x, w_mat, out = ctx.saved_tensors
+        n, length, c, o, padding, relu, pairs = ctx.conf
+        g = grad.reshape(n, pairs, 2 * o)
+        if relu:
+            g = _threshold_backward(g, out, 0.0)
+        gy = g.new_empty(n, length, 4 * o)
+        if padding == 1:
+            gy[..., : 2 * o] = g
+            gy[:, :-1, 2 * o: 3 * o] = g[:, 1:, :o]
+            gy[:, -1, 2 * o: 3 * o] = 0
+            gy[:, 1:, 3 * o:] = g[:, :-1, o:]
+            gy[:, 0, 3 * o:] = 0
+        else:
+            gy[..., : 2 * o] = g[:, :length]
+            gy[..., 2 * o:] = g[:, 1:]
+        gy = gy.view(n * length, 4 * o)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = (gy @ w_mat.t()).view(n, length, c)
+        if ctx.needs_input_grad[1]:
+            inv = list(_ConvTS2._INVERSE[padding])
+            gw = (x.reshape(n * length, c).t() @ gy).view(c, 4, o).permute(0, 2, 1)[:, :, inv]
+        if ctx.needs_input_grad[2]:
+            gb = g.reshape(-1, o).sum(0)
+        return gx, gw, gb, None, None
 
 
 class EmotionVAE(nn.Module):
@@ -43,6 +173,9 @@ class EmotionVAE(nn.Module):
 
     def __init__(self, latent_dim: int = 8, n_mels: int = 80) -> None:
         super().__init__()
+        #: Evaluation strategy, one of :data:`IMPLEMENTATIONS` (same function
+        #: and parameters either way; not stored in the state dict).
+        self.impl = "gemm"
         self.latent_dim = int(latent_dim)
         self.n_mels = int(n_mels)
         enc: list[nn.Module] = []
@@ -66,9 +199,28 @@ class EmotionVAE(nn.Module):
         for lin in (self.fc_enc, self.fc_dec):
             nn.init.kaiming_normal_(lin.weight)
 
+    def _check_impl(self) -> str:
+        if self.impl not in IMPLEMENTATIONS:
+            raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {self.impl!r}")
+        return self.impl
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map ``x`` (N, n_mels, 128) to ``(mu, logvar)``, each (N, latent_dim)."""
-        h = self.fc_enc(self.encoder(x))
+        if x.dim() != 3 or x.shape[1] != self.n_mels or x.shape[2] != self.n_frames:
+            raise ValueError(
+                f"expected input (N, {self.n_mels}, {self.n_frames}), got {tuple(x.shape)}"
+            )
+        if self._check_impl() == "torch":
+            h = self.encoder(x)
+        else:
+            convs = [m for m in self.encoder if isinstance(m, nn.Conv1d)]
+            h = x
+            for i, conv in enumerate(convs[:-1]):  # time-major (N, L, C) from here
+                h = _ConvS2ReLU.apply(h, conv.weight, conv.bias, i == 0)
+            last = convs[-1]  # k3, s2, p0 on 4 frames: one output frame from frames 0..2
+            w = last.weight.permute(0, 2, 1).reshape(last.out_channels, -1)  # (256, (k, c))
+            h = F.relu(F.linear(h[:, :3].reshape(h.shape[0], -1), w, last.bias))
+        h = self.fc_enc(h)
         return h[:, : self.latent_dim], h[:, self.latent_dim:]
 
     @staticmethod
@@ -79,8 +231,18 @@ class EmotionVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Map latents (N, latent_dim) to spectrograms (N, n_mels, 128)."""
-        h = self.fc_dec(z).unsqueeze(-1)  # (N, 256, 1)
-        return self.decoder(h)
+        if self._check_impl() == "torch":
+            return self.decoder(self.fc_dec(z).unsqueeze(-1))  # (N, 256, 1) -> ...
+        convs = [m for m in self.decoder if isinstance(m, nn.ConvTranspose1d)]
+        h = F.relu(self.fc_dec(z))
+        first = convs[0]  # k3, s1 on one frame: (N, 256) -> time-major (N, 3, 128)
+        w = first.weight.permute(0, 2, 1).reshape(first.in_channels, -1)  # (256, (k, o))
+        h = F.relu(F.linear(h, w.t(), first.bias.repeat(3))).view(z.shape[0], 3, -1)
+        h = _ConvTS2.apply(h, convs[1].weight, convs[1].bias, 0, True)
+        for conv in convs[2:-1]:
+            h = _ConvTS2.apply(h, conv.weight, conv.bias, 1, True)
+        h = _ConvTS2.apply(h, convs[-1].weight, convs[-1].bias, 1, False)
+        return h.transpose(1, 2)  # (N, n_mels, 128), a view of the time-major result
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(reconstruction, mu, logvar)``."""

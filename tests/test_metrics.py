@@ -8,10 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import mutual_info_score
+from threadpoolctl import threadpool_limits
 
 from emovae_utils import metrics as m
 
 N_ACTORS = 24
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_blas_thread():
+    """One BLAS thread: on a busy 2-core machine, 2 OpenBLAS threads made PCA ~30x slower."""
+    with threadpool_limits(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +164,19 @@ def test_informative_dims(codes: np.ndarray, factors: pd.DataFrame) -> None:
     assert info["actor"] == [1]
     assert all(2 not in dims for dims in info.values())
     null = m.mi_permutation_null(codes, factors, n_permutations=50)
+    assert null.shape == (3, 4)
     assert (null["actor"] > null["gender"]).all()  # more classes, more bias
     assert m.informative_dims(codes, factors, threshold=1.01)["emotion"] == []
+
+
+def test_permutation_null_rejects_histogram_bias() -> None:
+    """With few clips per actor a noise dimension has large plug-in MI with actor."""
+    rng = np.random.default_rng(6)
+    small = pd.DataFrame({"actor": np.repeat(np.arange(1, 25), 5)})
+    noise = rng.standard_normal((len(small), 2))
+    nmi = m.normalised_mi(noise, small)
+    assert (nmi["actor"] > 0.3).all()  # bias alone passes the threshold ...
+    assert m.informative_dims(noise, small, threshold=0.1)["actor"] == []  # ... the null does not
 
 
 # --- probes --------------------------------------------------------------------
@@ -182,6 +201,16 @@ def test_emotion_probe_at_chance_for_noise(table: pd.DataFrame) -> None:
     emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
     res = m.probe_uar(_noise(len(table)), emo, actors)
     assert abs(res.uar_mean - 0.125) < 0.05, res.fold_uar
+
+
+def test_uar_is_balanced_not_plain_accuracy() -> None:
+    """90 % of one class and uninformative features: accuracy high, UAR at chance."""
+    rng = np.random.default_rng(7)
+    groups = np.tile(np.arange(1, 25), 20)
+    labels = np.where(rng.random(groups.size) < 0.9, "a", "b")
+    res = m.probe_uar(rng.standard_normal((groups.size, 4)), labels, groups)
+    assert res.accuracy_mean > 0.8
+    assert res.uar_mean < 0.6
 
 
 def test_emotion_probe_cannot_use_speaker_features(table: pd.DataFrame) -> None:
@@ -236,13 +265,17 @@ def test_speaker_id_probe(table: pd.DataFrame) -> None:
 # --- baselines -----------------------------------------------------------------
 
 
+def _logmels(emotion: np.ndarray, n_frames: int) -> np.ndarray:
+    """(N, 80, n_frames) spectrogram-like arrays whose band energies depend on emotion."""
+    rng = np.random.default_rng(4)
+    profile = rng.standard_normal((8, 80, 1)) * 5.0
+    return -40.0 + profile[emotion - 1] + rng.standard_normal((emotion.size, 80, n_frames))
+
+
 @pytest.fixture(scope="module")
 def logmels(table: pd.DataFrame) -> np.ndarray:
-    """(N, 80, 128) spectrogram-like arrays whose band energies depend on emotion."""
-    rng = np.random.default_rng(4)
-    n = len(table)
-    profile = rng.standard_normal((8, 80, 1)) * 5.0
-    return -40.0 + profile[table["emotion"].to_numpy() - 1] + rng.standard_normal((n, 80, 128))
+    """Full-size (N, 80, 128) clips."""
+    return _logmels(table["emotion"].to_numpy(), 128)
 
 
 def test_pooled_log_mel(logmels: np.ndarray) -> None:
@@ -261,8 +294,10 @@ def test_pca_features_and_fold_transform(table: pd.DataFrame, logmels: np.ndarra
     tr, te = m.PCAFoldTransform(8)(logmels[:600], logmels[600:], 0)
     assert tr.shape == (600, 8) and te.shape == (120, 8)
     emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
-    res = m.probe_uar(logmels, emo, actors, transform=m.PCAFoldTransform(8))
+    short = _logmels(emo, 16)  # fewer frames keep the 5 per-fold PCAs fast
+    res = m.probe_uar(short, emo, actors, transform=m.PCAFoldTransform(8))
     assert res.uar_mean > 0.9
+    assert m.probe_uar(_logmels(np.ones_like(emo), 16), emo, actors, transform=m.PCAFoldTransform(8)).uar_mean < 0.25
 
 
 def _voice(seconds: float = 1.0, sr: int = 16000) -> np.ndarray:

@@ -1,0 +1,190 @@
+"""Dataset index, data-dir resolution and the feature cache."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import utterance, write_clip
+
+from emovae_utils import data
+from emovae_utils.dsp import AudioError, PreprocessConfig
+
+
+def touch(folder, *names):
+    for n in names:
+        p = folder / n
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"")
+
+
+def full_actor(actor: int, ext: str = "wav") -> list[str]:
+    return [f"Actor_{actor:02d}/{n}.{ext}" for n in sorted(data._expected_names(actor))]
+
+
+def test_index_parses_names_in_actor_folders(tmp_path):
+    touch(tmp_path, *full_actor(1), *full_actor(2, "flac"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # complete data: no warning at all
+        index = data.ravdess_index(tmp_path)
+    assert len(index) == 120
+    assert list(index.columns[:9]) == ["path", "name", "actor", "gender", "emotion", "emotion_id",
+                                       "intensity", "statement", "repetition"]
+    row = index[index.name == "03-01-05-02-01-02-02"].iloc[0]
+    assert (row.actor, row.gender, row.emotion, row.emotion_id, row.intensity, row.statement, row.repetition) == (
+        2, "female", "angry", 5, "strong", 1, 2)
+    assert set(index[index.actor == 1].gender) == {"male"}
+    assert index.groupby("actor").size().tolist() == [60, 60]
+    assert (index.loc[index.emotion == "neutral", "intensity"] == "normal").all()
+
+
+def test_index_flat_folder_bad_names_and_missing_clips(tmp_path):
+    names = [n.split("/")[1] for n in full_actor(3)]
+    touch(tmp_path, *names[:-2], "notes.wav", "03-01-09-01-01-01-03.wav", "03-01-01-02-01-01-03.wav",
+          "03-01-02-01-01-01-30.wav", "README.txt")
+    with pytest.warns(UserWarning) as record:
+        index = data.ravdess_index(tmp_path)
+    messages = [str(w.message) for w in record]
+    skipped = next(m for m in messages if m.startswith("Skipped"))
+    for bad in ("notes.wav", "03-01-09-01-01-01-03.wav", "03-01-01-02-01-01-03.wav", "03-01-02-01-01-01-30.wav"):
+        assert bad in skipped
+    assert "README.txt" not in skipped
+    missing = next(m for m in messages if m.startswith("Missing"))
+    assert "Actor 03: 58 of 60" in missing and names[-1][:-4] in missing and names[-2][:-4] in missing
+    assert len(index) == 58
+    assert data.missing_clips(index)["name"].tolist() == sorted(n[:-4] for n in names[-2:])
+
+
+def test_same_clip_as_wav_and_flac_is_indexed_once(tmp_path):
+    touch(tmp_path, "03-01-01-01-01-01-01.wav", "03-01-01-01-01-01-01.flac")
+    with pytest.warns(UserWarning, match="duplicate"):
+        index = data.ravdess_index(tmp_path)
+    assert len(index) == 1
+
+
+def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "arg").mkdir()
+    monkeypatch.setenv("EMOVAE_DATA_DIR", str(tmp_path / "env"))
+    assert data.resolve_data_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert data.resolve_data_dir() == tmp_path / "env"
+    monkeypatch.delenv("EMOVAE_DATA_DIR")
+    monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
+    with pytest.raises(FileNotFoundError, match="EMOVAE_DATA_DIR.*download_ravdess"):
+        data.resolve_data_dir()
+    (tmp_path / "data" / "ravdess").mkdir(parents=True)
+    assert data.resolve_data_dir() == tmp_path / "data" / "ravdess"
+
+
+@pytest.fixture()
+def small_set(tmp_path):
+    """Six synthetic clips, actors 1 and 2, wav and flac."""
+    root = tmp_path / "ravdess"
+    for k, (actor, emo) in enumerate([(1, 1), (1, 3), (1, 5), (2, 2), (2, 4), (2, 8)]):
+        ext = "wav" if k % 2 else "flac"
+        write_clip(root / f"Actor_{actor:02d}" / f"03-01-{emo:02d}-01-01-01-{actor:02d}.{ext}",
+                   utterance(seed=k, bursts=(0.4 + 0.3 * k, 0.5)))
+    return root
+
+
+def build(root, cache, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # missing clips of the tiny synthetic set
+        return data.load_features(root, cache, progress=False, **kw)
+
+
+def test_load_features_builds_then_loads_cache(small_set, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    X, index = build(small_set, cache, workers=2)
+    assert X.shape == (6, 80, 128) and X.dtype == np.float32
+    assert {"n_samples", "n_voiced_samples", "voiced_frames", "speech_found"} <= set(index.columns)
+    assert index.speech_found.all() and (index.n_voiced_samples < index.n_samples).all()
+    assert len(list(cache.glob("features-*.npz"))) == 1
+
+    def no_compute(*a, **k):
+        raise AssertionError("cache not used")
+
+    monkeypatch.setattr(data, "_compute", no_compute)
+    X2, index2 = build(small_set, cache)
+    np.testing.assert_array_equal(X, X2)
+    assert index2.equals(index)
+
+
+def test_features_independent_of_workers_and_of_other_clips(small_set, tmp_path):
+    X1, index = build(small_set, tmp_path / "c1", workers=1)
+    X2, _ = build(small_set, tmp_path / "c2", workers=2)
+    np.testing.assert_array_equal(X1, X2)
+    # the last clip alone, in a data set of its own, gives the same features
+    alone = tmp_path / "alone"
+    last = index.iloc[-1]
+    write_clip(alone / "x" / f"{last['name']}.wav", utterance(seed=5, bursts=(0.4 + 0.3 * 5, 0.5)))
+    X3, _ = build(alone, tmp_path / "c3", workers=2)
+    np.testing.assert_array_equal(X3[0], X1[-1])
+
+
+def test_config_change_or_new_file_rebuilds(small_set, tmp_path):
+    cache = tmp_path / "cache"
+    X, _ = build(small_set, cache)
+    Xa, _ = build(small_set, cache, config=PreprocessConfig(peak="absmax"))
+    assert len(list(cache.glob("features-*.npz"))) == 2
+    assert not np.array_equal(X, Xa)
+    write_clip(small_set / "Actor_02" / "03-01-06-01-01-01-02.wav", utterance(seed=9))
+    X7, index7 = build(small_set, cache)
+    assert X7.shape[0] == 7 and len(list(cache.glob("features-*.npz"))) == 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupted_cache_is_detected_and_rebuilt(small_set, tmp_path, damage):
+    cache = tmp_path / "cache"
+    X, _ = build(small_set, cache)
+    f = next(cache.glob("features-*.npz"))
+    raw = bytearray(f.read_bytes())
+    if damage == "truncate":
+        f.write_bytes(raw[: len(raw) // 2])
+    else:  # flip bytes inside the stored feature array, leaving the zip readable
+        start = raw.find(b"X.npy")
+        assert start > 0
+        for k in range(start + 2000, start + 2100):
+            raw[k] ^= 0xFF
+        f.write_bytes(raw)
+    with pytest.warns(UserWarning, match="stale or corrupted"):
+        X2, _ = data.load_features(small_set, cache, progress=False)
+    np.testing.assert_array_equal(X, X2)
+
+
+def test_unusable_files_raise_together_or_are_skipped(small_set, tmp_path):
+    bad = small_set / "Actor_01" / "03-01-07-01-01-01-01.wav"
+    bad.write_bytes(b"not audio at all")
+    silent = write_clip(small_set / "Actor_02" / "03-01-07-01-01-01-02.wav", np.zeros(48000, np.float32))
+    with pytest.raises(AudioError, match="2 file") as err:
+        build(small_set, tmp_path / "c1")
+    assert bad.name in str(err.value) and silent.name in str(err.value)
+    X, index = build(small_set, tmp_path / "c2", on_error="skip")
+    assert len(index) == 6 and X.shape[0] == 6 and bad.stem not in set(index.name)
+
+
+def test_clip_without_speech_is_counted_in_the_index(small_set, tmp_path):
+    t = np.arange(16000) / 16000
+    write_clip(small_set / "Actor_01" / "03-01-07-01-01-01-01.wav", (0.5 * np.sin(2 * np.pi * 7900 * t)), 16000)
+    with pytest.warns(UserWarning, match="VAD found no speech in 1 clip"):
+        X, index = data.load_features(small_set, tmp_path / "c", progress=False)
+    assert (~index.speech_found).sum() == 1
+    assert index.loc[~index.speech_found, "name"].item() == "03-01-07-01-01-01-01"
+
+
+def test_full_ravdess_index(ravdess_dir):
+    index = data.ravdess_index(ravdess_dir)
+    assert len(index) == 1440 and index.actor.nunique() == 24
+    assert (index.groupby("actor").size() == 60).all()
+    assert len(data.missing_clips(index)) == 0
+    assert (index[index.statement == 1].groupby("actor").size() == 30).all()
+
+
+def test_full_ravdess_features(ravdess_features):
+    X, index = ravdess_features
+    assert X.shape == (1440, 80, 128) and np.isfinite(X).all()
+    assert index.speech_found.all()
+    v = index.voiced_frames
+    assert 70 <= v.min() and v.max() <= 280  # the reference reports roughly 80 to 260
+    assert 0.3 <= (v < 128).mean() <= 0.6  # about 40 % shorter than the window
