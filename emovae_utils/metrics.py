@@ -533,7 +533,7 @@ def cross_validate_probe(
 
     Parameters
     ----------
-    X : np.ndarray, shape (N, F), or any row-indexable array
+    X : np.ndarray, shape (N, F), or raw input of shape (N, ...)
         Features. With ``transform`` it can be raw input of any shape (e.g.
         log-mels (N, 80, 128)); ``transform`` turns it into 2-D features.
     labels : array-like, shape (N,)
@@ -753,7 +753,9 @@ class PCAFoldTransform:
     n_components: int = 8
     random_state: int = 0
 
-    def __call__(self, X_train: np.ndarray, X_test: np.ndarray, fold_index: int) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(
+        self, X_train: np.ndarray, X_test: np.ndarray, fold_index: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         X_train, X_test = _check_logmel(X_train), _check_logmel(X_test)
         pca = PCA(n_components=self.n_components, random_state=self.random_state)
         f_train = pca.fit_transform(X_train.reshape(X_train.shape[0], -1))

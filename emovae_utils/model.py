@@ -25,25 +25,78 @@ IMPLEMENTATIONS = ("gemm", "torch")
 
 _threshold_backward = torch.ops.aten.threshold_backward
 
+# The fast ("gemm") path.  Every Conv1d / ConvTranspose1d of the network has
+# kernel 4 and stride 2 except the two at the bottleneck, so each is one matrix
+# product between the weight and a gathered copy of the input ("im2col"):
+# output frame t of a k4/s2/p1 convolution reads input frames 2t-1 .. 2t+2,
+# i.e. the pair of frames (2t, 2t+1) plus one neighbour on each side.
+# Inner layers run time-major, (N, L, C) stored as (N*L, C) rows; the first
+# encoder layer reads the channel-major input and the last decoder layer writes
+# the channel-major output directly, so no full transposition is needed.
+# Backward passes are written by hand (identical maths, fewer memory passes).
 
-class _ConvS2ReLU(torch.autograd.Function):
-    """``relu(conv1d(x, W, b, stride=2, padding=1))`` for kernel 4 as one GEMM.
 
-    ``x`` is time-major (N, L, C) (``x_ncl=False``) or channel-major (N, C, L);
-    the result is time-major (N, L/2, O).
+class _ConvS2ReLUFirst(torch.autograd.Function):
+    """``relu(conv1d(x, W, b, stride=2, padding=1))``, kernel 4, channel-major input.
+
+    x (N, C, L) -> time-major (N, L/2, O).
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, x_ncl):  # noqa: D102
-        if x_ncl:
-            n, c, length = x.shape
-            xt = x.transpose(1, 2)
-        else:
-            n, length, c = x.shape
-            xt = x
+    def forward(ctx, x, weight, bias):  # noqa: D102
+        x = x.contiguous()
+        n, c, length = x.shape
         m = length // 2
         o = weight.shape[0]
-        xp = xt.unflatten(1, (m, 2))  # (N, M, 2, C): frames 2t, 2t+1
+        xv = x.view(n, c, m, 2).transpose(0, 1)  # (C, N, M, 2)
+        cols = x.new_empty(4, c, n, m)  # tap k at frame 2t+k-1, laid out (k, c, n, t)
+        cols[1] = xv[..., 0]
+        cols[2] = xv[..., 1]
+        cols[0, :, :, 1:] = xv[:, :, :-1, 1]
+        cols[0, :, :, 0] = 0
+        cols[3, :, :, :-1] = xv[:, :, 1:, 0]
+        cols[3, :, :, -1] = 0
+        cols = cols.view(4 * c, n * m)
+        w_mat = weight.permute(2, 1, 0).reshape(4 * c, o)
+        out = torch.addmm(bias, cols.t(), w_mat).relu_()
+        ctx.save_for_backward(cols, w_mat, out)
+        ctx.conf = (n, m, c, o)
+        return out.view(n, m, o)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        cols, w_mat, out = ctx.saved_tensors
+        n, m, c, o = ctx.conf
+        g = _threshold_backward(grad.reshape(n * m, o), out, 0.0)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[1]:
+            gw = (cols @ g).view(4, c, o).permute(2, 1, 0).contiguous()
+        if ctx.needs_input_grad[2]:
+            gb = g.sum(0)
+        if ctx.needs_input_grad[0]:
+            gc = (w_mat @ g.t()).view(4, c, n, m)
+            gx = grad.new_empty(n, c, m, 2)
+            gxv = gx.transpose(0, 1)  # (C, N, M, 2)
+            gxv[..., 0] = gc[1]
+            gxv[:, :, 1:, 0] += gc[3, :, :, :-1]
+            gxv[..., 1] = gc[2]
+            gxv[:, :, :-1, 1] += gc[0, :, :, 1:]
+            gx = gx.view(n, c, 2 * m)
+        return gx, gw, gb
+
+
+class _ConvS2ReLU(torch.autograd.Function):
+    """``relu(conv1d(x, W, b, stride=2, padding=1))``, kernel 4, time-major.
+
+    x (N, L, C) -> (N, L/2, O).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # noqa: D102
+        n, length, c = x.shape
+        m = length // 2
+        o = weight.shape[0]
+        xp = x.reshape(n, m, 2, c)  # frames (2t, 2t+1)
         cols = x.new_empty(n, m, 4, c)  # taps at frames 2t-1, 2t, 2t+1, 2t+2
         cols[:, :, 1:3] = xp
         cols[:, 1:, 0] = xp[:, :-1, 1]
@@ -54,13 +107,13 @@ class _ConvS2ReLU(torch.autograd.Function):
         w_mat = weight.permute(2, 1, 0).reshape(4 * c, o)
         out = torch.addmm(bias, cols, w_mat).relu_()
         ctx.save_for_backward(cols, w_mat, out)
-        ctx.shape = (n, m, c, o, x_ncl)
+        ctx.conf = (n, m, c, o)
         return out.view(n, m, o)
 
     @staticmethod
     def backward(ctx, grad):  # noqa: D102
         cols, w_mat, out = ctx.saved_tensors
-        n, m, c, o, x_ncl = ctx.shape
+        n, m, c, o = ctx.conf
         g = _threshold_backward(grad.reshape(n * m, o), out, 0.0)
         gx = gw = gb = None
         if ctx.needs_input_grad[1]:
@@ -73,33 +126,26 @@ class _ConvS2ReLU(torch.autograd.Function):
             gxp[:, :-1, 1] += gcols[:, 1:, 0]
             gxp[:, 1:, 0] += gcols[:, :-1, 3]
             gx = gxp.view(n, 2 * m, c)
-            if x_ncl:
-                gx = gx.transpose(1, 2)
-        return gx, gw, gb, None
+        return gx, gw, gb
 
 
 class _ConvTS2(torch.autograd.Function):
-    """``conv_transpose1d(x, W, b, stride=2, padding=p)`` for kernel 4, p in {0, 1}.
+    """``conv_transpose1d(x, W, b, stride=2, padding=p)``, kernel 4, p in {0, 1}.
 
-    Optionally followed by a ReLU. ``x`` and the result are time-major:
-    (N, L, C) -> (N, 2L + 2 - 2p, O).
+    Optionally followed by a ReLU. Time-major: (N, L, C) -> (N, 2L + 2 - 2p, O).
     """
-
-    # Column order of the weight matrix: the taps k feeding the first two
-    # output positions of each output pair come first.
-    _ORDER = {1: (1, 2, 3, 0), 0: (0, 1, 2, 3)}
-    _INVERSE = {1: (3, 0, 1, 2), 0: (0, 1, 2, 3)}
 
     @staticmethod
     def forward(ctx, x, weight, bias, padding, relu):  # noqa: D102
         n, length, c = x.shape
         o = weight.shape[1]
-        order = _ConvTS2._ORDER[padding]
-        w_mat = weight[:, :, list(order)].permute(0, 2, 1).reshape(c, 4 * o)
+        if padding == 1:  # columns ordered by tap k = 1, 2, 3, 0
+            weight = torch.cat([weight[:, :, 1:], weight[:, :, :1]], dim=2)
+        w_mat = weight.permute(0, 2, 1).reshape(c, 4 * o)
         y = (x.reshape(n * length, c) @ w_mat).view(n, length, 4 * o)
         b2 = bias.repeat(2)
         if padding == 1:
-            # output pair s = frames (2s+1, 2s+2) of the unpadded result:
+            # output pair s = frames (2s, 2s+1) = full frames (2s+1, 2s+2):
             # [y_k1(s) + y_k3(s-1), y_k2(s) + y_k0(s+1)]
             out = torch.add(y[..., : 2 * o], b2)
             out[:, 1:, :o] += y[:, :-1, 2 * o: 3 * o]
@@ -140,11 +186,62 @@ class _ConvTS2(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = (gy @ w_mat.t()).view(n, length, c)
         if ctx.needs_input_grad[1]:
-            inv = list(_ConvTS2._INVERSE[padding])
-            gw = (x.reshape(n * length, c).t() @ gy).view(c, 4, o).permute(0, 2, 1)[:, :, inv]
+            gw = (x.reshape(n * length, c).t() @ gy).view(c, 4, o).permute(0, 2, 1)
+            if padding == 1:
+                gw = torch.cat([gw[:, :, 3:], gw[:, :, :3]], dim=2)
+            else:
+                gw = gw.contiguous()
         if ctx.needs_input_grad[2]:
             gb = g.reshape(-1, o).sum(0)
         return gx, gw, gb, None, None
+
+
+class _ConvTS2Last(torch.autograd.Function):
+    """``conv_transpose1d(x, W, b, stride=2, padding=1)``, kernel 4, no activation.
+
+    Time-major input (N, L, C) -> channel-major output (N, O, 2L).
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # noqa: D102
+        n, length, c = x.shape
+        o = weight.shape[1]
+        x2 = x.reshape(n * length, c)
+        w_t = weight.permute(2, 1, 0).reshape(4 * o, c)  # rows (k, o)
+        yt = (w_t @ x2.t()).view(4, o, n, length).transpose(1, 2)  # (k, N, O, L)
+        out = x.new_empty(n, o, length, 2)
+        b = bias.view(1, o, 1)
+        # output frame 2s <- tap 1 at s, tap 3 at s-1; 2s+1 <- tap 2 at s, tap 0 at s+1
+        torch.add(yt[1], b, out=out[..., 0])
+        out[:, :, 1:, 0] += yt[3, :, :, :-1]
+        torch.add(yt[2], b, out=out[..., 1])
+        out[:, :, :-1, 1] += yt[0, :, :, 1:]
+        ctx.save_for_backward(x2, w_t)
+        ctx.conf = (n, length, c, o)
+        return out.view(n, o, 2 * length)
+
+    @staticmethod
+    def backward(ctx, grad):  # noqa: D102
+        x2, w_t = ctx.saved_tensors
+        n, length, c, o = ctx.conf
+        g = grad.contiguous().view(n, o, length, 2)
+        gyt = g.new_empty(4, o, n, length)
+        gv = gyt.transpose(1, 2)  # (k, N, O, L)
+        gv[1] = g[..., 0]
+        gv[3, :, :, :-1] = g[:, :, 1:, 0]
+        gv[3, :, :, -1] = 0
+        gv[2] = g[..., 1]
+        gv[0, :, :, 1:] = g[:, :, :-1, 1]
+        gv[0, :, :, 0] = 0
+        gyt = gyt.view(4 * o, n * length)
+        gx = gw = gb = None
+        if ctx.needs_input_grad[0]:
+            gx = (gyt.t() @ w_t).view(n, length, c)
+        if ctx.needs_input_grad[1]:
+            gw = (gyt @ x2).view(4, o, c).permute(2, 1, 0).contiguous()
+        if ctx.needs_input_grad[2]:
+            gb = g.sum((0, 2, 3))
+        return gx, gw, gb
 
 
 class EmotionVAE(nn.Module):
@@ -215,8 +312,9 @@ class EmotionVAE(nn.Module):
         else:
             convs = [m for m in self.encoder if isinstance(m, nn.Conv1d)]
             h = x
-            for i, conv in enumerate(convs[:-1]):  # time-major (N, L, C) from here
-                h = _ConvS2ReLU.apply(h, conv.weight, conv.bias, i == 0)
+            h = _ConvS2ReLUFirst.apply(x, convs[0].weight, convs[0].bias)  # -> (N, L, C)
+            for conv in convs[1:-1]:
+                h = _ConvS2ReLU.apply(h, conv.weight, conv.bias)
             last = convs[-1]  # k3, s2, p0 on 4 frames: one output frame from frames 0..2
             w = last.weight.permute(0, 2, 1).reshape(last.out_channels, -1)  # (256, (k, c))
             h = F.relu(F.linear(h[:, :3].reshape(h.shape[0], -1), w, last.bias))
@@ -241,8 +339,7 @@ class EmotionVAE(nn.Module):
         h = _ConvTS2.apply(h, convs[1].weight, convs[1].bias, 0, True)
         for conv in convs[2:-1]:
             h = _ConvTS2.apply(h, conv.weight, conv.bias, 1, True)
-        h = _ConvTS2.apply(h, convs[-1].weight, convs[-1].bias, 1, False)
-        return h.transpose(1, 2)  # (N, n_mels, 128), a view of the time-major result
+        return _ConvTS2Last.apply(h, convs[-1].weight, convs[-1].bias)  # (N, n_mels, 128)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(reconstruction, mu, logvar)``."""

@@ -161,7 +161,7 @@ def copy_checked_outputs(executed: str | Path, source: str | Path) -> int:
     for cell in src.cells:
         if cell.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in cell.source and cell.source in by_source:
             cell.outputs = by_source[cell.source].outputs
-            cell.execution_count = None
+            cell.execution_count = by_source[cell.source].execution_count  # nbval skips unrun cells
             n += 1
     nbformat.write(src, str(source))
     return n

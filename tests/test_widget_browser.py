@@ -238,9 +238,9 @@ def test_latent_explorer_in_jupyterlab(lab_server, browser):
         page.goto(f"{base}/lab/tree/explorer.ipynb?token={token}", wait_until="domcontentloaded")
         page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
         # Kernel started and connected before running: the status bar reads
-        # "Python 3 (ipykernel) | Idle". (The notebook's execution indicator says
-        # "idle" for a moment before the session exists; running then opens the
-        # "Select Kernel" dialog.)
+        # "Python 3 (ipykernel) | Idle". (Waiting on the notebook's execution
+        # indicator alone was not enough: running all cells right after it said
+        # "idle" opened JupyterLab's "Select Kernel" dialog.)
         page.wait_for_function(
             """() => Array.from(document.querySelectorAll('.jp-StatusBar-Item'))
                      .some(e => /\\(ipykernel\\)\\s*\\|\\s*Idle/.test(e.innerText))""")
@@ -309,6 +309,7 @@ def test_latent_explorer_in_jupyterlab(lab_server, browser):
         status = page.locator(".emovae-latent-explorer .widget-html").last.inner_text()
         assert "render 3" in status, f"status line: {status!r}"
         assert len({srcs0, srcs1, srcs2}) == 3
+        _shot(page, "final")
         print(f"\nexplorer rendered {t_render:.1f} s after page load start; "
               f"total {time.monotonic() - t0:.1f} s")
     finally:

@@ -1,0 +1,43 @@
+# emovae: one command reproduces the study, one runs the tests. Each sets up .venv itself.
+#   make reproduce   # paper preset: every notebook, figures into figures/
+#   make test        # unit tests + notebooks on the smoke preset (nbval)
+#   make smoke       # the notebooks on the smoke preset, into runs/smoke/
+#   make benchmark   # preprocessing and training benchmarks
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Data: $EMOVAE_DATA_DIR if set, else ../shared/ravdess if present, else data/ravdess (downloaded).
+SHARED := $(abspath ../shared/ravdess)
+EMOVAE_DATA_DIR ?= $(if $(wildcard $(SHARED)),$(SHARED),$(abspath data/ravdess))
+export EMOVAE_DATA_DIR
+
+.PHONY: setup data reproduce smoke test benchmark clean
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+data: setup
+	@test -d "$(EMOVAE_DATA_DIR)" || $(BIN)/python -c "from emovae_utils.data import download_ravdess; download_ravdess('$(EMOVAE_DATA_DIR)')"
+
+reproduce: data
+	$(BIN)/python -m emovae_utils.pipeline --preset paper
+
+smoke: setup
+	$(BIN)/python -m emovae_utils.pipeline --preset smoke
+
+test: setup
+	$(BIN)/python -m emovae_utils.pipeline --preset smoke --prepare-only --output-dir runs/nbval
+	$(BIN)/python -m pytest tests runs/nbval --nbval-lax --nbval-current-env
+
+benchmark: setup
+	$(BIN)/python benchmarks/preprocess.py
+	$(BIN)/python benchmarks/train.py
+
+clean:
+	rm -rf runs .pytest_cache
