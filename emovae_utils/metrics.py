@@ -34,6 +34,7 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,6 +69,12 @@ __all__ = [
     "egemaps_functionals",
     "summary_row",
     "results_table",
+    "encode_posterior",
+    "EncoderFoldTransform",
+    "probe_representation",
+    "factor_separation",
+    "egemaps_cached",
+    "tsne_embedding",
 ]
 
 #: Speaker-independent RAVDESS folds (actor numbers 1-24); fold k holds out
@@ -910,3 +917,293 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     numeric = list(RESULT_COLUMNS[2:])
     table[numeric] = table[numeric].astype(float)
     return table
+
+
+# ---------------------------------------------------------------------------
+# Encoders, learned per fold, cached baselines, maps (report section 5.3)
+# ---------------------------------------------------------------------------
+
+
+def encode_posterior(model: Any, X: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of every clip under a trained encoder.
+
+    Note: a model helper rather than a metric; it lives here because the
+    notebooks of section 5.3 need ``sigma`` as well as the ``mu`` of
+    :func:`emovae_utils.generate.encode_mu`. Move it next to that function if
+    preferred.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module with ``encode(x) -> (mu, logvar)`` (e.g.
+        :class:`emovae_utils.model.EmotionVAE`). Run in eval mode without
+        gradients on the model's device; its training flag is restored.
+    X : np.ndarray, shape (N, n_mels, T)
+        Log-mel spectrograms.
+    batch_size : int, default 256
+
+    Returns
+    -------
+    mu, sigma : np.ndarray, float32, shape (N, D)
+        ``sigma = exp(logvar / 2)``.
+    """
+    import torch
+
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    was_training = model.training
+    model.eval()
+    mus, sigmas = [], []
+    try:
+        with torch.no_grad():
+            Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+            for start in range(0, len(Xt), batch_size):
+                mu, logvar = model.encode(Xt[start:start + batch_size].to(device))
+                mus.append(mu.cpu().numpy())
+                sigmas.append(torch.exp(0.5 * logvar).cpu().numpy())
+    finally:
+        model.train(was_training)
+    if not mus:
+        raise ValueError("X holds no clips")
+    return np.concatenate(mus).astype(np.float32), np.concatenate(sigmas).astype(np.float32)
+
+
+class EncoderFoldTransform:
+    """Leakage-free learned features: a :data:`FoldTransform` that trains an encoder per fold.
+
+    ``EncoderFoldTransform(train_fn)(X_train, X_test, k)`` calls
+    ``train_fn(X_train, k)`` (which must fit a fresh model on ``X_train``
+    only, e.g. a VAE on the training actors' clips) and returns the ``mu`` of
+    both sets under that model. Results are cached per fold and data, so the
+    emotion and gender probes over the same actor folds share one training
+    per fold.
+
+    Parameters
+    ----------
+    train_fn : callable
+        ``train_fn(X_train, fold_index) -> model`` with ``model.encode``.
+    batch_size : int, default 256
+        Encoding batch size.
+
+    Attributes
+    ----------
+    models : dict
+        Fold index -> the trained model (the last one for that index).
+    n_trained : int
+        How many times ``train_fn`` ran.
+    """
+
+    def __init__(self, train_fn: Callable[[np.ndarray, int], Any], batch_size: int = 256) -> None:
+        self.train_fn = train_fn
+        self.batch_size = batch_size
+        self.models: dict[int, Any] = {}
+        self.n_trained = 0
+        self._cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    @staticmethod
+    def _key(fold_index: int, X_train: np.ndarray, X_test: np.ndarray) -> tuple[Any, ...]:
+        import zlib
+
+        def crc(a: np.ndarray) -> int:
+            return zlib.crc32(np.ascontiguousarray(a).view(np.uint8))
+
+        return fold_index, X_train.shape, X_test.shape, crc(X_train), crc(X_test)
+
+    def __call__(
+        self, X_train: np.ndarray, X_test: np.ndarray, fold_index: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        X_train, X_test = np.asarray(X_train, dtype=np.float32), np.asarray(X_test, dtype=np.float32)
+        key = self._key(fold_index, X_train, X_test)
+        if key not in self._cache:
+            model = self.train_fn(X_train, fold_index)
+            self.n_trained += 1
+            self.models[fold_index] = model
+            self._cache[key] = (
+                encode_posterior(model, X_train, self.batch_size)[0],
+                encode_posterior(model, X_test, self.batch_size)[0],
+            )
+        f_train, f_test = self._cache[key]
+        return f_train.copy(), f_test.copy()
+
+
+def probe_representation(
+    X: np.ndarray,
+    index: pd.DataFrame,
+    *,
+    transform: FoldTransform | None = None,
+    speaker_id: bool = True,
+    folds: Sequence[Sequence[int]] = ACTOR_FOLDS,
+    **kwargs: Any,
+) -> dict[str, ProbeResult]:
+    """The three probes of one representation on the same clips.
+
+    Parameters
+    ----------
+    X : np.ndarray
+        Features (N, F), or raw input with ``transform``.
+    index : pandas.DataFrame, N rows
+        Needs columns ``emotion``, ``gender``, ``actor`` and (for the speaker
+        probe) ``repetition``, row-aligned with ``X``.
+    transform : callable, optional
+        See :func:`cross_validate_probe`; used for all three probes.
+    speaker_id : bool, default True
+        Also run :func:`speaker_id_accuracy` (split by repetition).
+    folds : sequence of sequences of int, default :data:`ACTOR_FOLDS`
+        Actor folds of the emotion and gender probes.
+    **kwargs
+        ``C``, ``max_iter``, ``random_state`` of :func:`cross_validate_probe`.
+
+    Returns
+    -------
+    dict of str to ProbeResult
+        Keys ``"emotion"`` and ``"gender"`` (speaker-independent, actor
+        folds) and, if asked, ``"speaker_id"``.
+    """
+    actors = index["actor"].to_numpy()
+    out = {
+        "emotion": probe_uar(X, index["emotion"].to_numpy(), actors, folds, transform=transform, **kwargs),
+        "gender": probe_uar(X, index["gender"].to_numpy(), actors, folds, transform=transform, **kwargs),
+    }
+    if speaker_id:
+        out["speaker_id"] = speaker_id_accuracy(
+            X, actors, index["repetition"].to_numpy(), transform=transform, **kwargs
+        )
+    return out
+
+
+def factor_separation(
+    codes: np.ndarray,
+    factors: pd.DataFrame,
+    factor: str = "emotion",
+    threshold: float = 0.1,
+    n_bins: int = 20,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """How many code dimensions hold one factor, and how much of it.
+
+    Parameters
+    ----------
+    codes : np.ndarray, shape (N, D)
+    factors : pandas.DataFrame
+        Must contain the column ``factor``.
+    factor : str, default "emotion"
+    threshold, n_bins, **kwargs
+        Criterion of :func:`informative_dims` (``n_permutations``,
+        ``alpha``, ``random_state``).
+
+    Returns
+    -------
+    dict
+        ``n_clips``, ``n_informative`` (count), ``dims`` (0-based list),
+        ``max_nmi`` and ``sum_nmi`` (normalised MI over dimensions),
+        ``best_dim``, ``mig``.
+    """
+    sub = factors[[factor]]
+    nmi = normalised_mi(codes, sub, n_bins)[factor]
+    dims = informative_dims(codes, sub, threshold, n_bins, **kwargs)[factor]
+    return {
+        "n_clips": int(len(sub)),
+        "n_informative": len(dims),
+        "dims": dims,
+        "max_nmi": float(nmi.max()),
+        "sum_nmi": float(nmi.sum()),
+        "best_dim": int(nmi.idxmax()),
+        "mig": float(mig(codes, sub, n_bins)[factor]),
+    }
+
+
+def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
+    return Path(cache_dir or os.environ.get("EMOVAE_CACHE_DIR") or Path.home() / ".cache" / "emovae")
+
+
+def egemaps_cached(
+    paths: Sequence[str | os.PathLike[str]],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    sampling_rate: int = 16000,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`egemaps_functionals` of audio files, computed once and cached as CSV.
+
+    The cache file ``egemaps-<key>.csv`` sits next to the feature cache; its
+    key covers the file names and sizes, the sampling rate and the openSMILE
+    version, so any change recomputes.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Audio files (loaded mono, resampled to ``sampling_rate``).
+    cache_dir : path-like, optional
+        Defaults to ``$EMOVAE_CACHE_DIR`` or ``~/.cache/emovae`` (as
+        :func:`emovae_utils.data.load_features`).
+    names : sequence of str, optional
+        Row labels (default: the file stems).
+    sampling_rate, n_jobs, progress
+        See :func:`egemaps_functionals`.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (N, 88)
+        Indexed by ``names``, in the order of ``paths``.
+    """
+    import hashlib
+    import json
+
+    import opensmile
+
+    paths = [Path(p) for p in paths]
+    names = [p.stem for p in paths] if names is None else [str(n) for n in names]
+    if len(names) != len(paths):
+        raise ValueError("names must have one entry per path")
+    blob = json.dumps({"files": [(n, p.stat().st_size) for n, p in zip(names, paths)],
+                       "sr": sampling_rate, "opensmile": opensmile.__version__, "set": "eGeMAPSv02"})
+    root = _cache_root(cache_dir)
+    cache_file = root / f"egemaps-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.csv"
+    if cache_file.exists():
+        try:
+            table = pd.read_csv(cache_file, index_col=0)
+            if list(table.index.astype(str)) == names and table.shape[1] == 88:
+                return table
+        except Exception:  # noqa: BLE001 - damaged cache: recompute
+            pass
+    table = egemaps_functionals(paths, sampling_rate, n_jobs=n_jobs, progress=progress, index=names)
+    table.index.name = "name"
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(f".tmp{os.getpid()}")
+    table.to_csv(tmp)
+    os.replace(tmp, cache_file)
+    return table
+
+
+def tsne_embedding(
+    codes: np.ndarray, random_state: int = 0, perplexity: float = 30.0, standardise: bool = False
+) -> np.ndarray:
+    """2-D t-SNE map of codes (sklearn, PCA initialisation, fixed seed).
+
+    Parameters
+    ----------
+    codes : np.ndarray, shape (N, D)
+    random_state : int, default 0
+    perplexity : float, default 30
+        Lowered to ``(N - 1) / 3`` for small N.
+    standardise : bool, default False
+        Z-score each dimension first (the VAE's ``mu`` share the prior's
+        scale, so the default keeps the encoder's geometry).
+
+    Returns
+    -------
+    np.ndarray, shape (N, 2)
+    """
+    from sklearn.manifold import TSNE
+
+    codes = _check_codes(codes)
+    if codes.shape[0] < 4:
+        raise ValueError("t-SNE needs at least 4 points")
+    if standardise:
+        codes = StandardScaler().fit_transform(codes)
+    perplexity = min(perplexity, (codes.shape[0] - 1) / 3)
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(codes)

@@ -244,6 +244,77 @@ class _ConvTS2Last(torch.autograd.Function):
         return gx, gw, gb
 
 
+class _Bottleneck(torch.autograd.Function):
+    """Encoder head + reparameterisation + decoder stem, with one hand-written backward.
+
+    From the last encoder frames ``h`` (N, 4, 128) (time-major, after ReLU):
+    ``a = relu(conv(h))`` (k3, s2, p0 -> one frame, 256 ch), ``[mu, logvar] =
+    fc_enc(a)``, ``z = mu + eps * exp(logvar / 2)``, ``d = relu(fc_dec(z))``,
+    ``out = relu(conv_transpose(d))`` (k3 -> 3 frames, 128 ch, time-major).
+    Replaces about 40 small autograd nodes (their overhead dominates at this size).
+    """
+
+    @staticmethod
+    def forward(ctx, h, w6, b6, w_enc, b_enc, w_dec, b_dec, w_d1, b_d1, eps):  # noqa: D102
+        n = h.shape[0]
+        lat = w_dec.shape[1]
+        a_in = h[:, :3].reshape(n, -1)  # frames 0..2, (k, c)
+        w6m = w6.permute(0, 2, 1).reshape(w6.shape[0], -1)  # (256, (k, c))
+        a = torch.addmm(b6, a_in, w6m.t()).relu_()
+        e = torch.addmm(b_enc, a, w_enc.t())
+        mu, logvar = e[:, :lat], e[:, lat:]
+        std = torch.exp(0.5 * logvar)
+        z = torch.addcmul(mu, eps, std)
+        d = torch.addmm(b_dec, z, w_dec.t()).relu_()
+        wd1m = w_d1.permute(0, 2, 1).reshape(w_d1.shape[0], -1)  # (256, (k, o))
+        out = torch.addmm(b_d1.repeat(3), d, wd1m).relu_()
+        ctx.save_for_backward(a_in, w6m, a, w_enc, eps, std, z, w_dec, d, wd1m, out)
+        ctx.conf = (h.shape, w6.shape, w_d1.shape)
+        return mu.clone(), logvar.clone(), out.view(n, 3, -1)
+
+    @staticmethod
+    def backward(ctx, g_mu, g_logvar, g_out):  # noqa: D102
+        a_in, w6m, a, w_enc, eps, std, z, w_dec, d, wd1m, out = ctx.saved_tensors
+        h_shape, w6_shape, wd1_shape = ctx.conf
+        n = h_shape[0]
+        need = ctx.needs_input_grad
+        g_out = _threshold_backward(g_out.reshape(n, -1), out, 0.0)
+        g_wd1 = (d.t() @ g_out).view(wd1_shape[0], 3, -1).permute(0, 2, 1) if need[7] else None
+        g_bd1 = g_out.view(n, 3, -1).sum((0, 1)) if need[8] else None
+        g_d = _threshold_backward(g_out @ wd1m.t(), d, 0.0)
+        g_wdec = g_d.t() @ z if need[5] else None
+        g_bdec = g_d.sum(0) if need[6] else None
+        g_z = g_d @ w_dec
+        g_e = torch.cat([g_mu + g_z, torch.addcmul(g_logvar, g_z, eps * std, value=0.5)], dim=1)
+        g_wenc = g_e.t() @ a if need[3] else None
+        g_benc = g_e.sum(0) if need[4] else None
+        g_a = _threshold_backward(g_e @ w_enc, a, 0.0)
+        g_w6 = (g_a.t() @ a_in).view(w6_shape[0], 3, -1).permute(0, 2, 1) if need[1] else None
+        g_b6 = g_a.sum(0) if need[2] else None
+        g_h = None
+        if need[0]:
+            g_h = a_in.new_zeros(h_shape)
+            g_h[:, :3] = (g_a @ w6m).view(n, 3, -1)
+        return g_h, g_w6, g_b6, g_wenc, g_benc, g_wdec, g_bdec, g_wd1, g_bd1, None
+
+
+class _MSE(torch.autograd.Function):
+    """``mean((r - x) ** 2)`` in two memory passes (forward and backward)."""
+
+    @staticmethod
+    def forward(ctx, r, x):  # noqa: D102
+        diff = (r - x).reshape(-1)
+        ctx.save_for_backward(diff)
+        return torch.dot(diff, diff) / diff.numel()
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        (diff,) = ctx.saved_tensors
+        gr = diff * (g * (2.0 / diff.numel()))
+        gr = gr.view(ctx.shape) if hasattr(ctx, "shape") else gr
+        return gr, (-gr if ctx.needs_input_grad[1] else None)
+
+
 class EmotionVAE(nn.Module):
     """VAE with a 1-D convolutional encoder and decoder.
 

@@ -8,7 +8,7 @@ name. Nothing here calls ``plt.show``: notebooks display the returned figure.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -29,6 +29,15 @@ __all__ = [
     "plot_vad",
     "plot_voiced_lengths",
     "plot_dataset_summary",
+    "plot_losses",
+    "plot_reconstructions",
+    "EMOTION_COLORS",
+    "plot_mu_sigma_by_emotion",
+    "plot_mu_sigma_by_dimension",
+    "plot_mi_heatmaps",
+    "plot_confusion_matrices",
+    "plot_probe_summary",
+    "plot_embedding_grid",
 ]
 
 
@@ -201,4 +210,418 @@ def plot_dataset_summary(index: pd.DataFrame, sr: int = 16000) -> matplotlib.fig
     }).melt(var_name="stage", value_name="seconds")
     sns.histplot(data=durations, x="seconds", hue="stage", bins=40, ax=axes[2], element="step")
     axes[2].set(title="Clip duration (16 kHz)")
+    return fig
+
+
+def plot_losses(
+    histories: dict[str, pd.DataFrame], recon_ylim: tuple[float, float] | None = None,
+    kl_ylim: tuple[float, float] | None = None, marks: dict[str, int] | None = None, title: str = "",
+) -> matplotlib.figure.Figure:
+    """Reconstruction loss and KL against epoch, two panels (the report's Figures 3 and 5).
+
+    Parameters
+    ----------
+    histories : dict of str to pandas.DataFrame
+        Label to a training history with columns ``epoch``, ``reconstruction``, ``kl``.
+    recon_ylim, kl_ylim : tuple of float, optional
+        Axis limits, e.g. the report's (0, 900) and (0, 14) to compare with its figure.
+    marks : dict of str to int, optional
+        Label to an epoch drawn as a dashed vertical line (e.g. where the losses flatten).
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    for (label, h), color in zip(histories.items(), sns.color_palette("tab10")):
+        axes[0].plot(h["epoch"], h["reconstruction"], lw=0.8, color=color, label=label)
+        axes[1].plot(h["epoch"], h["kl"], lw=0.8, color=color, label=label)
+    for label, epoch in (marks or {}).items():
+        for ax in axes:
+            ax.axvline(epoch, color="0.3", ls="--", lw=1)
+        axes[0].annotate(label, (epoch, 0.95), xycoords=("data", "axes fraction"), ha="left", fontsize="small")
+    axes[0].set(xlabel="epoch", ylabel="reconstruction loss (MSE, dB²)", title="Reconstruction", ylim=recon_ylim)
+    axes[1].set(xlabel="epoch", ylabel="KL divergence (nats)", title="KL", ylim=kl_ylim)
+    if len(histories) > 1:
+        axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_reconstructions(
+    X: np.ndarray, R: np.ndarray, titles: Sequence[str], config: PreprocessConfig | None = None,
+) -> matplotlib.figure.Figure:
+    """Inputs (top row) and their reconstructions (bottom row), one column per clip, one colour scale.
+
+    Parameters
+    ----------
+    X, R : np.ndarray, shape (n, n_mels, T)
+        Inputs and reconstructions in dB.
+    titles : sequence of str
+        One per column, e.g. the emotion.
+    config : PreprocessConfig, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    n = len(X)
+    fig, axes = plt.subplots(2, n, figsize=(2.4 * n, 4.6), squeeze=False, sharex=True, sharey=True,
+                             layout="constrained")
+    vmin, vmax = float(np.min(X)), float(np.max(X))
+    for j in range(n):
+        plot_log_mel(X[j], ax=axes[0, j], title=titles[j], config=config, vmin=vmin, vmax=vmax)
+        plot_log_mel(R[j], ax=axes[1, j], config=config, vmin=vmin, vmax=vmax)
+        for ax in axes[:, j]:
+            ax.label_outer()
+    axes[0, 0].set_ylabel("input\nHz")
+    axes[1, 0].set_ylabel("reconstruction\nHz")
+    fig.colorbar(axes[0, 0].collections[0], ax=axes, format="%+2.0f dB", shrink=0.8)
+    return fig
+
+
+# ---------------------------------------------------------------------------
+# Report section 5.3: latent posteriors, information, probes (notebook 05)
+# ---------------------------------------------------------------------------
+
+#: One fixed colour per RAVDESS emotion, used by every emotion-coloured figure.
+EMOTION_COLORS: dict[str, str] = {
+    "neutral": "tab:gray", "calm": "tab:blue", "happy": "tab:orange", "sad": "tab:purple",
+    "angry": "tab:red", "fearful": "tab:brown", "disgust": "tab:green", "surprised": "tab:pink",
+}
+
+
+def _category_colors(values: Sequence, order: Sequence | None = None) -> dict:
+    """Colour per category: :data:`EMOTION_COLORS` for emotions, else a husl/tab10 palette."""
+    cats = list(order) if order is not None else list(pd.unique(pd.Series(list(values))))
+    if order is None:
+        try:
+            cats = sorted(cats)
+        except TypeError:
+            pass
+    if set(cats) <= set(EMOTION_COLORS):
+        return {c: EMOTION_COLORS[c] for c in cats}
+    if len(cats) <= 10:
+        palette = sns.color_palette("tab10", len(cats))
+    elif len(cats) <= 24:  # 10 dark, 10 light, 4 more distinct hues
+        tab20 = sns.color_palette("tab20")
+        palette = (tab20[0::2] + tab20[1::2] + sns.color_palette("Dark2")[:4])[: len(cats)]
+    else:
+        palette = sns.color_palette("husl", len(cats))
+    return dict(zip(cats, palette))
+
+
+def _emotion_order(values: Sequence) -> list:
+    present = set(pd.unique(pd.Series(list(values))))
+    known = [e for e in EMOTION_COLORS if e in present]
+    return known + sorted(present - set(known), key=str)
+
+
+def plot_mu_sigma_by_emotion(
+    mu: np.ndarray, sigma: np.ndarray, emotions: Sequence[str], highlight: Sequence[int] = (4, 5, 6),
+    nmi: Sequence[float] | None = None, title: str = "", seed: int = 0,
+) -> matplotlib.figure.Figure:
+    """mu_i (x) against sigma_i (y) per latent dimension, coloured by true emotion.
+
+    The report's Figures 4 and 6 as the report describes them. Panel a: one
+    small multiple per dimension (each on its own scale, so the colours can be
+    read); panel b: the ``highlight`` dimensions enlarged, with each emotion's
+    mean (mu, sigma) drawn as a large marker.
+
+    Parameters
+    ----------
+    mu, sigma : np.ndarray, shape (N, D)
+        Posterior means and standard deviations (``exp(logvar / 2)``).
+    emotions : sequence of str, length N
+        True emotion of each clip.
+    highlight : sequence of int, default (4, 5, 6)
+        0-based dimensions of panel b (the report's "well learnt" 5-7, 1-based).
+    nmi : sequence of float, optional, length D
+        Normalised MI I(z_i; emotion) / H(emotion), printed in each panel title.
+    title : str
+    seed : int
+        Fixed shuffle of the drawing order, so no emotion is always on top.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    mu, sigma = np.asarray(mu), np.asarray(sigma)
+    if mu.shape != sigma.shape or mu.ndim != 2:
+        raise ValueError(f"mu and sigma must be (N, D) of the same shape, got {mu.shape} and {sigma.shape}")
+    emotions = np.asarray(emotions)
+    order = _emotion_order(emotions)
+    colors = _category_colors(emotions, order)
+    point_colors = [colors[e] for e in emotions]
+    draw = np.random.default_rng(seed).permutation(len(mu))
+    n_dims = mu.shape[1]
+    ncols = min(4, n_dims)
+    nrows = -(-n_dims // ncols)
+    fig = plt.figure(figsize=(3.3 * ncols, 2.7 * nrows + 3.6), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[2.7 * nrows, 3.6])
+    axes = top.subplots(nrows, ncols, squeeze=False)
+    for d, ax in enumerate(axes.flat):
+        if d >= n_dims:
+            ax.set_visible(False)
+            continue
+        ax.scatter(mu[draw, d], sigma[draw, d], c=[point_colors[i] for i in draw], s=7, alpha=0.6, lw=0)
+        label = f"dim {d}" + (f"  (NMI {nmi[d]:.2f})" if nmi is not None else "")
+        ax.set_title(label, fontsize=9, fontweight="bold" if d in highlight else "normal")
+        ax.tick_params(labelsize=7)
+        if d in highlight:
+            for spine in ax.spines.values():
+                spine.set(lw=1.8, color="black")
+    for ax in axes[-1]:
+        ax.set_xlabel("mu", fontsize=8)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("sigma", fontsize=8)
+    top.suptitle("a) all dimensions (bold frame: panel b)", x=0.01, ha="left", fontsize=10)
+    hl = [d for d in highlight if d < n_dims]
+    if hl:
+        bax = bottom.subplots(1, len(hl), squeeze=False)[0]
+        for ax, d in zip(bax, hl):
+            ax.scatter(mu[draw, d], sigma[draw, d], c=[point_colors[i] for i in draw], s=12, alpha=0.45, lw=0)
+            for e in order:
+                sel = emotions == e
+                ax.scatter(mu[sel, d].mean(), sigma[sel, d].mean(), color=colors[e], s=110, marker="D",
+                           edgecolor="black", lw=1, zorder=3)
+            label = f"dim {d}" + (f"  (NMI {nmi[d]:.2f})" if nmi is not None else "")
+            ax.set(title=label, xlabel="mu", ylabel="sigma")
+        bottom.suptitle(f"b) dimensions {', '.join(map(str, hl))} (diamonds: emotion means)",
+                        x=0.01, ha="left", fontsize=10)
+    handles = [matplotlib.lines.Line2D([], [], ls="", marker="o", color=colors[e], label=e) for e in order]
+    fig.legend(handles=handles, loc="outside right upper", title="emotion", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_mu_sigma_by_dimension(
+    mu: np.ndarray, sigma: np.ndarray, highlight: Sequence[int] = (4, 5, 6), title: str = "",
+) -> matplotlib.figure.Figure:
+    """mu_i against sigma_i for every dimension on one axis, coloured by dimension index.
+
+    The authors' own rendering of Figures 4 and 6 (their code coloured by
+    latent dimension, not by emotion). Panel a: all dimensions; panel b: the
+    ``highlight`` dimensions.
+
+    Parameters
+    ----------
+    mu, sigma : np.ndarray, shape (N, D)
+    highlight : sequence of int, default (4, 5, 6)
+        0-based dimensions of panel b.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    mu, sigma = np.asarray(mu), np.asarray(sigma)
+    if mu.shape != sigma.shape or mu.ndim != 2:
+        raise ValueError(f"mu and sigma must be (N, D) of the same shape, got {mu.shape} and {sigma.shape}")
+    n_dims = mu.shape[1]
+    palette = sns.color_palette("tab10", max(n_dims, 3))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
+    hl = [d for d in highlight if d < n_dims]
+    for ax, dims, name in ((axes[0], range(n_dims), "a) all dimensions"),
+                           (axes[1], hl, f"b) dimensions {', '.join(map(str, hl))}")):
+        for d in dims:
+            ax.scatter(mu[:, d], sigma[:, d], s=8, alpha=0.5, lw=0, color=palette[d], label=f"dim {d}")
+        ax.set(xlabel="mu", ylabel="sigma", title=name)
+        ax.legend(fontsize=8, markerscale=2, ncol=2 if len(dims) > 4 else 1, loc="best")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_mi_heatmaps(
+    tables: Mapping[str, pd.DataFrame], mig: Mapping[str, pd.Series] | None = None,
+    title: str = "", value_label: str = "I(z_i; factor) / H(factor)",
+) -> matplotlib.figure.Figure:
+    """Side-by-side heat maps of (normalised) mutual information, dimensions x factors.
+
+    Parameters
+    ----------
+    tables : mapping of str to pandas.DataFrame
+        Name -> table (D, n_factors), e.g. from
+        :func:`emovae_utils.metrics.normalised_mi`; one colour scale for all.
+    mig : mapping of str to pandas.Series, optional
+        Name -> MIG per factor (:func:`emovae_utils.metrics.mig`), shown under each map.
+    title : str
+    value_label : str
+        Colour-bar label.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = list(tables)
+    vmax = max(float(np.nanmax(t.to_numpy())) for t in tables.values()) or 1.0
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names) + 1, 4.4), squeeze=False,
+                             layout="constrained")
+    for k, (ax, name) in enumerate(zip(axes[0], names)):
+        t = tables[name]
+        sns.heatmap(t, ax=ax, vmin=0, vmax=vmax, cmap="viridis", annot=True, fmt=".2f",
+                    annot_kws={"fontsize": 8}, cbar=k == len(names) - 1,
+                    cbar_kws={"label": value_label} if k == len(names) - 1 else None,
+                    yticklabels=[f"dim {d}" for d in t.index])
+        ax.set(title=name, ylabel="" if k else "latent dimension")
+        ax.tick_params(axis="y", rotation=0)
+        if mig is not None and name in mig:
+            ax.set_xlabel("MIG: " + ", ".join(f"{f} {v:.2f}" for f, v in mig[name].items()), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_confusion_matrices(
+    confusions: Mapping[str, pd.DataFrame], order: Sequence | None = None, ncols: int = 3, title: str = "",
+) -> matplotlib.figure.Figure:
+    """Row-normalised confusion matrices (per-class recall on the diagonal), one panel each.
+
+    Parameters
+    ----------
+    confusions : mapping of str to pandas.DataFrame
+        Name -> counts (rows true, columns predicted), e.g.
+        ``ProbeResult.confusion_matrix()``.
+    order : sequence, optional
+        Class order; default: emotion order when the classes are emotions.
+    ncols : int
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    names = list(confusions)
+    ncols = min(ncols, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, 4.0 * nrows), squeeze=False,
+                             layout="constrained")
+    for ax, name in zip(axes.flat, names):
+        c = confusions[name]
+        cls = list(order) if order is not None else _emotion_order(c.index)
+        c = c.reindex(index=cls, columns=cls, fill_value=0)
+        rec = c.div(c.sum(axis=1).replace(0, np.nan), axis=0)
+        uar = float(np.nanmean(np.diag(rec.to_numpy())))
+        sns.heatmap(rec, ax=ax, vmin=0, vmax=1, cmap="Blues", annot=True, fmt=".2f", cbar=False,
+                    annot_kws={"fontsize": 7}, square=True)
+        ax.set(title=f"{name}\n(pooled recall mean {uar:.2f})", xlabel="predicted", ylabel="true")
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_probe_summary(
+    table: pd.DataFrame, fold_values: Mapping[str, Sequence[float]] | None = None,
+    chance: Mapping[str, float] | None = None,
+    references: Mapping[str, float | tuple[float, float]] | None = None, title: str = "",
+) -> matplotlib.figure.Figure:
+    """Bar charts of the probe results: emotion UAR, gender accuracy, speaker-ID accuracy.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`emovae_utils.metrics.results_table` (one row per representation).
+    fold_values : mapping of str to sequence of float, optional
+        Representation -> per-fold emotion UAR, drawn as dots on the bars.
+    chance : mapping of str to float, optional
+        Chance level per column (``emotion_uar_mean``, ``gender_acc``,
+        ``speaker_id_acc``); default 1/8, 1/2, 1/24.
+    references : mapping of str to float or (low, high), optional
+        Published emotion UARs drawn as context on the emotion panel: a line
+        for a number, a band for a range.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    chance = {"emotion_uar_mean": 1 / 8, "gender_acc": 1 / 2, "speaker_id_acc": 1 / 24, **(chance or {})}
+    panels = [("emotion_uar_mean", "emotion UAR (speaker-independent, 5 actor folds)"),
+              ("gender_acc", "gender accuracy (actor folds)"),
+              ("speaker_id_acc", "speaker-ID accuracy (split by repetition)")]
+    reps = list(table["representation"])
+    y = np.arange(len(reps))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 0.45 * len(reps) + 2.2), sharey=True, layout="constrained",
+                             gridspec_kw={"width_ratios": [1.6, 1, 1]})
+    ref_colors = sns.color_palette("dark", max(len(references or {}), 1))
+    for ax, (col, name) in zip(axes, panels):
+        vals = table[col].to_numpy(dtype=float)
+        err = table["emotion_uar_std"].to_numpy(dtype=float) if col == "emotion_uar_mean" else None
+        ax.barh(y, np.nan_to_num(vals), xerr=err, color="tab:blue", alpha=0.75, capsize=3, height=0.7)
+        right = np.nan_to_num(vals) + (np.nan_to_num(err) if err is not None else 0.0)
+        if col == "emotion_uar_mean" and fold_values:
+            for k, (yi, rep) in enumerate(zip(y, reps)):
+                if rep in fold_values:
+                    f = np.asarray(fold_values[rep], dtype=float)
+                    ax.scatter(f, np.full(f.size, yi), color="black", s=10, zorder=3,
+                               label="per fold" if k == 0 else None)
+                    right[k] = max(right[k], float(np.nanmax(f)))
+        for yi, v, r in zip(y, vals, right):
+            ax.text(0.01 if np.isnan(v) else r + 0.015, yi, "n/a" if np.isnan(v) else f"{v:.2f}",
+                    va="center", fontsize=8, color="0.5" if np.isnan(v) else "black")
+        ax.axvline(chance[col], color="tab:red", ls="--", lw=1.2, label=f"chance {chance[col]:.3g}")
+        if col == "emotion_uar_mean":
+            for (ref, val), color in zip((references or {}).items(), ref_colors):
+                if np.ndim(val):
+                    ax.axvspan(val[0], val[1], color=color, alpha=0.15, label=f"{ref} ({val[0]:.2f}-{val[1]:.2f})")
+                else:
+                    ax.axvline(val, color=color, ls=":", lw=1.5, label=f"{ref} ({val:.2f})")
+        ax.set(xlim=(0, 1), title=name, xlabel="UAR" if col == "emotion_uar_mean" else "accuracy")
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_yticks(y, reps)
+    axes[0].invert_yaxis()
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_embedding_grid(
+    embeddings: Mapping[str, np.ndarray], colour_by: Mapping[str, Sequence], title: str = "",
+    seed: int = 0,
+) -> matplotlib.figure.Figure:
+    """2-D maps (e.g. t-SNE of ``mu``), one row per representation, one column per colouring.
+
+    Parameters
+    ----------
+    embeddings : mapping of str to np.ndarray (N, 2)
+        Row name -> 2-D coordinates (all row-aligned with ``colour_by``).
+    colour_by : mapping of str to sequence, length N
+        Column name -> category of each point (emotions get
+        :data:`EMOTION_COLORS`; other categories a husl palette).
+    title : str
+    seed : int
+        Fixed shuffle of the drawing order.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    rows, cols = list(embeddings), list(colour_by)
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(5.2 * len(cols), 4.6 * len(rows) + 1.2),
+                             squeeze=False, layout="constrained")
+    for j, col in enumerate(cols):
+        cats = np.asarray(colour_by[col])
+        order = _emotion_order(cats) if set(cats.tolist()) <= set(EMOTION_COLORS) else sorted(set(cats.tolist()))
+        colors = _category_colors(cats, order)
+        for i, row in enumerate(rows):
+            emb = np.asarray(embeddings[row])
+            if emb.shape != (len(cats), 2):
+                raise ValueError(f"embedding {row!r} has shape {emb.shape}, expected ({len(cats)}, 2)")
+            draw = np.random.default_rng(seed).permutation(len(cats))
+            ax = axes[i, j]
+            ax.scatter(emb[draw, 0], emb[draw, 1], c=[colors[cats[k]] for k in draw], s=9, alpha=0.75, lw=0)
+            ax.set(title=f"{row}: coloured by {col}", xticks=[], yticks=[])
+        handles = [matplotlib.lines.Line2D([], [], ls="", marker="o", color=colors[c], label=str(c)) for c in order]
+        axes[-1, j].legend(handles=handles, title=col, fontsize=7, ncol=min(len(order), 8 if len(order) > 8 else 4),
+                           loc="upper center", bbox_to_anchor=(0.5, -0.04), frameon=False, columnspacing=0.8,
+                           handletextpad=0.2)
+    if title:
+        fig.suptitle(title)
     return fig

@@ -241,6 +241,7 @@ class LatentExplorer:
         self.status = W.HTML()
         self.image.add_class("emovae-spectrogram")
         self.audio.add_class("emovae-audio")
+        self.status.add_class("emovae-status")
         for s in self.sliders:
             s.add_class("emovae-slider")
 
@@ -256,6 +257,7 @@ class LatentExplorer:
         self.wav_bytes = b""
         self.n_updates = 0
         self._silent = False
+        self._clamped = False
 
         for s in self.sliders:
             s.observe(self._on_slider, names="value")
@@ -311,7 +313,7 @@ class LatentExplorer:
             self.wav_bytes = wav_bytes(y, self.sr)
             self.audio.value = self.wav_bytes
         self.n_updates += 1
-        note = " (values outside the slider range were clamped)" if getattr(self, "_clamped", False) else ""
+        note = " (values outside the slider range were clamped)" if self._clamped else ""
         self.status.value = f"<small>render {self.n_updates}{html.escape(note)}</small>"
 
     # -------------------------------------------------------------- callbacks

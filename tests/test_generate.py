@@ -291,3 +291,34 @@ def test_clip_label_formats():
     row = {"actor": "12", "emotion": "calm", "intensity": "normal", "statement": 2, "repetition": 1}
     assert clip_label(row) == "Actor 12 · calm · normal · stmt 2 · rep 1"
     assert clip_label({}, 7) == "clip 7"
+
+
+# ------------------------------------------------------------ real clips
+def test_explorer_on_real_clips(model, ravdess_dir, tmp_path):
+    """Labels and start points from real RAVDESS clips (6 clips of Actor 01, statement 1)."""
+    from emovae_utils.data import ravdess_index
+    from emovae_utils.dsp import preprocess_file
+    from emovae_utils.widgets import LatentExplorer
+
+    index = ravdess_index(ravdess_dir, warn=False)
+    index = index[(index["actor"] == 1) & (index["statement"] == 1)]
+    index = index[index["emotion"].isin(["happy", "sad"])].head(6).reset_index(drop=True)
+    assert len(index) == 6
+    X = np.stack([preprocess_file(p) for p in index["path"]]).astype(np.float32)
+    assert X.shape == (6, N_MELS, N_FRAMES)
+    ex = LatentExplorer(model, X=X, index=index, audio=False)
+    labels = dict(ex.dropdown.options)
+    row = index.iloc[3]
+    label = (f"Actor 01 · {row['emotion']} · {row['intensity']} · rep {int(row['repetition'])}")
+    assert label in labels, sorted(labels)
+    ex.dropdown.value = labels[label]
+    np.testing.assert_allclose(ex.get_latent(), np.clip(gen.encode_mu(model, X[3:4])[0], -4, 4),
+                               atol=1e-5)
+    for emo in ("happy", "sad"):
+        n = int((index["emotion"] == emo).sum())
+        assert f"mean: {emo} (n={n})" in labels
+    # reconstructions of real clips render to 16 kHz audio of the expected length
+    with torch.no_grad():
+        recon = model(torch.as_tensor(X[:1]))[0].numpy()
+    (p,) = gen.render_audio(recon, tmp_path, names=["recon"])
+    assert sf.info(p).samplerate == 16000 and sf.info(p).frames == EXPECTED_SAMPLES

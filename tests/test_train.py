@@ -1,0 +1,255 @@
+"""fit(): learning, reproducibility, kill-and-resume, NaN handling, outputs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emovae_utils import train
+from emovae_utils.model import EmotionVAE
+from emovae_utils.train import NonFiniteLossError, fit, load_checkpoint, set_determinism
+
+THREADS = 1  # fixed for bitwise comparisons
+
+
+def synthetic_spectrograms(n: int, seed: int = 0) -> np.ndarray:
+    """Smooth, structured dB spectrograms (harmonic ridges under a moving envelope)."""
+    rng = np.random.default_rng(seed)
+    f = np.arange(80)[:, None]
+    t = np.arange(128)[None, :]
+    out = np.empty((n, 80, 128), np.float32)
+    for i in range(n):
+        f0 = rng.uniform(4, 9)
+        vib = 1 + 0.08 * np.sin(2 * np.pi * t / rng.uniform(40, 120) + rng.uniform(0, 6))
+        env = np.exp(-0.5 * ((t - rng.uniform(40, 90)) / rng.uniform(20, 40)) ** 2)
+        s = np.full((80, 128), -70.0)
+        for h in range(1, 8):
+            s += 55 * env / h * np.exp(-0.5 * ((f - h * f0 * vib) / 1.5) ** 2)
+        out[i] = np.clip(s, -80, 0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def X() -> np.ndarray:
+    return synthetic_spectrograms(10)
+
+
+def _model(seed: int = 0, latent_dim: int = 8) -> EmotionVAE:
+    torch.manual_seed(seed)
+    return EmotionVAE(latent_dim=latent_dim)
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_training_reduces_the_loss_on_real_clips(ravdess_dir):
+    """8 clips of actor 01, statement 01, preprocessed as in the study."""
+    from emovae_utils.dsp import preprocess_file
+
+    files = sorted(ravdess_dir.glob("Actor_01/03-01-*-*-01-*-01.*"))[:8]
+    assert len(files) == 8
+    Xr = np.stack([preprocess_file(f) for f in files])
+    m = _model()
+    hist = fit(m, Xr, 150, seed=0, threads=THREADS, progress=False, sample_every=None)
+    first, last = hist["total"].iloc[0], hist["total"].iloc[-10:].mean()
+    assert last < 0.3 * first, (first, last)  # about 1000 -> 170 at 150 epochs
+    assert hist["reconstruction"].iloc[-10:].mean() < 0.3 * hist["reconstruction"].iloc[0]
+    assert hist["kl"].iloc[-1] > 0
+
+
+def test_training_reduces_the_loss_synthetic(X):
+    m = _model()
+    hist = fit(m, X, 120, batch_size=4, seed=0, threads=THREADS, progress=False)
+    assert list(hist.columns) == ["epoch", "reconstruction", "kl", "total"]
+    assert hist["epoch"].tolist() == list(range(1, 121))
+    np.testing.assert_allclose(hist["total"], hist["reconstruction"] + hist["kl"], rtol=1e-5)
+    assert hist["total"].iloc[-10:].mean() < 0.1 * hist["total"].iloc[0]  # ~4400 -> ~70
+    with torch.no_grad():  # the returned model is the trained one
+        xt = torch.as_tensor(X)
+        mse = torch.mean((m.decode(m.encode(xt)[0]) - xt) ** 2).item()
+    assert mse < 0.1 * hist["reconstruction"].iloc[0]
+
+
+def test_model_parameters_are_independent_after_fit(X):
+    m = _model()
+    fit(m, X[:4], 2, threads=THREADS, progress=False)
+    for p in m.parameters():
+        assert p._base is None and p.grad is None
+    ptrs = [p.data_ptr() for p in m.parameters()]
+    assert len(set(ptrs)) == len(ptrs)
+
+
+def test_same_seed_same_history_and_weights(X):
+    runs = []
+    for _ in range(2):
+        m = _model()
+        runs.append((fit(m, X, 15, batch_size=4, seed=5, threads=THREADS, progress=False), _state(m)))
+    pd.testing.assert_frame_equal(runs[0][0], runs[1][0], check_exact=True)
+    for k in runs[0][1]:
+        assert torch.equal(runs[0][1][k], runs[1][1][k]), k
+    other = fit(_model(), X, 15, batch_size=4, seed=6, threads=THREADS, progress=False)
+    assert not np.array_equal(other["total"].to_numpy(), runs[0][0]["total"].to_numpy())
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("batch_size", [4, None])
+def test_kill_and_resume_is_bitwise_identical(X, tmp_path, batch_size):
+    kw = dict(batch_size=batch_size, seed=3, threads=THREADS, checkpoint_every=10, progress=False,
+              sample_every=None)
+    m_ref = _model()
+    ref = fit(m_ref, X, 20, out_dir=tmp_path / "ref", **kw)
+
+    def crash_at_15(epoch, losses):
+        if epoch == 15:
+            raise _Crash("simulated kill")
+
+    m = _model()
+    with pytest.raises(_Crash):
+        fit(m, X, 20, out_dir=tmp_path / "run", callback=crash_at_15, **kw)
+    assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 10
+    # a fresh process would start from a fresh model and fresh global RNG state
+    torch.manual_seed(12345)
+    np.random.seed(1)
+    m2 = _model(seed=99)
+    resumed = fit(m2, X, 20, out_dir=tmp_path / "run", resume=True, **kw)
+    pd.testing.assert_frame_equal(resumed, ref, check_exact=True)
+    ref_state, state = _state(m_ref), _state(m2)
+    for k in ref_state:
+        assert torch.equal(ref_state[k], state[k]), k
+    on_disk = pd.read_csv(tmp_path / "run" / "history.csv")
+    np.testing.assert_allclose(on_disk["total"], ref["total"], rtol=1e-8)
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["resumed_from_epoch"] == 10
+
+
+def test_run_10_then_resume_to_20_equals_20(X, tmp_path):
+    kw = dict(batch_size=3, seed=0, threads=THREADS, checkpoint_every=5, progress=False)
+    ref = fit(_model(), X, 20, **kw)
+    fit(_model(), X, 10, out_dir=tmp_path, **kw)
+    resumed = fit(_model(seed=1), X, 20, out_dir=tmp_path, resume=True, **kw)
+    pd.testing.assert_frame_equal(resumed, ref, check_exact=True)
+    # resuming a finished run is a no-op that returns the history
+    again = fit(_model(seed=2), X, 20, out_dir=tmp_path, resume=True, **kw)
+    pd.testing.assert_frame_equal(again, ref, check_exact=True)
+
+
+def test_resume_refuses_changed_settings(X, tmp_path):
+    kw = dict(seed=0, threads=THREADS, checkpoint_every=2, progress=False)
+    fit(_model(), X, 2, out_dir=tmp_path, **kw)
+    with pytest.raises(ValueError, match="lr"):
+        fit(_model(), X, 4, out_dir=tmp_path, resume=True, lr=1e-4, **kw)
+    with pytest.raises(ValueError, match="resume=True needs out_dir"):
+        fit(_model(), X, 4, resume=True, threads=THREADS, progress=False)
+
+
+def test_nan_stops_with_the_epoch_and_no_nan_checkpoint(X, tmp_path):
+    def poison_after_3(epoch, losses):
+        if epoch == 3:
+            with torch.no_grad():
+                m.fc_dec.weight[0, 0] = float("nan")
+
+    m = _model()
+    with pytest.raises(NonFiniteLossError, match="epoch 4") as err:
+        fit(m, X, 10, out_dir=tmp_path, checkpoint_every=1, callback=poison_after_3,
+            threads=THREADS, progress=False, sample_every=None)
+    assert err.value.epoch == 4
+    assert isinstance(err.value, FloatingPointError)
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["epoch"] == 3
+    assert all(torch.isfinite(v).all() for v in ck["state_dict"].values())
+    assert np.isfinite(np.asarray(ck["history"])).all()
+    assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]
+
+
+def test_nan_in_data_stops_at_epoch_1(X):
+    bad = X.copy()
+    bad[2, 5, 7] = np.nan
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        fit(_model(), bad, 5, threads=THREADS, progress=False)
+
+
+def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
+    calls = []
+    fake = types.ModuleType("emovae_utils.dsp")
+
+    def log_mel_to_audio(S_db):
+        calls.append(np.array(S_db))
+        np.random.seed(0)  # rendering may touch numpy's global RNG: fit must undo it
+        return np.zeros(100, np.float32)
+
+    def save_wav(path, y, sr=16000):
+        assert sr == 16000
+        Path(path).write_bytes(b"RIFF")
+
+    fake.log_mel_to_audio, fake.save_wav = log_mel_to_audio, save_wav
+    monkeypatch.setitem(sys.modules, "emovae_utils.dsp", fake)
+    import emovae_utils
+
+    monkeypatch.setattr(emovae_utils, "dsp", fake, raising=False)
+    hist = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path,
+               sample_every=2, checkpoint_every=4, progress=True)
+    names = sorted(p.name for p in (tmp_path / "training_samples").iterdir())
+    assert names == ["epoch_00002.wav", "epoch_00004.wav", "epoch_00006.wav"]
+    assert len(calls) == 3 and calls[0].shape == (80, 128) and np.isfinite(calls[0]).all()
+    run = json.loads((tmp_path / "run.json").read_text())
+    for key, value in dict(seed=2, threads=THREADS, device="cpu", batch_size=4, lr=1e-3, beta=1.0,
+                           clip_norm=1.0, epochs=6, n_clips=10, sample_every=2).items():
+        assert run[key] == value, key
+    assert run["torch_version"] == torch.__version__ and run["wall_seconds"] > 0
+    disk = pd.read_csv(tmp_path / "history.csv")
+    np.testing.assert_allclose(disk.to_numpy(), hist.to_numpy(), rtol=1e-8)
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 6  # at 4 and at the end
+    # rendering draws no random numbers: same trajectory as without samples
+    plain = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, progress=False)
+    pd.testing.assert_frame_equal(hist, plain, check_exact=True)
+
+
+def test_drop_last_without_a_full_batch_is_an_error(X):
+    with pytest.raises(ValueError, match="no step"):
+        fit(_model(), X, 1, batch_size=64, drop_last=True, threads=THREADS, progress=False)
+    hist = fit(_model(), X, 2, batch_size=4, drop_last=True, threads=THREADS, progress=False)
+    assert len(hist) == 2
+
+
+def test_plain_loop_equivalence(X):
+    """fit's flat fused Adam + clipping is the textbook loop up to float rounding."""
+    from emovae_utils.model import vae_loss
+
+    set_determinism(0, THREADS)
+    m_ref = _model()
+    opt = torch.optim.Adam(m_ref.parameters(), lr=1e-3)
+    xt = torch.as_tensor(X)
+    torch.manual_seed(0)
+    ref = []
+    for _ in range(5):
+        opt.zero_grad()
+        r, mu, lv = m_ref(xt)
+        total, rec, kl = vae_loss(r, xt, mu, lv)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(m_ref.parameters(), 1.0)
+        opt.step()
+        ref.append(total.item())
+    m = _model()
+    hist = fit(m, X, 5, seed=0, threads=THREADS, progress=False)
+    np.testing.assert_allclose(hist["total"], ref, rtol=1e-4)
+    for a, b in zip(m.parameters(), m_ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def test_set_determinism():
+    assert set_determinism(1, 1) == 1 and torch.get_num_threads() == 1
+    a = (torch.rand(1).item(), np.random.rand(), __import__("random").random())
+    set_determinism(1, 1)
+    assert a == (torch.rand(1).item(), np.random.rand(), __import__("random").random())
+    assert train.default_threads() >= 1
