@@ -99,7 +99,8 @@ def decode_latents(model: nn.Module, z: np.ndarray | torch.Tensor) -> np.ndarray
     np.ndarray
         float32, shape (N, n_mels, T), or (n_mels, T) for a 1-D ``z``.
     """
-    zt = torch.as_tensor(np.asarray(z, dtype=np.float32) if not torch.is_tensor(z) else z)
+    # a copy: read-only inputs (e.g. pandas ``to_numpy`` views) would make torch warn
+    zt = torch.as_tensor(np.array(z, dtype=np.float32) if not torch.is_tensor(z) else z)
     single = zt.ndim == 1
     if single:
         zt = zt[None]

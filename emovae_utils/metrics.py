@@ -1098,7 +1098,7 @@ def factor_separation(
     dict
         ``n_clips``, ``n_informative`` (count), ``dims`` (0-based list),
         ``max_nmi`` and ``sum_nmi`` (normalised MI over dimensions),
-        ``best_dim``, ``mig``.
+        ``best_dim``, ``mig`` (NaN for a single dimension).
     """
     sub = factors[[factor]]
     nmi = normalised_mi(codes, sub, n_bins)[factor]
@@ -1110,7 +1110,7 @@ def factor_separation(
         "max_nmi": float(nmi.max()),
         "sum_nmi": float(nmi.sum()),
         "best_dim": int(nmi.idxmax()),
-        "mig": float(mig(codes, sub, n_bins)[factor]),
+        "mig": float(mig(codes, sub, n_bins)[factor]) if nmi.size > 1 else float("nan"),
     }
 
 
@@ -1180,7 +1180,11 @@ def egemaps_cached(
 
 
 def tsne_embedding(
-    codes: np.ndarray, random_state: int = 0, perplexity: float = 30.0, standardise: bool = False
+    codes: np.ndarray,
+    random_state: int = 0,
+    perplexity: float = 30.0,
+    standardise: bool = False,
+    max_iter: int = 1000,
 ) -> np.ndarray:
     """2-D t-SNE map of codes (sklearn, PCA initialisation, fixed seed).
 
@@ -1193,6 +1197,8 @@ def tsne_embedding(
     standardise : bool, default False
         Z-score each dimension first (the VAE's ``mu`` share the prior's
         scale, so the default keeps the encoder's geometry).
+    max_iter : int, default 1000
+        Optimisation iterations (sklearn's default; at least 250).
 
     Returns
     -------
@@ -1206,4 +1212,5 @@ def tsne_embedding(
     if standardise:
         codes = StandardScaler().fit_transform(codes)
     perplexity = min(perplexity, (codes.shape[0] - 1) / 3)
-    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state).fit_transform(codes)
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=random_state, max_iter=max_iter)
+    return tsne.fit_transform(codes)

@@ -30,10 +30,17 @@ _threshold_backward = torch.ops.aten.threshold_backward
 # product between the weight and a gathered copy of the input ("im2col"):
 # output frame t of a k4/s2/p1 convolution reads input frames 2t-1 .. 2t+2,
 # i.e. the pair of frames (2t, 2t+1) plus one neighbour on each side.
-# Inner layers run time-major, (N, L, C) stored as (N*L, C) rows; the first
-# encoder layer reads the channel-major input and the last decoder layer writes
-# the channel-major output directly, so no full transposition is needed.
-# Backward passes are written by hand (identical maths, fewer memory passes).
+# Activations run time-major, (N, L, C) stored as (N*L, C) rows. For a
+# channel-major input (a contiguous (N, 80, 128) tensor) the first encoder
+# layer gathers straight from it and the last decoder layer writes the
+# channel-major output, so no separate transposition is needed; for a
+# time-major input (a transposed view of a contiguous (N, 128, 80) tensor, as
+# fit() passes) every layer is time-major and the output is a view too.
+# The bottleneck (last encoder conv, both Linear layers, reparameterisation,
+# first decoder conv) and the two loss terms are single autograd nodes.
+# Backward passes are written by hand: same maths, fewer memory passes and far
+# fewer autograd nodes (at this size per-operation overhead is a third of the
+# step time). Checked against the nn modules in tests/test_model.py.
 
 
 class _ConvS2ReLUFirst(torch.autograd.Function):
@@ -96,14 +103,9 @@ class _ConvS2ReLU(torch.autograd.Function):
         n, length, c = x.shape
         m = length // 2
         o = weight.shape[0]
-        xp = x.reshape(n, m, 2, c)  # frames (2t, 2t+1)
-        cols = x.new_empty(n, m, 4, c)  # taps at frames 2t-1, 2t, 2t+1, 2t+2
-        cols[:, :, 1:3] = xp
-        cols[:, 1:, 0] = xp[:, :-1, 1]
-        cols[:, 0, 0] = 0
-        cols[:, :-1, 3] = xp[:, 1:, 0]
-        cols[:, -1, 3] = 0
-        cols = cols.view(n * m, 4 * c)
+        # zero-pad one frame each side; row t of the overlapping view is frames 2t-1 .. 2t+2
+        xp = F.pad(x, (0, 0, 1, 1))
+        cols = xp.as_strided((n, m, 4 * c), ((length + 2) * c, 2 * c, 1)).reshape(n * m, 4 * c)
         w_mat = weight.permute(2, 1, 0).reshape(4 * c, o)
         out = torch.addmm(bias, cols, w_mat).relu_()
         ctx.save_for_backward(cols, w_mat, out)
@@ -139,17 +141,15 @@ class _ConvTS2(torch.autograd.Function):
     def forward(ctx, x, weight, bias, padding, relu):  # noqa: D102
         n, length, c = x.shape
         o = weight.shape[1]
-        if padding == 1:  # columns ordered by tap k = 1, 2, 3, 0
-            weight = torch.cat([weight[:, :, 1:], weight[:, :, :1]], dim=2)
-        w_mat = weight.permute(0, 2, 1).reshape(c, 4 * o)
+        w_mat = weight.permute(0, 2, 1).reshape(c, 4 * o)  # columns (k, o)
         y = (x.reshape(n * length, c) @ w_mat).view(n, length, 4 * o)
         b2 = bias.repeat(2)
         if padding == 1:
             # output pair s = frames (2s, 2s+1) = full frames (2s+1, 2s+2):
             # [y_k1(s) + y_k3(s-1), y_k2(s) + y_k0(s+1)]
-            out = torch.add(y[..., : 2 * o], b2)
-            out[:, 1:, :o] += y[:, :-1, 2 * o: 3 * o]
-            out[:, :-1, o:] += y[:, 1:, 3 * o:]
+            out = torch.add(y[..., o: 3 * o], b2)
+            out[:, 1:, :o] += y[:, :-1, 3 * o:]
+            out[:, :-1, o:] += y[:, 1:, :o]
             pairs = length
         else:
             # output pair s = frames (2s, 2s+1): [y_k0, y_k1](s) + [y_k2, y_k3](s-1)
@@ -173,11 +173,11 @@ class _ConvTS2(torch.autograd.Function):
             g = _threshold_backward(g, out, 0.0)
         gy = g.new_empty(n, length, 4 * o)
         if padding == 1:
-            gy[..., : 2 * o] = g
-            gy[:, :-1, 2 * o: 3 * o] = g[:, 1:, :o]
-            gy[:, -1, 2 * o: 3 * o] = 0
-            gy[:, 1:, 3 * o:] = g[:, :-1, o:]
-            gy[:, 0, 3 * o:] = 0
+            gy[..., o: 3 * o] = g
+            gy[:, :-1, 3 * o:] = g[:, 1:, :o]
+            gy[:, -1, 3 * o:] = 0
+            gy[:, 1:, :o] = g[:, :-1, o:]
+            gy[:, 0, :o] = 0
         else:
             gy[..., : 2 * o] = g[:, :length]
             gy[..., 2 * o:] = g[:, 1:]
@@ -186,11 +186,7 @@ class _ConvTS2(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             gx = (gy @ w_mat.t()).view(n, length, c)
         if ctx.needs_input_grad[1]:
-            gw = (x.reshape(n * length, c).t() @ gy).view(c, 4, o).permute(0, 2, 1)
-            if padding == 1:
-                gw = torch.cat([gw[:, :, 3:], gw[:, :, :3]], dim=2)
-            else:
-                gw = gw.contiguous()
+            gw = (x.reshape(n * length, c).t() @ gy).view(c, 4, o).permute(0, 2, 1).contiguous()
         if ctx.needs_input_grad[2]:
             gb = g.reshape(-1, o).sum(0)
         return gx, gw, gb, None, None
@@ -258,29 +254,30 @@ class _Bottleneck(torch.autograd.Function):
     def forward(ctx, h, w6, b6, w_enc, b_enc, w_dec, b_dec, w_d1, b_d1, eps):  # noqa: D102
         n = h.shape[0]
         lat = w_dec.shape[1]
-        a_in = h[:, :3].reshape(n, -1)  # frames 0..2, (k, c)
-        w6m = w6.permute(0, 2, 1).reshape(w6.shape[0], -1)  # (256, (k, c))
+        # (c, k) order so that the weights are used (and their gradients made) as stored
+        a_in = h[:, :3].transpose(1, 2).reshape(n, -1)  # (N, (c, k)), frames 0..2
+        w6m = w6.view(w6.shape[0], -1)  # (256, (c, k))
         a = torch.addmm(b6, a_in, w6m.t()).relu_()
         e = torch.addmm(b_enc, a, w_enc.t())
         mu, logvar = e[:, :lat], e[:, lat:]
         std = torch.exp(0.5 * logvar)
         z = torch.addcmul(mu, eps, std)
         d = torch.addmm(b_dec, z, w_dec.t()).relu_()
-        wd1m = w_d1.permute(0, 2, 1).reshape(w_d1.shape[0], -1)  # (256, (k, o))
-        out = torch.addmm(b_d1.repeat(3), d, wd1m).relu_()
+        wd1m = w_d1.view(w_d1.shape[0], -1)  # (256, (o, k))
+        out = torch.addmm(b_d1.repeat_interleave(3), d, wd1m).relu_()  # (N, (o, k))
         ctx.save_for_backward(a_in, w6m, a, w_enc, eps, std, z, w_dec, d, wd1m, out)
-        ctx.conf = (h.shape, w6.shape, w_d1.shape)
-        return mu.clone(), logvar.clone(), out.view(n, 3, -1)
+        ctx.conf = h.shape
+        return mu.clone(), logvar.clone(), out.view(n, -1, 3).transpose(1, 2).contiguous()
 
     @staticmethod
     def backward(ctx, g_mu, g_logvar, g_out):  # noqa: D102
         a_in, w6m, a, w_enc, eps, std, z, w_dec, d, wd1m, out = ctx.saved_tensors
-        h_shape, w6_shape, wd1_shape = ctx.conf
+        h_shape = ctx.conf
         n = h_shape[0]
         need = ctx.needs_input_grad
-        g_out = _threshold_backward(g_out.reshape(n, -1), out, 0.0)
-        g_wd1 = (d.t() @ g_out).view(wd1_shape[0], 3, -1).permute(0, 2, 1) if need[7] else None
-        g_bd1 = g_out.view(n, 3, -1).sum((0, 1)) if need[8] else None
+        g_out = _threshold_backward(g_out.transpose(1, 2).reshape(n, -1), out, 0.0)  # (N, (o, k))
+        g_wd1 = (d.t() @ g_out).view(wd1m.shape[0], -1, 3) if need[7] else None
+        g_bd1 = g_out.view(n, -1, 3).sum((0, 2)) if need[8] else None
         g_d = _threshold_backward(g_out @ wd1m.t(), d, 0.0)
         g_wdec = g_d.t() @ z if need[5] else None
         g_bdec = g_d.sum(0) if need[6] else None
@@ -289,29 +286,61 @@ class _Bottleneck(torch.autograd.Function):
         g_wenc = g_e.t() @ a if need[3] else None
         g_benc = g_e.sum(0) if need[4] else None
         g_a = _threshold_backward(g_e @ w_enc, a, 0.0)
-        g_w6 = (g_a.t() @ a_in).view(w6_shape[0], 3, -1).permute(0, 2, 1) if need[1] else None
+        g_w6 = (g_a.t() @ a_in).view(w6m.shape[0], -1, 3) if need[1] else None
         g_b6 = g_a.sum(0) if need[2] else None
         g_h = None
         if need[0]:
             g_h = a_in.new_zeros(h_shape)
-            g_h[:, :3] = (g_a @ w6m).view(n, 3, -1)
+            g_h[:, :3] = (g_a @ w6m).view(n, -1, 3).transpose(1, 2)
         return g_h, g_w6, g_b6, g_wenc, g_benc, g_wdec, g_bdec, g_wd1, g_bd1, None
 
 
+class _KL(torch.autograd.Function):
+    """``mean_n(-0.5 * sum_j(1 + logvar - mu**2 - exp(logvar)))`` with a fused backward."""
+
+    @staticmethod
+    def forward(ctx, mu, logvar):  # noqa: D102
+        var = logvar.exp()
+        ctx.save_for_backward(mu, var)
+        return (mu.square() + var - logvar - 1.0).sum() * (0.5 / mu.shape[0])
+
+    @staticmethod
+    def backward(ctx, g):  # noqa: D102
+        mu, var = ctx.saved_tensors
+        s = g / mu.shape[0]
+        return mu * s, (var - 1.0) * (0.5 * s)
+
+
+def _storage_flat(t: torch.Tensor) -> torch.Tensor | None:
+    """A 1-D view of a dense tensor in memory order, or None if there is none."""
+    if t.is_contiguous():
+        return t.view(-1)
+    order = sorted(range(t.dim()), key=lambda d: -t.stride(d))
+    tp = t.permute(order)
+    return tp.view(-1) if tp.is_contiguous() else None
+
+
 class _MSE(torch.autograd.Function):
-    """``mean((r - x) ** 2)`` in two memory passes (forward and backward)."""
+    """``mean((r - x) ** 2)`` in one memory pass forward and one backward.
+
+    ``r - x`` keeps the common memory layout of ``r`` and ``x`` (channel- or
+    time-major); the sum of squares is a dot product over it.
+    """
 
     @staticmethod
     def forward(ctx, r, x):  # noqa: D102
-        diff = (r - x).reshape(-1)
+        diff = r - x
+        flat = _storage_flat(diff)
+        if flat is None:
+            diff = diff.contiguous()
+            flat = diff.view(-1)
         ctx.save_for_backward(diff)
-        return torch.dot(diff, diff) / diff.numel()
+        return torch.dot(flat, flat) / flat.numel()
 
     @staticmethod
     def backward(ctx, g):  # noqa: D102
         (diff,) = ctx.saved_tensors
         gr = diff * (g * (2.0 / diff.numel()))
-        gr = gr.view(ctx.shape) if hasattr(ctx, "shape") else gr
         return gr, (-gr if ctx.needs_input_grad[1] else None)
 
 
@@ -335,6 +364,12 @@ class EmotionVAE(nn.Module):
     32->64, 64->80 (k4, s2, p1); time 1->3->8->16->32->64->128. No output
     activation. Kaiming-normal init on the two Linear layers only.
     With ``latent_dim=8`` the model has 283,744 parameters.
+
+    ``impl`` (attribute, default ``"gemm"``) selects how the same layers are
+    evaluated; see :data:`IMPLEMENTATIONS`. The gemm path accepts the input in
+    either memory layout: channel-major (contiguous (N, 80, 128)) or time-major
+    (``x = xt.transpose(1, 2)`` for a contiguous (N, 128, 80) ``xt``, which is
+    faster); ``forward`` returns the reconstruction in the input's layout.
     """
 
     n_frames = 128
@@ -372,23 +407,56 @@ class EmotionVAE(nn.Module):
             raise ValueError(f"impl must be one of {IMPLEMENTATIONS}, got {self.impl!r}")
         return self.impl
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Map ``x`` (N, n_mels, 128) to ``(mu, logvar)``, each (N, latent_dim)."""
+    def _check_input(self, x: torch.Tensor) -> None:
         if x.dim() != 3 or x.shape[1] != self.n_mels or x.shape[2] != self.n_frames:
             raise ValueError(
                 f"expected input (N, {self.n_mels}, {self.n_frames}), got {tuple(x.shape)}"
             )
+
+    def _convs(self) -> tuple[list[nn.Conv1d], list[nn.ConvTranspose1d]]:
+        enc = [m for m in self.encoder if isinstance(m, nn.Conv1d)]
+        dec = [m for m in self.decoder if isinstance(m, nn.ConvTranspose1d)]
+        return enc, dec
+
+    @staticmethod
+    def _time_major(x: torch.Tensor) -> bool:
+        """True when ``x`` (N, C, L) is stored time-major, i.e. ``x.transpose(1, 2)`` is contiguous."""
+        return x.shape[0] > 0 and x.transpose(1, 2).is_contiguous() and not x.is_contiguous()
+
+    def _gemm_trunk(self, x: torch.Tensor, enc: list[nn.Conv1d]) -> torch.Tensor:
+        """First five encoder layers: (N, n_mels, 128) -> time-major (N, 4, 128)."""
+        if self._time_major(x):
+            h = _ConvS2ReLU.apply(x.transpose(1, 2), enc[0].weight, enc[0].bias)
+        else:
+            h = _ConvS2ReLUFirst.apply(x, enc[0].weight, enc[0].bias)
+        for conv in enc[1:5]:
+            h = _ConvS2ReLU.apply(h, conv.weight, conv.bias)
+        return h
+
+    @staticmethod
+    def _gemm_tail(h: torch.Tensor, dec: list[nn.ConvTranspose1d], time_major: bool = False) -> torch.Tensor:
+        """Last five decoder layers: time-major (N, 3, 128) -> (N, n_mels, 128).
+
+        With ``time_major`` the result is a (N, n_mels, 128) view of time-major storage.
+        """
+        h = _ConvTS2.apply(h, dec[1].weight, dec[1].bias, 0, True)
+        for conv in dec[2:5]:
+            h = _ConvTS2.apply(h, conv.weight, conv.bias, 1, True)
+        if time_major:
+            return _ConvTS2.apply(h, dec[5].weight, dec[5].bias, 1, False).transpose(1, 2)
+        return _ConvTS2Last.apply(h, dec[5].weight, dec[5].bias)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map ``x`` (N, n_mels, 128) to ``(mu, logvar)``, each (N, latent_dim)."""
+        self._check_input(x)
         if self._check_impl() == "torch":
             h = self.encoder(x)
         else:
-            convs = [m for m in self.encoder if isinstance(m, nn.Conv1d)]
-            h = x
-            h = _ConvS2ReLUFirst.apply(x, convs[0].weight, convs[0].bias)  # -> (N, L, C)
-            for conv in convs[1:-1]:
-                h = _ConvS2ReLU.apply(h, conv.weight, conv.bias)
-            last = convs[-1]  # k3, s2, p0 on 4 frames: one output frame from frames 0..2
-            w = last.weight.permute(0, 2, 1).reshape(last.out_channels, -1)  # (256, (k, c))
-            h = F.relu(F.linear(h[:, :3].reshape(h.shape[0], -1), w, last.bias))
+            enc, _ = self._convs()
+            h = self._gemm_trunk(x, enc)
+            last = enc[5]  # k3, s2, p0 on 4 frames: one output frame from frames 0..2
+            a_in = h[:, :3].transpose(1, 2).reshape(h.shape[0], -1)  # (N, (c, k)), as _Bottleneck
+            h = torch.addmm(last.bias, a_in, last.weight.view(last.out_channels, -1).t()).relu_()
         h = self.fc_enc(h)
         return h[:, : self.latent_dim], h[:, self.latent_dim:]
 
@@ -402,21 +470,30 @@ class EmotionVAE(nn.Module):
         """Map latents (N, latent_dim) to spectrograms (N, n_mels, 128)."""
         if self._check_impl() == "torch":
             return self.decoder(self.fc_dec(z).unsqueeze(-1))  # (N, 256, 1) -> ...
-        convs = [m for m in self.decoder if isinstance(m, nn.ConvTranspose1d)]
-        h = F.relu(self.fc_dec(z))
-        first = convs[0]  # k3, s1 on one frame: (N, 256) -> time-major (N, 3, 128)
-        w = first.weight.permute(0, 2, 1).reshape(first.in_channels, -1)  # (256, (k, o))
-        h = F.relu(F.linear(h, w.t(), first.bias.repeat(3))).view(z.shape[0], 3, -1)
-        h = _ConvTS2.apply(h, convs[1].weight, convs[1].bias, 0, True)
-        for conv in convs[2:-1]:
-            h = _ConvTS2.apply(h, conv.weight, conv.bias, 1, True)
-        return _ConvTS2Last.apply(h, convs[-1].weight, convs[-1].bias)  # (N, n_mels, 128)
+        _, dec = self._convs()
+        d = torch.addmm(self.fc_dec.bias, z, self.fc_dec.weight.t()).relu_()
+        first = dec[0]  # k3, s1 on one frame: (N, 256) -> time-major (N, 3, 128), as _Bottleneck
+        h = torch.addmm(first.bias.repeat_interleave(3), d, first.weight.view(first.in_channels, -1))
+        h = h.relu_().view(z.shape[0], -1, 3).transpose(1, 2).contiguous()
+        return self._gemm_tail(h, dec)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(reconstruction, mu, logvar)``."""
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar)
-        return self.decode(z), mu, logvar
+        """Return ``(reconstruction, mu, logvar)``; ``z`` is drawn by :meth:`reparameterize`."""
+        if self._check_impl() == "torch":
+            mu, logvar = self.encode(x)
+            z = self.reparameterize(mu, logvar)
+            return self.decode(z), mu, logvar
+        self._check_input(x)
+        enc, dec = self._convs()
+        h = self._gemm_trunk(x, enc)
+        # same random numbers as reparameterize(): randn_like(mu)
+        eps = torch.randn(x.shape[0], self.latent_dim, dtype=h.dtype, device=h.device)
+        mu, logvar, h = _Bottleneck.apply(
+            h, enc[5].weight, enc[5].bias, self.fc_enc.weight, self.fc_enc.bias,
+            self.fc_dec.weight, self.fc_dec.bias, dec[0].weight, dec[0].bias, eps,
+        )
+        # the reconstruction has the memory layout of the input (see class notes)
+        return self._gemm_tail(h, dec, self._time_major(x)), mu, logvar
 
 
 def vae_loss(
@@ -444,8 +521,14 @@ def vae_loss(
         ``kl = mean_n(-0.5 * sum_j(1 + logvar - mu**2 - exp(logvar)))``;
         ``total = reconstruction + beta * kl``.
     """
-    rec = F.mse_loss(recon, x, reduction="mean")
-    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
+    if recon.shape == x.shape and recon.dtype == x.dtype:
+        rec = _MSE.apply(recon, x)
+    else:
+        rec = F.mse_loss(recon, x, reduction="mean")
+    if mu.dim() == 2 and mu.shape == logvar.shape:
+        kl = _KL.apply(mu, logvar)
+    else:
+        kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
     return rec + beta * kl, rec, kl
 
 

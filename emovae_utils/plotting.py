@@ -294,7 +294,7 @@ EMOTION_COLORS: dict[str, str] = {
 
 
 def _category_colors(values: Sequence, order: Sequence | None = None) -> dict:
-    """Colour per category: :data:`EMOTION_COLORS` for emotions, else a husl/tab10 palette."""
+    """Colour per category: :data:`EMOTION_COLORS` for emotions, else tab10 / tab20 (+ Dark2) / husl."""
     cats = list(order) if order is not None else list(pd.unique(pd.Series(list(values))))
     if order is None:
         try:
@@ -508,7 +508,8 @@ def plot_confusion_matrices(
         uar = float(np.nanmean(np.diag(rec.to_numpy())))
         sns.heatmap(rec, ax=ax, vmin=0, vmax=1, cmap="Blues", annot=True, fmt=".2f", cbar=False,
                     annot_kws={"fontsize": 7}, square=True)
-        ax.set(title=f"{name}\n(pooled recall mean {uar:.2f})", xlabel="predicted", ylabel="true")
+        ax.set_title(f"{name}\nUAR of all folds' predictions {uar:.2f}", fontsize=10)
+        ax.set(xlabel="predicted", ylabel="true")
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.set_visible(False)
@@ -564,7 +565,7 @@ def plot_probe_summary(
                                label="per fold" if k == 0 else None)
                     right[k] = max(right[k], float(np.nanmax(f)))
         for yi, v, r in zip(y, vals, right):
-            ax.text(0.01 if np.isnan(v) else r + 0.015, yi, "n/a" if np.isnan(v) else f"{v:.2f}",
+            ax.text(chance[col] + 0.02 if np.isnan(v) else r + 0.015, yi, "not run" if np.isnan(v) else f"{v:.2f}",
                     va="center", fontsize=8, color="0.5" if np.isnan(v) else "black")
         ax.axvline(chance[col], color="tab:red", ls="--", lw=1.2, label=f"chance {chance[col]:.3g}")
         if col == "emotion_uar_mean":
@@ -573,7 +574,7 @@ def plot_probe_summary(
                     ax.axvspan(val[0], val[1], color=color, alpha=0.15, label=f"{ref} ({val[0]:.2f}-{val[1]:.2f})")
                 else:
                     ax.axvline(val, color=color, ls=":", lw=1.5, label=f"{ref} ({val:.2f})")
-        ax.set(xlim=(0, 1), title=name, xlabel="UAR" if col == "emotion_uar_mean" else "accuracy")
+        ax.set(xlim=(0, 1.07), title=name, xlabel="UAR" if col == "emotion_uar_mean" else "accuracy")
         ax.legend(fontsize=7, loc="lower right")
     axes[0].set_yticks(y, reps)
     axes[0].invert_yaxis()
@@ -594,7 +595,7 @@ def plot_embedding_grid(
         Row name -> 2-D coordinates (all row-aligned with ``colour_by``).
     colour_by : mapping of str to sequence, length N
         Column name -> category of each point (emotions get
-        :data:`EMOTION_COLORS`; other categories a husl palette).
+        :data:`EMOTION_COLORS`; up to 24 other categories distinct tab10/tab20 colours).
     title : str
     seed : int
         Fixed shuffle of the drawing order.
@@ -625,3 +626,85 @@ def plot_embedding_grid(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def plot_latent_traversal(
+    grid: np.ndarray, values: Sequence[float], dims: Sequence[int] | None = None,
+    config: PreprocessConfig | None = None, difference: bool = True, title: str = "",
+) -> matplotlib.figure.Figure:
+    """Latent traversals: one row per latent dimension, one column per value.
+
+    Each row decodes the latent vector with only that dimension set (to each
+    of ``values``) and the others at 0, e.g. the output of
+    :func:`emovae_utils.generate.traverse`. All spectrograms share one colour
+    scale. With ``difference``, a last column shows the last value's
+    spectrogram minus the first one's (diverging colours, one symmetric scale
+    for all rows), titled with its RMS in dB, so a dimension the decoder
+    ignores shows up as a blank difference panel.
+
+    Parameters
+    ----------
+    grid : np.ndarray, shape (n_dims, n_values, n_mels, T)
+        dB log-mel spectrograms.
+    values : sequence of float, length n_values
+        The latent values of the columns.
+    dims : sequence of int, optional
+        Labels of the rows (default ``0 .. n_dims - 1``).
+    config : PreprocessConfig, optional
+        For the time and frequency axes.
+    difference : bool, default True
+        Add the "last - first" column.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    grid = np.asarray(grid)
+    if grid.ndim != 4:
+        raise ValueError(f"grid must be (n_dims, n_values, n_mels, T), got shape {grid.shape}")
+    n_dims, n_vals = grid.shape[:2]
+    values = np.asarray(values, dtype=float).reshape(-1)
+    if len(values) != n_vals:
+        raise ValueError(f"{len(values)} values for {n_vals} columns")
+    dims = list(range(n_dims)) if dims is None else [int(d) for d in dims]
+    if len(dims) != n_dims:
+        raise ValueError(f"{len(dims)} dims for {n_dims} rows")
+    c = config or PreprocessConfig()
+    ncols = n_vals + int(difference)
+    fig, axes = plt.subplots(n_dims, ncols, figsize=(1.7 * ncols + 1.6, 1.15 * n_dims + 1.0), squeeze=False,
+                             sharex=True, sharey=True, layout="constrained")
+    vmin, vmax = float(grid.min()), float(grid.max())
+    diffs = grid[:, -1] - grid[:, 0]
+    dlim = float(np.max(np.abs(diffs))) or 1.0
+    for k, d in enumerate(dims):
+        for j in range(n_vals):
+            plot_log_mel(grid[k, j], ax=axes[k, j], config=c, vmin=vmin, vmax=vmax)
+        if difference:
+            ax = axes[k, -1]
+            dimg = librosa.display.specshow(
+                diffs[k], sr=c.sr, hop_length=c.hop_length, x_axis="time", y_axis="mel", fmin=c.fmin,
+                fmax=c.fmax, ax=ax, vmin=-dlim, vmax=dlim, cmap="RdBu_r")
+            ax.set_title(f"RMS {np.sqrt(np.mean(diffs[k] ** 2)):.1f} dB", fontsize=8)
+        axes[k, 0].set_ylabel(f"z{d}", rotation=0, fontsize=11, fontweight="bold", ha="right", va="center")
+    for ax in axes.flat:
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("")
+        if ax not in axes[:, 0]:
+            ax.set_ylabel("")
+        ax.label_outer()
+    for j, v in enumerate(values):
+        axes[0, j].set_title(f"z = {v:+.2g}", fontsize=9)
+    if difference:
+        axes[0, -1].set_title(f"({values[-1]:+.2g}) - ({values[0]:+.2g})\n" + axes[0, -1].get_title(), fontsize=8)
+    fig.colorbar(axes[0, 0].collections[0], ax=axes, format="%+2.0f dB", shrink=0.45, label="log-mel", pad=0.01)
+    if difference:
+        fig.colorbar(dimg, ax=axes, format="%+2.0f dB", shrink=0.45, label="last - first", pad=0.01)
+    fig.supxlabel("time (s)", fontsize=9)
+    fig.supylabel("latent dimension (mel frequency, Hz)", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+__all__ += ["plot_latent_traversal"]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -322,3 +323,14 @@ def test_explorer_on_real_clips(model, ravdess_dir, tmp_path):
         recon = model(torch.as_tensor(X[:1]))[0].numpy()
     (p,) = gen.render_audio(recon, tmp_path, names=["recon"])
     assert sf.info(p).samplerate == 16000 and sf.info(p).frames == EXPECTED_SAMPLES
+
+
+def test_decode_latents_accepts_read_only_arrays_without_warning(model):
+    # pandas' to_numpy() can return a read-only view (emotion means in notebook 03)
+    z = np.random.default_rng(3).normal(size=(2, 8)).astype(np.float32)
+    frozen = z.copy()
+    frozen.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = gen.decode_latents(model, frozen)
+    np.testing.assert_array_equal(out, gen.decode_latents(model, z))

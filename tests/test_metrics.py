@@ -370,3 +370,123 @@ def test_results_table(table: pd.DataFrame) -> None:
     assert np.isnan(out.loc[1, "emotion_uar_mean"])
     with pytest.raises(ValueError, match="unknown"):
         m.results_table([{"representation": "x", "emotion_uar": 0.5}])
+
+
+# --- section 5.3 helpers: encoders, per-fold encoders, cached eGeMAPS, t-SNE ------------
+
+
+class _LinearEncoder:
+    """Stand-in for a trained VAE: mu = mean over time of the first bands, logvar = -2."""
+
+    def __init__(self, dims: int = 3) -> None:
+        import torch
+
+        self.dims, self.training, self._p = dims, True, torch.nn.Parameter(torch.zeros(1))
+
+    def parameters(self):
+        yield self._p
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def train(self, mode: bool = True):
+        self.training = mode
+        return self
+
+    def encode(self, x):
+        mu = x[:, : self.dims, :].mean(dim=2)
+        return mu, -2.0 * (mu * 0 + 1)
+
+
+def _actor_logmels(table: pd.DataFrame, n_frames: int = 4) -> np.ndarray:
+    """Band 0 = emotion, band 1 = actor number, band 2 = noise (tiny log-mels)."""
+    rng = np.random.default_rng(3)
+    n = len(table)
+    X = np.zeros((n, 4, n_frames), dtype=np.float32)
+    X[:, 0] = table["emotion"].to_numpy()[:, None] + 0.05 * rng.standard_normal((n, n_frames))
+    X[:, 1] = table["actor"].to_numpy()[:, None]
+    X[:, 2] = rng.standard_normal((n, n_frames))
+    return X
+
+
+def test_encode_posterior_returns_mu_and_sigma() -> None:
+    enc = _LinearEncoder(2)
+    X = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
+    mu, sigma = m.encode_posterior(enc, X, batch_size=1)
+    np.testing.assert_allclose(mu, X[:, :2].mean(axis=2))
+    np.testing.assert_allclose(sigma, np.exp(-1.0), rtol=1e-6)
+    assert mu.dtype == np.float32 and enc.training  # training flag restored
+    with pytest.raises(ValueError):
+        m.encode_posterior(enc, X[:0])
+
+
+def test_encoder_fold_transform_trains_once_per_fold_on_training_actors(table: pd.DataFrame) -> None:
+    X = _actor_logmels(table)
+    seen: list[tuple[int, set[int]]] = []
+
+    def train_fn(X_train: np.ndarray, fold: int) -> _LinearEncoder:
+        seen.append((fold, set(np.unique(X_train[:, 1, 0]).astype(int).tolist())))
+        return _LinearEncoder(1)  # mu = the emotion band only
+
+    transform = m.EncoderFoldTransform(train_fn)
+    res = m.probe_representation(X, table, transform=transform, speaker_id=False)
+    assert set(res) == {"emotion", "gender"}
+    assert transform.n_trained == 5 and sorted(transform.models) == [0, 1, 2, 3, 4]  # gender reused the cache
+    for fold, actors in seen:
+        assert not actors & set(m.ACTOR_FOLDS[fold])  # held-out actors never reach train_fn
+    assert res["emotion"].uar_mean > 0.9
+    assert res["gender"].uar_mean < 0.7  # the emotion band says nothing about gender
+
+
+def test_probe_representation_runs_three_probes(table: pd.DataFrame) -> None:
+    X = _class_features(table["actor"].to_numpy())
+    res = m.probe_representation(X, table)
+    assert set(res) == {"emotion", "gender", "speaker_id"}
+    assert res["speaker_id"].accuracy_mean > 0.9 and res["emotion"].uar_mean < 0.3
+    assert res["speaker_id"].held_out == m.REPETITION_FOLDS and res["emotion"].held_out == m.ACTOR_FOLDS
+
+
+def test_factor_separation(codes: np.ndarray, factors: pd.DataFrame) -> None:
+    out = m.factor_separation(codes, factors, "emotion", threshold=0.1, n_permutations=50)
+    assert out["n_informative"] == 1 and out["dims"] == [0] and out["best_dim"] == 0
+    assert out["n_clips"] == len(factors) and out["max_nmi"] > 0.5 and out["mig"] > 0.3
+    assert m.factor_separation(codes[:, 2:], factors, "emotion", n_permutations=50)["n_informative"] == 0
+
+
+def test_egemaps_cached_computes_once_and_rebuilds_on_change(tmp_path, monkeypatch) -> None:
+    calls = []
+
+    def fake(sources, sampling_rate=16000, *, n_jobs=1, progress=True, index=None):
+        calls.append(len(sources))
+        return pd.DataFrame(np.arange(len(sources) * 88, dtype=float).reshape(len(sources), 88) / 7,
+                            index=pd.Index(index), columns=[f"f{i}" for i in range(88)])
+
+    monkeypatch.setattr(m, "egemaps_functionals", fake)
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"clip{i}.wav")
+        paths[-1].write_bytes(b"x" * (10 + i))
+    first = m.egemaps_cached(paths, tmp_path / "cache")
+    again = m.egemaps_cached(paths, tmp_path / "cache")
+    assert calls == [2] and list(first.index) == ["clip0", "clip1"]
+    pd.testing.assert_frame_equal(first, again, check_names=False)
+    paths[1].write_bytes(b"y" * 99)  # a changed file recomputes
+    m.egemaps_cached(paths, tmp_path / "cache")
+    assert calls == [2, 2]
+    monkeypatch.setenv("EMOVAE_CACHE_DIR", str(tmp_path / "env"))
+    m.egemaps_cached(paths[:1], names=["a"])
+    assert calls == [2, 2, 1] and len(list((tmp_path / "env").glob("egemaps-*.csv"))) == 1
+    with pytest.raises(ValueError):
+        m.egemaps_cached(paths, tmp_path / "cache", names=["only one"])
+
+
+def test_tsne_embedding_is_deterministic_and_keeps_clusters() -> None:
+    rng = np.random.default_rng(0)
+    codes = np.concatenate([rng.normal(0, 0.1, (30, 5)), rng.normal(5, 0.1, (30, 5))])
+    a, b = m.tsne_embedding(codes, random_state=1), m.tsne_embedding(codes, random_state=1)
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == (60, 2)
+    gap = np.linalg.norm(a[:30].mean(0) - a[30:].mean(0))
+    assert gap > 3 * max(a[:30].std(0).max(), a[30:].std(0).max())
+    assert m.tsne_embedding(codes[:6], perplexity=30, standardise=True, max_iter=250).shape == (6, 2)

@@ -91,18 +91,23 @@ def test_bad_input_shape():
         EmotionVAE()(torch.zeros(2, 128, 80))
 
 
-def test_gemm_and_torch_paths_agree_with_gradients():
+@pytest.mark.parametrize("layout", ["channel-major", "time-major"])
+def test_gemm_and_torch_paths_agree_with_gradients(layout):
     """The fast path computes the same function and gradients as the nn modules."""
     torch.manual_seed(0)
     m = EmotionVAE().double()
-    x = _x(4, dtype=torch.float64).requires_grad_(True)
     results = {}
     for impl in IMPLEMENTATIONS:
+        x = _x(4, dtype=torch.float64)
+        if layout == "time-major" and impl == "gemm":  # same values, (N, 128, 80) storage
+            x = x.transpose(1, 2).contiguous().transpose(1, 2)
+            assert not x.is_contiguous()
+        x.requires_grad_(True)
         m.impl = impl
         m.zero_grad()
-        x.grad = None
         torch.manual_seed(1)
         recon, mu, logvar = m(x)
+        assert recon.stride() == x.stride()  # the reconstruction keeps the input's layout
         total, _, _ = vae_loss(recon, x, mu, logvar)
         (total + recon.pow(3).mean() * 1e-3).backward()  # a non-trivial output gradient
         results[impl] = [recon.detach(), mu.detach(), logvar.detach(), x.grad.clone()] + [

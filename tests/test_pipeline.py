@@ -27,6 +27,20 @@ def test_every_notebook_has_one_parameters_cell_and_reads_like_a_report():
         assert any(c.outputs for c in code if "NBVAL_CHECK_OUTPUT" in c.source), nb_path.name
 
 
+def test_papermill_sees_every_parameter():
+    # papermill silently skips an assignment it cannot parse (e.g. "=" inside its comment)
+    import ast
+
+    import papermill
+
+    for nb_path in pipeline.select_notebooks():
+        nb = nbformat.read(nb_path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assigned = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets if isinstance(t, ast.Name)}
+        assert assigned == set(papermill.inspect_notebook(str(nb_path))), nb_path.name
+
+
 def test_presets_cover_every_notebook_with_declared_parameters():
     presets = pipeline.load_presets()
     assert {"paper", "smoke"} <= set(presets)

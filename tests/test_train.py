@@ -198,7 +198,7 @@ def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
 
     monkeypatch.setattr(emovae_utils, "dsp", fake, raising=False)
     hist = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path,
-               sample_every=2, checkpoint_every=4, progress=True)
+               sample_every=2, checkpoint_every=4, progress=True, render_in_background=False)
     names = sorted(p.name for p in (tmp_path / "training_samples").iterdir())
     assert names == ["epoch_00002.wav", "epoch_00004.wav", "epoch_00006.wav"]
     assert len(calls) == 3 and calls[0].shape == (80, 128) and np.isfinite(calls[0]).all()
@@ -213,6 +213,20 @@ def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
     # rendering draws no random numbers: same trajectory as without samples
     plain = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, progress=False)
     pd.testing.assert_frame_equal(hist, plain, check_exact=True)
+
+
+def test_training_samples_rendered_in_a_background_process(X, tmp_path):
+    """Real Griffin-Lim (emovae_utils.dsp) in the spawned worker; fit waits for it."""
+    sf = pytest.importorskip("soundfile")
+    pytest.importorskip("librosa")
+    fit(_model(), X[:4], 4, threads=THREADS, out_dir=tmp_path, sample_every=2,
+        checkpoint_every=None, progress=False, render_in_background=True)
+    files = sorted((tmp_path / "training_samples").glob("*.wav"))
+    assert [f.name for f in files] == ["epoch_00002.wav", "epoch_00004.wav"]
+    y, sr = sf.read(files[0])
+    assert sr == 16000 and len(y) > 16000 and np.abs(y).max() > 0
+    assert json.loads((tmp_path / "run.json").read_text())["render_in_background"] is True
+    assert not (tmp_path / "checkpoint.pt").exists()
 
 
 def test_drop_last_without_a_full_batch_is_an_error(X):
@@ -253,3 +267,15 @@ def test_set_determinism():
     set_determinism(1, 1)
     assert a == (torch.rand(1).item(), np.random.rand(), __import__("random").random())
     assert train.default_threads() >= 1
+
+
+def test_plateau_epoch_finds_where_a_curve_settles():
+    from emovae_utils.train import plateau_epoch
+
+    epochs = np.arange(1, 2001)
+    curve = np.where(epochs < 800, 1000 - epochs, 200.0)  # falls linearly, flat from epoch 800
+    assert plateau_epoch(curve, window=1, tolerance=0.0) == 800
+    noisy = curve + np.random.default_rng(0).normal(0, 2, len(curve))
+    assert abs(plateau_epoch(noisy, window=51, tolerance=0.02) - 784) <= 20  # within 16 of 800 by tolerance
+    assert plateau_epoch(1000 - epochs, window=1) >= 1900  # a steady fall only "settles" in its last 5 %
+    assert plateau_epoch(np.full(10, 3.0)) == 1  # never decreases
