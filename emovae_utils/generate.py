@@ -30,6 +30,7 @@ __all__ = [
     "sample_single_dims",
     "traverse",
     "encode_mu",
+    "encode_posterior",
     "emotion_mean_latents",
     "render_audio",
 ]
@@ -181,18 +182,48 @@ def traverse(
     return spec.reshape(len(dims), len(vals), *spec.shape[1:])
 
 
-def encode_mu(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Posterior means ``mu`` (N, D) of spectrograms ``X`` (N, n_mels, T)."""
-    Xt = torch.as_tensor(X, dtype=torch.float32)
+def encode_posterior(
+    model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean and standard deviation of every clip under a trained encoder.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module with ``encode(x) -> (mu, logvar)`` (e.g.
+        :class:`emovae_utils.model.EmotionVAE`). Run in eval mode without
+        gradients on the model's device; its training flag is restored.
+    X : np.ndarray or torch.Tensor, shape (N, n_mels, T)
+        Log-mel spectrograms (dB).
+    batch_size : int, default 256
+
+    Returns
+    -------
+    mu, sigma : np.ndarray, float32, shape (N, D)
+        ``sigma = exp(logvar / 2)``.
+
+    Raises
+    ------
+    ValueError
+        If ``X`` holds no clip.
+    """
+    Xt = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
+    if len(Xt) == 0:
+        raise ValueError("X holds no clips")
     dev = model_device(model)
-    out = []
+    mus, sigmas = [], []
     with _eval_no_grad(model):
         for start in range(0, len(Xt), batch_size):
-            mu, _ = model.encode(Xt[start:start + batch_size].to(dev))
-            out.append(mu.detach().cpu().numpy())
-    if not out:
-        return np.zeros((0, latent_dim_of(model)), dtype=np.float32)
-    return np.concatenate(out).astype(np.float32, copy=False)
+            mu, logvar = model.encode(Xt[start:start + batch_size].to(dev))
+            mus.append(mu.detach().cpu().numpy())
+            sigmas.append(torch.exp(0.5 * logvar).detach().cpu().numpy())
+    return (np.concatenate(mus).astype(np.float32, copy=False),
+            np.concatenate(sigmas).astype(np.float32, copy=False))
+
+
+def encode_mu(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Posterior means ``mu`` (N, D) of spectrograms ``X`` (N, n_mels, T); see :func:`encode_posterior`."""
+    return encode_posterior(model, X, batch_size)[0]
 
 
 def emotion_mean_latents(mu: np.ndarray, emotions: Sequence[Any]) -> pd.DataFrame:

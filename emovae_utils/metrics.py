@@ -45,6 +45,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .generate import encode_posterior
+
 __all__ = [
     "ACTOR_FOLDS",
     "REPETITION_FOLDS",
@@ -69,7 +71,6 @@ __all__ = [
     "egemaps_functionals",
     "summary_row",
     "results_table",
-    "encode_posterior",
     "EncoderFoldTransform",
     "probe_representation",
     "factor_separation",
@@ -922,52 +923,6 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
 # ---------------------------------------------------------------------------
 # Encoders, learned per fold, cached baselines, maps (report section 5.3)
 # ---------------------------------------------------------------------------
-
-
-def encode_posterior(model: Any, X: np.ndarray, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Posterior mean and standard deviation of every clip under a trained encoder.
-
-    Note: a model helper rather than a metric; it lives here because the
-    notebooks of section 5.3 need ``sigma`` as well as the ``mu`` of
-    :func:`emovae_utils.generate.encode_mu`. Move it next to that function if
-    preferred.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        Any module with ``encode(x) -> (mu, logvar)`` (e.g.
-        :class:`emovae_utils.model.EmotionVAE`). Run in eval mode without
-        gradients on the model's device; its training flag is restored.
-    X : np.ndarray, shape (N, n_mels, T)
-        Log-mel spectrograms.
-    batch_size : int, default 256
-
-    Returns
-    -------
-    mu, sigma : np.ndarray, float32, shape (N, D)
-        ``sigma = exp(logvar / 2)``.
-    """
-    import torch
-
-    try:
-        device = next(model.parameters()).device
-    except StopIteration:
-        device = torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    mus, sigmas = [], []
-    try:
-        with torch.no_grad():
-            Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-            for start in range(0, len(Xt), batch_size):
-                mu, logvar = model.encode(Xt[start:start + batch_size].to(device))
-                mus.append(mu.cpu().numpy())
-                sigmas.append(torch.exp(0.5 * logvar).cpu().numpy())
-    finally:
-        model.train(was_training)
-    if not mus:
-        raise ValueError("X holds no clips")
-    return np.concatenate(mus).astype(np.float32), np.concatenate(sigmas).astype(np.float32)
 
 
 class EncoderFoldTransform:
