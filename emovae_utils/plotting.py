@@ -224,7 +224,8 @@ def plot_losses(
     histories : dict of str to pandas.DataFrame
         Label to a training history with columns ``epoch``, ``reconstruction``, ``kl``.
     recon_ylim, kl_ylim : tuple of float, optional
-        Axis limits, e.g. the report's (0, 900) and (0, 14) to compare with its figure.
+        Axis limits, e.g. the report's (0, 900) and (0, 14) to compare with its figure. The upper
+        limit is raised when a curve exceeds it after its first 5 % of epochs (early transients stay cut).
     marks : dict of str to int, optional
         Label to an epoch drawn as a dashed vertical line (e.g. where the losses flatten).
     title : str
@@ -237,12 +238,17 @@ def plot_losses(
     for (label, h), color in zip(histories.items(), sns.color_palette("tab10")):
         axes[0].plot(h["epoch"], h["reconstruction"], lw=0.8, color=color, label=label)
         axes[1].plot(h["epoch"], h["kl"], lw=0.8, color=color, label=label)
-    for label, epoch in (marks or {}).items():
+    for k, (label, epoch) in enumerate((marks or {}).items()):
         for ax in axes:
             ax.axvline(epoch, color="0.3", ls="--", lw=1)
-        axes[0].annotate(label, (epoch, 0.95), xycoords=("data", "axes fraction"), ha="left", fontsize="small")
-    axes[0].set(xlabel="epoch", ylabel="reconstruction loss (MSE, dB²)", title="Reconstruction", ylim=recon_ylim)
-    axes[1].set(xlabel="epoch", ylabel="KL divergence (nats)", title="KL", ylim=kl_ylim)
+        axes[0].annotate(f" {label}", (epoch, 0.95 - 0.08 * k), xycoords=("data", "axes fraction"), ha="left",
+                         fontsize="small", backgroundcolor="white")
+    for ax, column, ylim in ((axes[0], "reconstruction", recon_ylim), (axes[1], "kl", kl_ylim)):
+        if ylim is not None:  # the report's axis, raised where the curves (after 5 % of epochs) exceed it
+            top = max(float(h[column].iloc[len(h) // 20:].max()) for h in histories.values())
+            ax.set_ylim(ylim[0], max(ylim[1], 1.05 * top))
+    axes[0].set(xlabel="epoch", ylabel="reconstruction loss (MSE, dB²)", title="Reconstruction")
+    axes[1].set(xlabel="epoch", ylabel="KL divergence (nats)", title="KL")
     if len(histories) > 1:
         axes[0].legend(fontsize="small")
     if title:
@@ -319,6 +325,13 @@ def _emotion_order(values: Sequence) -> list:
     return known + sorted(present - set(known), key=str)
 
 
+def _mu_sigma(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mu, sigma = np.asarray(mu), np.asarray(sigma)
+    if mu.shape != sigma.shape or mu.ndim != 2:
+        raise ValueError(f"mu and sigma must be (N, D) of the same shape, got {mu.shape} and {sigma.shape}")
+    return mu, sigma
+
+
 def plot_mu_sigma_by_emotion(
     mu: np.ndarray, sigma: np.ndarray, emotions: Sequence[str], highlight: Sequence[int] = (4, 5, 6),
     nmi: Sequence[float] | None = None, title: str = "", seed: int = 0,
@@ -348,9 +361,7 @@ def plot_mu_sigma_by_emotion(
     -------
     matplotlib.figure.Figure
     """
-    mu, sigma = np.asarray(mu), np.asarray(sigma)
-    if mu.shape != sigma.shape or mu.ndim != 2:
-        raise ValueError(f"mu and sigma must be (N, D) of the same shape, got {mu.shape} and {sigma.shape}")
+    mu, sigma = _mu_sigma(mu, sigma)
     emotions = np.asarray(emotions)
     order = _emotion_order(emotions)
     colors = _category_colors(emotions, order)
@@ -418,9 +429,7 @@ def plot_mu_sigma_by_dimension(
     -------
     matplotlib.figure.Figure
     """
-    mu, sigma = np.asarray(mu), np.asarray(sigma)
-    if mu.shape != sigma.shape or mu.ndim != 2:
-        raise ValueError(f"mu and sigma must be (N, D) of the same shape, got {mu.shape} and {sigma.shape}")
+    mu, sigma = _mu_sigma(mu, sigma)
     n_dims = mu.shape[1]
     palette = sns.color_palette("tab10", max(n_dims, 3))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")

@@ -114,3 +114,18 @@ def test_plot_latent_traversal_rows_columns_and_difference(tmp_path):
     with pytest.raises(ValueError, match="grid"):
         plotting.plot_latent_traversal(grid[0], values)
     plt.close("all")
+
+
+def test_plot_losses_keeps_report_axes_unless_the_curves_leave_them():
+    import pandas as pd
+
+    from emovae_utils import plotting
+
+    epochs = np.arange(1, 201)
+    low = pd.DataFrame({"epoch": epochs, "reconstruction": 900.0 / epochs, "kl": np.full(200, 8.0)})
+    high = low.assign(kl=np.full(200, 16.0))
+    fig = plotting.plot_losses({"a": low}, recon_ylim=(0, 350), kl_ylim=(0, 14), marks={"x": 50, "y": 60})
+    assert fig.axes[0].get_ylim() == (0, 350) and fig.axes[1].get_ylim() == (0, 14)
+    assert len(fig.axes[0].texts) == 2 and fig.axes[0].texts[0].get_position()[1] != fig.axes[0].texts[1].get_position()[1]
+    fig = plotting.plot_losses({"a": low, "b": high}, recon_ylim=(0, 350), kl_ylim=(0, 14))
+    assert fig.axes[1].get_ylim()[1] >= 16.0
