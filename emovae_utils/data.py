@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .dsp import AudioError, PreprocessConfig, _preprocess_path, preprocess_signal
 from .download import download_ravdess
-from .paths import PROJECT_ROOT
+from .paths import PROJECT_ROOT, cache_root
 
 __all__ = [
     "EMOTIONS",
@@ -264,8 +264,8 @@ def load_features(
     config = config or PreprocessConfig()
     index = ravdess_index(data_dir)
     key = _cache_key(index, config)
-    cache_root = Path(cache_dir or os.environ.get("EMOVAE_CACHE_DIR") or Path.home() / ".cache" / "emovae")
-    cache_file = cache_root / f"features-{key[:20]}.npz"
+    cache_folder = cache_root(cache_dir)
+    cache_file = cache_folder / f"features-{key[:20]}.npz"
     data = _read_cache(cache_file, key, len(index)) if cache_file.exists() else None
     if data is None:
         results = _compute(list(index["path"]), config, workers or os.cpu_count() or 1, progress)
@@ -288,7 +288,7 @@ def load_features(
             voiced_frames=np.array([i.n_voiced_frames for _, i in good]),
             speech_found=np.array([i.speech_found for _, i in good]),
         )
-        cache_root.mkdir(parents=True, exist_ok=True)
+        cache_folder.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
         np.savez(tmp, key=np.array(key), checksum=np.array(_checksum(X), dtype=np.int64), **data)
         os.replace(tmp, cache_file)

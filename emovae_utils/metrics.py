@@ -45,7 +45,9 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_m
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .dsp import load_mono, resample
 from .generate import encode_posterior
+from .paths import cache_root
 
 __all__ = [
     "ACTOR_FOLDS",
@@ -781,10 +783,8 @@ def _smile() -> Any:
 
 
 def _load_16k(path: str | os.PathLike[str], sampling_rate: int) -> np.ndarray:
-    import librosa
-
-    signal, _ = librosa.load(os.fspath(path), sr=sampling_rate, mono=True)
-    return signal
+    y, sr = load_mono(path)
+    return resample(y, sr, sampling_rate)
 
 
 def _egemaps_one(source: np.ndarray | str | os.PathLike[str], sampling_rate: int) -> pd.Series:
@@ -814,7 +814,7 @@ def egemaps_functionals(
         Mono signals at ``sampling_rate`` (e.g. the 16 kHz output of the
         preprocessing, so the baseline sees the same audio as the VAE), or
         audio file paths, which are loaded mono and resampled to
-        ``sampling_rate`` with ``librosa.load`` (soxr_hq).
+        ``sampling_rate`` with :func:`emovae_utils.dsp.load_mono` and :func:`~emovae_utils.dsp.resample` (soxr_hq, as ``librosa.load``).
     sampling_rate : int, default 16000
     n_jobs : int, default 1
         Worker processes (joblib); ~0.05 s per 3-s clip on one core, so 1
@@ -1069,10 +1069,6 @@ def factor_separation(
     }
 
 
-def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    return Path(cache_dir or os.environ.get("EMOVAE_CACHE_DIR") or Path.home() / ".cache" / "emovae")
-
-
 def egemaps_cached(
     paths: Sequence[str | os.PathLike[str]],
     cache_dir: str | os.PathLike[str] | None = None,
@@ -1116,7 +1112,7 @@ def egemaps_cached(
         raise ValueError("names must have one entry per path")
     blob = json.dumps({"files": [(n, p.stat().st_size) for n, p in zip(names, paths)],
                        "sr": sampling_rate, "opensmile": opensmile.__version__, "set": "eGeMAPSv02"})
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir)
     cache_file = root / f"egemaps-{hashlib.sha256(blob.encode()).hexdigest()[:20]}.csv"
     if cache_file.exists():
         try:

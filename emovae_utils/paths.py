@@ -27,3 +27,18 @@ def project_path(path: str | os.PathLike, create: bool = False) -> Path:
     if create:
         p.mkdir(parents=True, exist_ok=True)
     return p
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where caches go: ``cache_dir`` if given, else ``$EMOVAE_CACHE_DIR``, else ``~/.cache/emovae``.
+
+    Parameters
+    ----------
+    cache_dir : str or os.PathLike, optional
+
+    Returns
+    -------
+    pathlib.Path
+        Not created here.
+    """
+    return Path(cache_dir or os.environ.get("EMOVAE_CACHE_DIR") or Path.home() / ".cache" / "emovae")
