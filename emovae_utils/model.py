@@ -23,276 +23,389 @@ __all__ = ["EmotionVAE", "vae_loss", "save_model", "load_model", "IMPLEMENTATION
 #: agree to float32 rounding).
 IMPLEMENTATIONS = ("gemm", "torch")
 
-_threshold_backward = torch.ops.aten.threshold_backward
+_relu_grad = torch.ops.aten.threshold_backward.grad_input  # grad * (out > 0), with out=
 
-# The fast ("gemm") path.  Every Conv1d / ConvTranspose1d of the network has
-# kernel 4 and stride 2 except the two at the bottleneck, so each is one matrix
-# product between the weight and a gathered copy of the input ("im2col"):
-# output frame t of a k4/s2/p1 convolution reads input frames 2t-1 .. 2t+2,
-# i.e. the pair of frames (2t, 2t+1) plus one neighbour on each side.
-# Activations run time-major, (N, L, C) stored as (N*L, C) rows. For a
-# channel-major input (a contiguous (N, 80, 128) tensor) the first encoder
-# layer gathers straight from it and the last decoder layer writes the
-# channel-major output, so no separate transposition is needed; for a
-# time-major input (a transposed view of a contiguous (N, 128, 80) tensor, as
-# fit() passes) every layer is time-major and the output is a view too.
-# The bottleneck (last encoder conv, both Linear layers, reparameterisation,
-# first decoder conv) and the two loss terms are single autograd nodes.
-# Backward passes are written by hand: same maths, fewer memory passes and far
-# fewer autograd nodes (at this size per-operation overhead is a third of the
-# step time). Checked against the nn modules in tests/test_model.py.
+# The fast ("gemm") path. Activations run time-major, (N, frames, channels),
+# each sample padded with one zero frame at either end and stored as one
+# contiguous block, so a whole batch is one matrix of frame rows with zero rows
+# between the samples. Every Conv1d / ConvTranspose1d of kernel 4 and stride 2
+# is then a few matrix products over that block, with no im2col copy:
+#
+# * Conv1d k4/s2/p1: output frame t reads input frames 2t-1 .. 2t+2, i.e. the
+#   padded frame pairs t and t+1. Viewing the padded input as rows of frame
+#   pairs, out = pairs[:-1] @ W(taps 0,1) + pairs[1:] @ W(taps 2,3); the row
+#   that straddles two samples is computed and ignored.
+# * ConvTranspose1d k4/s2/p1: output frames (2s, 2s+1) are
+#   [h(s) W1 + h(s-1) W3, h(s) W2 + h(s+1) W0]: one product over all rows plus
+#   two accumulated into shifted halves of the output (the zero pad rows make
+#   the shifts correct at the sample edges). p0 (the first, 3 -> 8 frames) is
+#   the same with [h(s) [W0 W1] + h(s-1) [W2 W3]].
+#
+# Each ReLU writes straight into the next layer's padded input. The backward
+# pass is the same products transposed, written by hand; the whole network is
+# one autograd node (per-operation overhead, not arithmetic, dominated the
+# step time at this size). Gradients with respect to the input are computed
+# only when the input requires them. Checked against the nn modules (values
+# and gradients) in tests/test_model.py.
 
 
-class _ConvS2ReLUFirst(torch.autograd.Function):
-    """``relu(conv1d(x, W, b, stride=2, padding=1))``, kernel 4, channel-major input.
+def _enc_mat(w: torch.Tensor) -> torch.Tensor:
+    """Conv1d weight (O, C, K) -> (K*C, O), rows ordered (tap, channel)."""
+    return w.permute(2, 1, 0).reshape(-1, w.shape[0])
 
-    x (N, C, L) -> time-major (N, L/2, O).
+
+def _dec_mat(w: torch.Tensor) -> torch.Tensor:
+    """ConvTranspose1d weight (C, O, K) -> (C, K*O), columns ordered (tap, channel)."""
+    return w.permute(0, 2, 1).reshape(w.shape[0], -1)
+
+
+def _store_in_order(param: nn.Parameter, order: tuple[int, ...]) -> None:
+    """Re-store ``param`` so that ``param.permute(order)`` is contiguous (values unchanged)."""
+    inverse = tuple(sorted(range(len(order)), key=order.__getitem__))
+    param.data = param.data.permute(order).contiguous().permute(inverse)
+
+
+def _padded(like: torch.Tensor, n: int, frames: int, c: int) -> torch.Tensor:
+    """Uninitialised (n, frames + 2, c) with zero first and last frame."""
+    p = like.new_empty(n, frames + 2, c)
+    p[:, 0::frames + 1].zero_()
+    return p
+
+
+def _conv_s2(p: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Conv1d k4/s2/p1 of padded ``p`` (N, 2M+2, C) -> pre-activation (N, M, O) (a view)."""
+    n, frames, c = p.shape
+    m = frames // 2 - 1
+    q = p.view(-1, 2 * c)  # rows = padded frame pairs, M+1 per sample
+    r = p.new_empty(q.shape[0], w.shape[1])
+    torch.addmm(b, q[:-1], w[: 2 * c], out=r[:-1])
+    r[:-1].addmm_(q[1:], w[2 * c:])
+    return r.view(n, m + 1, -1)[:, :m]
+
+
+def _conv_s2_backward(
+    p: torch.Tensor, w: torch.Tensor, gr: torch.Tensor, need_input: bool,
+    gw: torch.Tensor | None = None, gb: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Gradients of :func:`_conv_s2` given ``gr`` (N, M+1, O) with ``gr[:, M] == 0``.
+
+    Returns the weight gradient as (4C, O) like ``w`` (written into ``gw`` if
+    given), the bias gradient (into ``gb`` if given) and (if ``need_input``) the
+    gradient of the unpadded input frames (N, 2M, C) (a view).
     """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):  # noqa: D102
-        x = x.contiguous()
-        n, c, length = x.shape
-        m = length // 2
-        o = weight.shape[0]
-        xv = x.view(n, c, m, 2).transpose(0, 1)  # (C, N, M, 2)
-        cols = x.new_empty(4, c, n, m)  # tap k at frame 2t+k-1, laid out (k, c, n, t)
-        cols[1] = xv[..., 0]
-        cols[2] = xv[..., 1]
-        cols[0, :, :, 1:] = xv[:, :, :-1, 1]
-        cols[0, :, :, 0] = 0
-        cols[3, :, :, :-1] = xv[:, :, 1:, 0]
-        cols[3, :, :, -1] = 0
-        cols = cols.view(4 * c, n * m)
-        w_mat = weight.permute(2, 1, 0).reshape(4 * c, o)
-        out = torch.addmm(bias, cols.t(), w_mat).relu_()
-        ctx.save_for_backward(cols, w_mat, out)
-        ctx.conf = (n, m, c, o)
-        return out.view(n, m, o)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        cols, w_mat, out = ctx.saved_tensors
-        n, m, c, o = ctx.conf
-        g = _threshold_backward(grad.reshape(n * m, o), out, 0.0)
-        gx = gw = gb = None
-        if ctx.needs_input_grad[1]:
-            gw = (cols @ g).view(4, c, o).permute(2, 1, 0).contiguous()
-        if ctx.needs_input_grad[2]:
-            gb = g.sum(0)
-        if ctx.needs_input_grad[0]:
-            gc = (w_mat @ g.t()).view(4, c, n, m)
-            gx = grad.new_empty(n, c, m, 2)
-            gxv = gx.transpose(0, 1)  # (C, N, M, 2)
-            gxv[..., 0] = gc[1]
-            gxv[:, :, 1:, 0] += gc[3, :, :, :-1]
-            gxv[..., 1] = gc[2]
-            gxv[:, :, :-1, 1] += gc[0, :, :, 1:]
-            gx = gx.view(n, c, 2 * m)
-        return gx, gw, gb
+    n, frames, c = p.shape
+    q = p.view(-1, 2 * c)
+    g = gr.view(-1, gr.shape[-1])[:-1]
+    gw = w.new_empty(w.shape) if gw is None else gw
+    torch.mm(q[:-1].t(), g, out=gw[: 2 * c])
+    torch.mm(q[1:].t(), g, out=gw[2 * c:])
+    gq = None
+    if need_input:
+        gq = p.new_empty(q.shape)
+        torch.mm(g, w[: 2 * c].t(), out=gq[:-1])
+        gq[-1].zero_()
+        gq[1:].addmm_(g, w[2 * c:].t())
+        gq = gq.view(n, frames, c)[:, 1:-1]
+    return gw, (gr.sum((0, 1)) if gb is None else torch.sum(gr, (0, 1), out=gb)), gq
 
 
-class _ConvS2ReLU(torch.autograd.Function):
-    """``relu(conv1d(x, W, b, stride=2, padding=1))``, kernel 4, time-major.
+def _convt_s2(h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, padding: int) -> torch.Tensor:
+    """ConvTranspose1d k4/s2 of padded ``h`` (N, L+2, C), ``w`` as (C, 4O).
 
-    x (N, L, C) -> (N, L/2, O).
+    Returns the pre-activation output as frame pairs (N, L + 1 - padding, 2O) (a view).
     """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):  # noqa: D102
-        n, length, c = x.shape
-        m = length // 2
-        o = weight.shape[0]
-        # zero-pad one frame each side; row t of the overlapping view is frames 2t-1 .. 2t+2
-        xp = F.pad(x, (0, 0, 1, 1))
-        cols = xp.as_strided((n, m, 4 * c), ((length + 2) * c, 2 * c, 1)).reshape(n * m, 4 * c)
-        w_mat = weight.permute(2, 1, 0).reshape(4 * c, o)
-        out = torch.addmm(bias, cols, w_mat).relu_()
-        ctx.save_for_backward(cols, w_mat, out)
-        ctx.conf = (n, m, c, o)
-        return out.view(n, m, o)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        cols, w_mat, out = ctx.saved_tensors
-        n, m, c, o = ctx.conf
-        g = _threshold_backward(grad.reshape(n * m, o), out, 0.0)
-        gx = gw = gb = None
-        if ctx.needs_input_grad[1]:
-            gw = (g.t() @ cols).view(o, 4, c).transpose(1, 2).contiguous()
-        if ctx.needs_input_grad[2]:
-            gb = g.sum(0)
-        if ctx.needs_input_grad[0]:
-            gcols = (g @ w_mat.t()).view(n, m, 4, c)
-            gxp = gcols[:, :, 1:3].clone()
-            gxp[:, :-1, 1] += gcols[:, 1:, 0]
-            gxp[:, 1:, 0] += gcols[:, :-1, 3]
-            gx = gxp.view(n, 2 * m, c)
-        return gx, gw, gb
+    n, frames, c = h.shape
+    o = w.shape[1] // 4
+    rows = h.view(-1, c)
+    if padding == 1:
+        out = torch.addmm(b.repeat(2), rows, w[:, o: 3 * o])
+        out[1:, :o].addmm_(rows[:-1], w[:, 3 * o:])
+        out[:-1, o:].addmm_(rows[1:], w[:, :o])
+        return out.view(n, frames, 2 * o)[:, 1:-1]
+    out = torch.addmm(b.repeat(2), rows, w[:, : 2 * o])
+    out[1:].addmm_(rows[:-1], w[:, 2 * o:])
+    return out.view(n, frames, 2 * o)[:, 1:]
 
 
-class _ConvTS2(torch.autograd.Function):
-    """``conv_transpose1d(x, W, b, stride=2, padding=p)``, kernel 4, p in {0, 1}.
+def _convt_s2_backward(
+    h: torch.Tensor, w: torch.Tensor, gp: torch.Tensor, padding: int, need_input: bool = True,
+    gw: torch.Tensor | None = None, gb: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Gradients of :func:`_convt_s2` given ``gp`` (N, L+2, 2O), zero outside the output pairs.
 
-    Optionally followed by a ReLU. Time-major: (N, L, C) -> (N, 2L + 2 - 2p, O).
+    Returns the weight gradient as (C, 4O) like ``w`` (written into ``gw`` if
+    given), the bias gradient (into ``gb`` if given) and (if ``need_input``) the
+    gradient of the unpadded input frames (N, L, C) (a view).
     """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, padding, relu):  # noqa: D102
-        n, length, c = x.shape
-        o = weight.shape[1]
-        w_mat = weight.permute(0, 2, 1).reshape(c, 4 * o)  # columns (k, o)
-        y = (x.reshape(n * length, c) @ w_mat).view(n, length, 4 * o)
-        b2 = bias.repeat(2)
-        if padding == 1:
-            # output pair s = frames (2s, 2s+1) = full frames (2s+1, 2s+2):
-            # [y_k1(s) + y_k3(s-1), y_k2(s) + y_k0(s+1)]
-            out = torch.add(y[..., o: 3 * o], b2)
-            out[:, 1:, :o] += y[:, :-1, 3 * o:]
-            out[:, :-1, o:] += y[:, 1:, :o]
-            pairs = length
-        else:
-            # output pair s = frames (2s, 2s+1): [y_k0, y_k1](s) + [y_k2, y_k3](s-1)
-            out = x.new_empty(n, length + 1, 2 * o)
-            torch.add(y[..., : 2 * o], b2, out=out[:, :length])
-            out[:, length] = b2
-            out[:, 1:] += y[..., 2 * o:]
-            pairs = length + 1
-        if relu:
-            out.relu_()
-        ctx.save_for_backward(x, w_mat, out if relu else None)
-        ctx.conf = (n, length, c, o, padding, relu, pairs)
-        return out.view(n, 2 * pairs, o)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        x, w_mat, out = ctx.saved_tensors
-        n, length, c, o, padding, relu, pairs = ctx.conf
-        g = grad.reshape(n, pairs, 2 * o)
-        if relu:
-            g = _threshold_backward(g, out, 0.0)
-        gy = g.new_empty(n, length, 4 * o)
-        if padding == 1:
-            gy[..., o: 3 * o] = g
-            gy[:, :-1, 3 * o:] = g[:, 1:, :o]
-            gy[:, -1, 3 * o:] = 0
-            gy[:, 1:, :o] = g[:, :-1, o:]
-            gy[:, 0, :o] = 0
-        else:
-            gy[..., : 2 * o] = g[:, :length]
-            gy[..., 2 * o:] = g[:, 1:]
-        gy = gy.view(n * length, 4 * o)
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = (gy @ w_mat.t()).view(n, length, c)
-        if ctx.needs_input_grad[1]:
-            gw = (x.reshape(n * length, c).t() @ gy).view(c, 4, o).permute(0, 2, 1).contiguous()
-        if ctx.needs_input_grad[2]:
-            gb = g.reshape(-1, o).sum(0)
-        return gx, gw, gb, None, None
+    n, frames, c = h.shape
+    o = w.shape[1] // 4
+    rows = h.view(-1, c)
+    g = gp.view(-1, 2 * o)
+    gw = w.new_empty(w.shape) if gw is None else gw
+    gx = None
+    if padding == 1:
+        torch.mm(rows.t(), g, out=gw[:, o: 3 * o])
+        torch.mm(rows[:-1].t(), g[1:, :o], out=gw[:, 3 * o:])
+        torch.mm(rows[1:].t(), g[:-1, o:], out=gw[:, :o])
+        if need_input:
+            gx = torch.mm(g, w[:, o: 3 * o].t())
+            gx[:-1].addmm_(g[1:, :o], w[:, 3 * o:].t())
+            gx[1:].addmm_(g[:-1, o:], w[:, :o].t())
+    else:
+        torch.mm(rows.t(), g, out=gw[:, : 2 * o])
+        torch.mm(rows[:-1].t(), g[1:], out=gw[:, 2 * o:])
+        if need_input:
+            gx = torch.mm(g, w[:, : 2 * o].t())
+            gx[:-1].addmm_(g[1:], w[:, 2 * o:].t())
+    if gx is not None:
+        gx = gx.view(n, frames, c)[:, 1:-1]
+    g_o = g.view(-1, o)
+    return gw, (g_o.sum(0) if gb is None else torch.sum(g_o, 0, out=gb)), gx
 
 
-class _ConvTS2Last(torch.autograd.Function):
-    """``conv_transpose1d(x, W, b, stride=2, padding=1)``, kernel 4, no activation.
+def _relu_into(pre: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``relu(pre)`` (N, L, C) written into a fresh zero-padded (N, L+2, C)."""
+    n, frames, c = pre.shape
+    p = _padded(like, n, frames, c)
+    torch.clamp_min(pre, 0, out=p[:, 1:-1])
+    return p
 
-    Time-major input (N, L, C) -> channel-major output (N, O, 2L).
+
+def _pairs_as_frames(pairs: torch.Tensor) -> torch.Tensor:
+    """(N, S, 2C) frame pairs -> (N, 2S, C) frames (a view)."""
+    n, s, c2 = pairs.shape
+    return pairs.view(n, 2 * s, c2 // 2)
+
+
+def _gemm_encoder(x: torch.Tensor, enc_w: list[torch.Tensor], enc_b: list[torch.Tensor]):
+    """Conv layers 1-6 of the encoder on ``x`` (N, C, 128) in any layout.
+
+    Returns ``(a, saved)``: the (N, 256) output of the sixth conv (after ReLU)
+    and what the backward pass needs.
     """
-
-    @staticmethod
-    def forward(ctx, x, weight, bias):  # noqa: D102
-        n, length, c = x.shape
-        o = weight.shape[1]
-        x2 = x.reshape(n * length, c)
-        w_t = weight.permute(2, 1, 0).reshape(4 * o, c)  # rows (k, o)
-        yt = (w_t @ x2.t()).view(4, o, n, length).transpose(1, 2)  # (k, N, O, L)
-        out = x.new_empty(n, o, length, 2)
-        b = bias.view(1, o, 1)
-        # output frame 2s <- tap 1 at s, tap 3 at s-1; 2s+1 <- tap 2 at s, tap 0 at s+1
-        torch.add(yt[1], b, out=out[..., 0])
-        out[:, :, 1:, 0] += yt[3, :, :, :-1]
-        torch.add(yt[2], b, out=out[..., 1])
-        out[:, :, :-1, 1] += yt[0, :, :, 1:]
-        ctx.save_for_backward(x2, w_t)
-        ctx.conf = (n, length, c, o)
-        return out.view(n, o, 2 * length)
-
-    @staticmethod
-    def backward(ctx, grad):  # noqa: D102
-        x2, w_t = ctx.saved_tensors
-        n, length, c, o = ctx.conf
-        g = grad.contiguous().view(n, o, length, 2)
-        gyt = g.new_empty(4, o, n, length)
-        gv = gyt.transpose(1, 2)  # (k, N, O, L)
-        gv[1] = g[..., 0]
-        gv[3, :, :, :-1] = g[:, :, 1:, 0]
-        gv[3, :, :, -1] = 0
-        gv[2] = g[..., 1]
-        gv[0, :, :, 1:] = g[:, :, :-1, 1]
-        gv[0, :, :, 0] = 0
-        gyt = gyt.view(4 * o, n * length)
-        gx = gw = gb = None
-        if ctx.needs_input_grad[0]:
-            gx = (gyt.t() @ w_t).view(n, length, c)
-        if ctx.needs_input_grad[1]:
-            gw = (gyt @ x2).view(4, o, c).permute(2, 1, 0).contiguous()
-        if ctx.needs_input_grad[2]:
-            gb = g.sum((0, 2, 3))
-        return gx, gw, gb
+    n, c, frames = x.shape
+    p = _padded(x, n, frames, c)
+    p[:, 1:-1].copy_(x.transpose(1, 2))
+    ps, mats = [p], []  # padded inputs of conv layers 1-5 (after ReLU), weight matrices
+    for w, b in zip(enc_w[:5], enc_b[:5]):
+        mats.append(_enc_mat(w))
+        pre = _conv_s2(ps[-1], mats[-1], b)
+        if len(ps) < 5:
+            ps.append(_relu_into(pre, x))
+    a5 = torch.clamp_min(pre, 0)  # (N, 4, 128), contiguous
+    # sixth conv (k3, s2, p0) on 4 frames: one output frame from frames 0..2
+    a_in = a5.view(n, -1)[:, : 3 * a5.shape[2]]  # (N, (tap, channel))
+    w6 = enc_w[5].permute(0, 2, 1).reshape(enc_w[5].shape[0], -1)  # (256, (tap, channel))
+    a = torch.addmm(enc_b[5], a_in, w6.t()).clamp_min_(0)
+    return a, (ps, mats, a5, a_in, w6, a)
 
 
-class _Bottleneck(torch.autograd.Function):
-    """Encoder head + reparameterisation + decoder stem, with one hand-written backward.
+def _gemm_decoder(d: torch.Tensor, dec_w: list[torch.Tensor], dec_b: list[torch.Tensor]):
+    """Decoder from ``d`` (N, 256) (after the first ReLU) to the output.
 
-    From the last encoder frames ``h`` (N, 4, 128) (time-major, after ReLU):
-    ``a = relu(conv(h))`` (k3, s2, p0 -> one frame, 256 ch), ``[mu, logvar] =
-    fc_enc(a)``, ``z = mu + eps * exp(logvar / 2)``, ``d = relu(fc_dec(z))``,
-    ``out = relu(conv_transpose(d))`` (k3 -> 3 frames, 128 ch, time-major).
-    Replaces about 40 small autograd nodes (their overhead dominates at this size).
+    Returns ``(pairs, saved)``: the output as frame pairs (N, 64, 2 * n_mels),
+    i.e. time-major (a view), and what the backward pass needs.
     """
+    n = d.shape[0]
+    w1 = dec_w[0]  # (256, 128, 3): k3 on one frame -> 3 frames
+    w1m = _dec_mat(w1)  # (256, (tap, channel))
+    h1 = torch.addmm(dec_b[0].repeat(w1.shape[2]), d, w1m).view(n, w1.shape[2], w1.shape[1])
+    hs = [_relu_into(h1, d)]  # padded inputs of ConvTranspose layers 2-6 (after ReLU)
+    mats = []
+    for i, (w, b) in enumerate(zip(dec_w[1:], dec_b[1:])):
+        mats.append(_dec_mat(w))
+        pairs = _convt_s2(hs[-1], mats[-1], b, 0 if i == 0 else 1)
+        if i < 4:
+            hs.append(_relu_into(_pairs_as_frames(pairs), d))
+    return pairs, (w1m, hs, mats)
+
+
+def _gemm_forward(x: torch.Tensor, eps: torch.Tensor, lat: int, params: tuple[torch.Tensor, ...]):
+    """The whole network; returns ``(pairs, mu, logvar, saved)`` (see :func:`_gemm_decoder`)."""
+    enc_w, enc_b = params[0:12:2], params[1:12:2]
+    w_enc, b_enc, w_dec, b_dec = params[12:16]
+    dec_w, dec_b = params[16::2], params[17::2]
+    a, enc_saved = _gemm_encoder(x, enc_w, enc_b)
+    e = torch.addmm(b_enc, a, w_enc.t())
+    mu, logvar = e[:, :lat], e[:, lat:]
+    std = torch.exp(0.5 * logvar)
+    z = torch.addcmul(mu, eps, std)
+    d = torch.addmm(b_dec, z, w_dec.t()).clamp_min_(0)
+    pairs, dec_saved = _gemm_decoder(d, dec_w, dec_b)
+    return pairs, mu, logvar, (enc_saved, dec_saved, eps, std, z, d)
+
+
+# memory orders in which EmotionVAE stores its conv weights (see _store_in_order):
+# encoder convs 1-5 (O, C, K) as (K, C, O); the others as (O, K, C) / (C, K, O)
+_ENC_ORDER, _OTHER_ORDER = (2, 1, 0), (0, 2, 1)
+
+
+def _matrix_view(t: torch.Tensor | None, order: tuple[int, ...], rows: int) -> torch.Tensor | None:
+    """``t.permute(order)`` as a (rows, -1) matrix if that is a view of ``t``, else None."""
+    if t is None:
+        return None
+    tp = t.permute(order)
+    return tp.reshape(rows, -1) if tp.is_contiguous() else None
+
+
+def _gemm_backward(
+    params: tuple[torch.Tensor, ...],
+    saved: tuple,
+    gp: torch.Tensor,
+    g_mu: torch.Tensor | None,
+    g_logvar: torch.Tensor | None,
+    x_needs_grad: bool,
+    out: list[torch.Tensor] | None = None,
+) -> list[torch.Tensor | None]:
+    """Gradients of :func:`_gemm_forward`: ``[d x, d params...]``.
+
+    ``gp`` is the gradient of the output pairs, (N, 66, 2 * n_mels) with zero
+    first and last row (the padded layout of the last layer's input). With
+    ``out`` (one tensor per parameter, parameter-shaped) the parameter
+    gradients are written into those tensors (directly by the matrix products
+    when their memory order allows) and returned.
+    """
+    enc_w, w_enc, w_dec, dec_w = params[0:12:2], params[12], params[14], params[16::2]
+    (ps, enc_mats, a5, a_in, w6, a), (w1m, hs, mats), eps, std, z, d = saved
+    n = d.shape[0]
+    dest = list(out) if out is not None else [None] * len(params)
+    grads: list[torch.Tensor | None] = [None] * len(params)
+
+    def weight_grad(i: int, order: tuple[int, ...], rows: int):
+        """(matrix destination or None, finish) for parameter ``i``'s gradient."""
+        mat = _matrix_view(dest[i], order, rows)
+
+        def finish(gmat: torch.Tensor) -> None:
+            if mat is not None:
+                grads[i] = dest[i]
+                return
+            inverse = tuple(sorted(range(3), key=order.__getitem__))
+            shape = [params[i].shape[k] for k in order]
+            g = gmat.view(shape).permute(inverse)
+            grads[i] = g if dest[i] is None else dest[i].copy_(g)
+        return mat, finish
+
+    for i in range(4, -1, -1):  # ConvTranspose layers 6 .. 2: input hs[i], weights mats[i]
+        h = hs[i]
+        k = 18 + 2 * i  # index of this layer's weight in params
+        mat, finish = weight_grad(k, _OTHER_ORDER, h.shape[2])
+        gwm, grads[k + 1], gx = _convt_s2_backward(
+            h, mats[i], gp, 0 if i == 0 else 1, gw=mat, gb=dest[k + 1]
+        )
+        finish(gwm)
+        if i > 0:  # through the ReLU that made hs[i], into layer i's output pairs
+            frames = hs[i - 1].shape[1]
+            gp = h.new_empty(n, frames, mats[i - 1].shape[1] // 2)
+            if i == 1:  # the p0 layer's pairs are rows 1 .. L+1
+                gp[:, 0].zero_()
+                dst = gp[:, 1:]
+            else:
+                gp[:, 0::frames - 1].zero_()
+                dst = gp[:, 1:-1]
+            _relu_grad(gx, h[:, 1:-1], 0.0, grad_input=_pairs_as_frames(dst))
+    # first ConvTranspose (k3 on one frame), fc_dec, reparameterisation
+    w1 = dec_w[0]
+    g_h1 = d.new_empty(n, w1.shape[2] * w1.shape[1])
+    _relu_grad(gx, hs[0][:, 1:-1], 0.0, grad_input=g_h1.view(n, w1.shape[2], w1.shape[1]))
+    mat, finish = weight_grad(16, _OTHER_ORDER, w1.shape[0])
+    finish(torch.mm(d.t(), g_h1, out=mat) if mat is not None else d.t() @ g_h1)
+    g_h1_rows = g_h1.view(-1, w1.shape[1])
+    grads[17] = g_h1_rows.sum(0) if dest[17] is None else torch.sum(g_h1_rows, 0, out=dest[17])
+    g_d = torch.ops.aten.threshold_backward(g_h1 @ w1m.t(), d, 0.0)
+
+    def small(i: int, fn, *args) -> None:
+        grads[i] = fn(*args) if dest[i] is None else fn(*args, out=dest[i])
+
+    small(14, torch.mm, g_d.t(), z)
+    small(15, torch.sum, g_d, 0)
+    g_z = g_d @ w_dec
+    g_e = torch.cat([g_z, (g_z * eps).mul_(std).mul_(0.5)], dim=1)
+    lat = g_z.shape[1]
+    if g_mu is not None:
+        g_e[:, :lat] += g_mu
+    if g_logvar is not None:
+        g_e[:, lat:] += g_logvar
+    small(12, torch.mm, g_e.t(), a)
+    small(13, torch.sum, g_e, 0)
+    # sixth encoder conv and the ReLU before it
+    g_a = torch.ops.aten.threshold_backward(g_e @ w_enc, a, 0.0)
+    o6, c6, k6 = enc_w[5].shape
+    mat, finish = weight_grad(10, _OTHER_ORDER, o6)
+    finish(torch.mm(g_a.t(), a_in, out=mat) if mat is not None else g_a.t() @ a_in)
+    small(11, torch.sum, g_a, 0)
+    gr = a5.new_empty(n, a5.shape[1] + 1, a5.shape[2])
+    gr[:, k6:].zero_()
+    _relu_grad((g_a @ w6).view(n, k6, c6), a5[:, :k6], 0.0, grad_input=gr[:, :k6])
+    g_x = None
+    for i in range(4, -1, -1):  # conv layers 5 .. 1; ps[i] is layer i+1's padded input
+        mat, finish = weight_grad(2 * i, _ENC_ORDER, enc_mats[i].shape[0])
+        gwm, grads[2 * i + 1], gq = _conv_s2_backward(
+            ps[i], enc_mats[i], gr, i > 0 or x_needs_grad, gw=mat, gb=dest[2 * i + 1]
+        )
+        finish(gwm)
+        if i > 0:
+            p = ps[i]
+            frames = p.shape[1] - 2
+            gr = p.new_empty(n, frames + 1, p.shape[2])
+            gr[:, frames].zero_()
+            _relu_grad(gq, p[:, 1:-1], 0.0, grad_input=gr[:, :frames])
+        elif gq is not None:
+            g_x = gq.transpose(1, 2)
+    return [g_x] + grads
+
+
+class _FusedVAE(torch.autograd.Function):
+    """``EmotionVAE.forward`` (gemm path) as one autograd node with a hand-written backward."""
 
     @staticmethod
-    def forward(ctx, h, w6, b6, w_enc, b_enc, w_dec, b_dec, w_d1, b_d1, eps):  # noqa: D102
-        n = h.shape[0]
-        lat = w_dec.shape[1]
-        # (c, k) order so that the weights are used (and their gradients made) as stored
-        a_in = h[:, :3].transpose(1, 2).reshape(n, -1)  # (N, (c, k)), frames 0..2
-        w6m = w6.view(w6.shape[0], -1)  # (256, (c, k))
-        a = torch.addmm(b6, a_in, w6m.t()).relu_()
-        e = torch.addmm(b_enc, a, w_enc.t())
-        mu, logvar = e[:, :lat], e[:, lat:]
-        std = torch.exp(0.5 * logvar)
-        z = torch.addcmul(mu, eps, std)
-        d = torch.addmm(b_dec, z, w_dec.t()).relu_()
-        wd1m = w_d1.view(w_d1.shape[0], -1)  # (256, (o, k))
-        out = torch.addmm(b_d1.repeat_interleave(3), d, wd1m).relu_()  # (N, (o, k))
-        ctx.save_for_backward(a_in, w6m, a, w_enc, eps, std, z, w_dec, d, wd1m, out)
-        ctx.conf = h.shape
-        return mu.clone(), logvar.clone(), out.view(n, -1, 3).transpose(1, 2).contiguous()
+    def forward(ctx, x, eps, lat, *params):  # noqa: D102
+        pairs, mu, logvar, saved = _gemm_forward(x, eps, lat, params)
+        ctx.save_for_backward(*params)
+        ctx.saved = saved
+        ctx.x_needs_grad = ctx.needs_input_grad[0]
+        recon = _pairs_as_frames(pairs).transpose(1, 2)  # (N, n_mels, 128), time-major storage
+        if not EmotionVAE._time_major(x):
+            recon = recon.contiguous()
+        return recon, mu.clone(), logvar.clone()
 
     @staticmethod
-    def backward(ctx, g_mu, g_logvar, g_out):  # noqa: D102
-        a_in, w6m, a, w_enc, eps, std, z, w_dec, d, wd1m, out = ctx.saved_tensors
-        h_shape = ctx.conf
-        n = h_shape[0]
-        need = ctx.needs_input_grad
-        g_out = _threshold_backward(g_out.transpose(1, 2).reshape(n, -1), out, 0.0)  # (N, (o, k))
-        g_wd1 = (d.t() @ g_out).view(wd1m.shape[0], -1, 3) if need[7] else None
-        g_bd1 = g_out.view(n, -1, 3).sum((0, 2)) if need[8] else None
-        g_d = _threshold_backward(g_out @ wd1m.t(), d, 0.0)
-        g_wdec = g_d.t() @ z if need[5] else None
-        g_bdec = g_d.sum(0) if need[6] else None
-        g_z = g_d @ w_dec
-        g_e = torch.cat([g_mu + g_z, torch.addcmul(g_logvar, g_z, eps * std, value=0.5)], dim=1)
-        g_wenc = g_e.t() @ a if need[3] else None
-        g_benc = g_e.sum(0) if need[4] else None
-        g_a = _threshold_backward(g_e @ w_enc, a, 0.0)
-        g_w6 = (g_a.t() @ a_in).view(w6m.shape[0], -1, 3) if need[1] else None
-        g_b6 = g_a.sum(0) if need[2] else None
-        g_h = None
-        if need[0]:
-            g_h = a_in.new_zeros(h_shape)
-            g_h[:, :3] = (g_a @ w6m).view(n, -1, 3).transpose(1, 2)
-        return g_h, g_w6, g_b6, g_wenc, g_benc, g_wdec, g_bdec, g_wd1, g_bd1, None
+    def backward(ctx, g_recon, g_mu, g_logvar):  # noqa: D102
+        saved, ctx.saved = ctx.saved, None
+        hs = saved[1][1]
+        n, frames, _ = hs[-1].shape
+        gp = _padded(hs[-1], n, frames - 2, g_recon.shape[1] * 2)
+        _pairs_as_frames(gp[:, 1:-1]).copy_(g_recon.transpose(1, 2))
+        grads = _gemm_backward(ctx.saved_tensors, saved, gp, g_mu, g_logvar, ctx.x_needs_grad)
+        return (grads[0], None, None, *grads[1:])
+
+
+def _gemm_loss_and_grad(
+    x: torch.Tensor, eps: torch.Tensor, lat: int, beta: float, params: tuple[torch.Tensor, ...],
+    out: list[torch.Tensor] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+    """:func:`vae_loss` of the gemm forward pass and its gradients, without autograd.
+
+    The reconstruction error is computed straight into the buffer that the
+    backward pass uses as the output gradient; no reconstruction is kept.
+    Returns ``(total, reconstruction, kl, [d params...])``; see
+    :func:`_gemm_backward` for ``out``.
+    """
+    pairs, mu, logvar, saved = _gemm_forward(x, eps, lat, params)
+    p0 = saved[0][0][0]  # the padded input (N, 130, n_mels)
+    n, frames, c = p0.shape
+    gp = _padded(pairs, n, frames // 2 - 1, 2 * c)
+    x_pairs = p0.view(n, -1)[:, c: c * (frames - 1)].view(n, -1, 2 * c)
+    torch.sub(pairs, x_pairs, out=gp[:, 1:-1])  # recon - x; the pad rows stay 0
+    flat = gp.view(-1)
+    numel = n * c * (frames - 2)
+    rec = torch.dot(flat, flat) / numel
+    var = logvar.exp()
+    kl = (mu.square() + var - logvar - 1.0).sum() * (0.5 / n)
+    gp.mul_(2.0 / numel)  # d rec / d recon
+    g_mu = mu * (beta / n)
+    g_logvar = (var - 1.0).mul_(0.5 * beta / n)
+    grads = _gemm_backward(params, saved, gp, g_mu, g_logvar, False, out)
+    return rec + beta * kl, rec, kl, grads[1:]
 
 
 class _KL(torch.autograd.Function):
@@ -401,6 +514,13 @@ class EmotionVAE(nn.Module):
 
         for lin in (self.fc_enc, self.fc_dec):
             nn.init.kaiming_normal_(lin.weight)
+        # Store the conv weights in the memory order the gemm path multiplies with
+        # (same shapes, values and state dict; the weight matrices become views).
+        enc, dec = self._convs()
+        for conv in enc[:5]:  # (O, C, K) stored as (K, C, O)
+            _store_in_order(conv.weight, (2, 1, 0))
+        for conv in enc[5:] + dec:  # (O, C, K) / (C, O, K) stored as (O, K, C) / (C, K, O)
+            _store_in_order(conv.weight, (0, 2, 1))
 
     def _check_impl(self) -> str:
         if self.impl not in IMPLEMENTATIONS:
@@ -423,40 +543,29 @@ class EmotionVAE(nn.Module):
         """True when ``x`` (N, C, L) is stored time-major, i.e. ``x.transpose(1, 2)`` is contiguous."""
         return x.shape[0] > 0 and x.transpose(1, 2).is_contiguous() and not x.is_contiguous()
 
-    def _gemm_trunk(self, x: torch.Tensor, enc: list[nn.Conv1d]) -> torch.Tensor:
-        """First five encoder layers: (N, n_mels, 128) -> time-major (N, 4, 128)."""
-        if self._time_major(x):
-            h = _ConvS2ReLU.apply(x.transpose(1, 2), enc[0].weight, enc[0].bias)
-        else:
-            h = _ConvS2ReLUFirst.apply(x, enc[0].weight, enc[0].bias)
-        for conv in enc[1:5]:
-            h = _ConvS2ReLU.apply(h, conv.weight, conv.bias)
-        return h
+    def _params(self) -> list[torch.Tensor]:
+        """Parameters in the order :class:`_FusedVAE` takes them."""
+        enc, dec = self._convs()
+        out: list[torch.Tensor] = []
+        for conv in enc:
+            out += [conv.weight, conv.bias]
+        out += [self.fc_enc.weight, self.fc_enc.bias, self.fc_dec.weight, self.fc_dec.bias]
+        for conv in dec:
+            out += [conv.weight, conv.bias]
+        return out
 
-    @staticmethod
-    def _gemm_tail(h: torch.Tensor, dec: list[nn.ConvTranspose1d], time_major: bool = False) -> torch.Tensor:
-        """Last five decoder layers: time-major (N, 3, 128) -> (N, n_mels, 128).
-
-        With ``time_major`` the result is a (N, n_mels, 128) view of time-major storage.
-        """
-        h = _ConvTS2.apply(h, dec[1].weight, dec[1].bias, 0, True)
-        for conv in dec[2:5]:
-            h = _ConvTS2.apply(h, conv.weight, conv.bias, 1, True)
-        if time_major:
-            return _ConvTS2.apply(h, dec[5].weight, dec[5].bias, 1, False).transpose(1, 2)
-        return _ConvTS2Last.apply(h, dec[5].weight, dec[5].bias)
+    def _gemm_ok(self) -> bool:
+        """The gemm path serves encode/decode when no gradient is being recorded."""
+        return self._check_impl() == "gemm" and not torch.is_grad_enabled()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Map ``x`` (N, n_mels, 128) to ``(mu, logvar)``, each (N, latent_dim)."""
         self._check_input(x)
-        if self._check_impl() == "torch":
-            h = self.encoder(x)
-        else:
+        if self._gemm_ok():
             enc, _ = self._convs()
-            h = self._gemm_trunk(x, enc)
-            last = enc[5]  # k3, s2, p0 on 4 frames: one output frame from frames 0..2
-            a_in = h[:, :3].transpose(1, 2).reshape(h.shape[0], -1)  # (N, (c, k)), as _Bottleneck
-            h = torch.addmm(last.bias, a_in, last.weight.view(last.out_channels, -1).t()).relu_()
+            h, _ = _gemm_encoder(x, [c.weight for c in enc], [c.bias for c in enc])
+        else:
+            h = self.encoder(x)
         h = self.fc_enc(h)
         return h[:, : self.latent_dim], h[:, self.latent_dim:]
 
@@ -468,14 +577,12 @@ class EmotionVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Map latents (N, latent_dim) to spectrograms (N, n_mels, 128)."""
-        if self._check_impl() == "torch":
+        if not self._gemm_ok():
             return self.decoder(self.fc_dec(z).unsqueeze(-1))  # (N, 256, 1) -> ...
         _, dec = self._convs()
-        d = torch.addmm(self.fc_dec.bias, z, self.fc_dec.weight.t()).relu_()
-        first = dec[0]  # k3, s1 on one frame: (N, 256) -> time-major (N, 3, 128), as _Bottleneck
-        h = torch.addmm(first.bias.repeat_interleave(3), d, first.weight.view(first.in_channels, -1))
-        h = h.relu_().view(z.shape[0], -1, 3).transpose(1, 2).contiguous()
-        return self._gemm_tail(h, dec)
+        d = torch.addmm(self.fc_dec.bias, z, self.fc_dec.weight.t()).clamp_min_(0)
+        pairs, _ = _gemm_decoder(d, [c.weight for c in dec], [c.bias for c in dec])
+        return _pairs_as_frames(pairs).transpose(1, 2).contiguous()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Return ``(reconstruction, mu, logvar)``; ``z`` is drawn by :meth:`reparameterize`."""
@@ -484,16 +591,46 @@ class EmotionVAE(nn.Module):
             z = self.reparameterize(mu, logvar)
             return self.decode(z), mu, logvar
         self._check_input(x)
-        enc, dec = self._convs()
-        h = self._gemm_trunk(x, enc)
         # same random numbers as reparameterize(): randn_like(mu)
-        eps = torch.randn(x.shape[0], self.latent_dim, dtype=h.dtype, device=h.device)
-        mu, logvar, h = _Bottleneck.apply(
-            h, enc[5].weight, enc[5].bias, self.fc_enc.weight, self.fc_enc.bias,
-            self.fc_dec.weight, self.fc_dec.bias, dec[0].weight, dec[0].bias, eps,
-        )
-        # the reconstruction has the memory layout of the input (see class notes)
-        return self._gemm_tail(h, dec, self._time_major(x)), mu, logvar
+        eps = torch.randn(x.shape[0], self.latent_dim, dtype=x.dtype, device=x.device)
+        return _FusedVAE.apply(x, eps, self.latent_dim, *self._params())
+
+    def loss_and_grad(
+        self, x: torch.Tensor, beta: float = 1.0
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The study's loss of a batch, with its gradients written to the parameters' ``.grad``.
+
+        Equivalent to ``zero_grad()``, ``total, rec, kl = vae_loss(*...self(x), x, ..., beta)``
+        and ``total.backward()``: the same function, random numbers and
+        gradients. On the gemm path it runs without autograd: the loss is
+        computed inside the hand-written backward pass and no reconstruction
+        is kept (what :func:`emovae_utils.train.fit` uses). The gradients
+        overwrite ``.grad`` (allocated if missing); ``x`` gets none.
+
+        Returns
+        -------
+        total, reconstruction, kl : torch.Tensor
+            Detached scalars, as :func:`vae_loss` returns them.
+        """
+        params = self._params()
+        if self._check_impl() == "torch":
+            for p in params:
+                p.grad = None
+            with torch.enable_grad():
+                recon, mu, logvar = self(x)
+                total, rec, kl = vae_loss(recon, x, mu, logvar, beta)
+                total.backward()
+            return total.detach(), rec.detach(), kl.detach()
+        self._check_input(x)
+        eps = torch.randn(x.shape[0], self.latent_dim, dtype=x.dtype, device=x.device)
+        with torch.no_grad():
+            for p in params:
+                if p.grad is None:
+                    p.grad = torch.empty_like(p)  # in the parameter's memory layout
+            total, rec, kl, _ = _gemm_loss_and_grad(
+                x, eps, self.latent_dim, float(beta), params, [p.grad for p in params]
+            )
+        return total, rec, kl
 
 
 def vae_loss(

@@ -73,10 +73,11 @@ def test_shapes(impl):
     m = EmotionVAE()
     m.impl = impl
     x = _x(5)
-    mu, logvar = m.encode(x)
-    assert mu.shape == logvar.shape == (5, 8)
-    assert m.decode(mu).shape == (5, 80, 128)
-    recon, mu2, logvar2 = m(x)
+    with torch.no_grad():  # (with autograd on, encode/decode use the nn modules)
+        mu, logvar = m.encode(x)
+        assert mu.shape == logvar.shape == (5, 8)
+        assert m.decode(mu).shape == (5, 80, 128)
+        recon, mu2, logvar2 = m(x)
     assert recon.shape == (5, 80, 128)
     assert torch.equal(mu, mu2) and torch.equal(logvar, logvar2)
     m4 = EmotionVAE(latent_dim=4)
@@ -89,6 +90,10 @@ def test_shapes(impl):
 def test_bad_input_shape():
     with pytest.raises(ValueError, match="expected input"):
         EmotionVAE()(torch.zeros(2, 128, 80))
+
+
+def _dim_order(t: torch.Tensor) -> list[int]:
+    return sorted(range(t.dim()), key=lambda d: -t.stride(d))
 
 
 @pytest.mark.parametrize("layout", ["channel-major", "time-major"])
@@ -107,7 +112,8 @@ def test_gemm_and_torch_paths_agree_with_gradients(layout):
         m.zero_grad()
         torch.manual_seed(1)
         recon, mu, logvar = m(x)
-        assert recon.stride() == x.stride()  # the reconstruction keeps the input's layout
+        if impl == "gemm":  # the reconstruction keeps the input's memory order
+            assert _dim_order(recon) == _dim_order(x)
         total, _, _ = vae_loss(recon, x, mu, logvar)
         (total + recon.pow(3).mean() * 1e-3).backward()  # a non-trivial output gradient
         results[impl] = [recon.detach(), mu.detach(), logvar.detach(), x.grad.clone()] + [
@@ -181,3 +187,60 @@ def test_save_and_load_latent_4(tmp_path):
     # a default model does not accept these weights
     with pytest.raises(RuntimeError):
         EmotionVAE().load_state_dict(loaded.state_dict())
+
+
+@pytest.mark.parametrize("layout", ["channel-major", "time-major"])
+@pytest.mark.parametrize("beta", [1.0, 0.25])
+def test_loss_and_grad_equals_autograd_of_the_loss(layout, beta):
+    """The fused, autograd-free step of fit(): same loss and gradients as the nn modules + backward."""
+    torch.manual_seed(0)
+    m = EmotionVAE().double()
+    x = _x(4, dtype=torch.float64)
+    if layout == "time-major":
+        x = x.transpose(1, 2).contiguous().transpose(1, 2)
+    m.impl = "torch"
+    m.zero_grad()
+    torch.manual_seed(1)
+    recon, mu, logvar = m(x)
+    ref = vae_loss(recon, x, mu, logvar, beta)
+    ref[0].backward()
+    ref_grads = [p.grad.clone() for p in m.parameters()]
+    m.impl = "gemm"
+    params = list(m.parameters())
+    for i, p in enumerate(params):  # stale gradients are overwritten, whatever their layout
+        p.grad = torch.full(p.shape, 7.0, dtype=p.dtype) if i % 2 else torch.full_like(p, -3.0)
+    torch.manual_seed(1)  # same random numbers
+    got = m.loss_and_grad(x, beta)
+    for a, b in zip(got, ref):
+        assert a.requires_grad is False
+        torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=0)
+    for p, g in zip(params, ref_grads):
+        torch.testing.assert_close(p.grad, g, rtol=1e-9, atol=1e-12)
+    for p in params:  # missing gradients are created, in the parameter's memory layout
+        p.grad = None
+    torch.manual_seed(1)
+    m.loss_and_grad(x, beta)
+    for p, g in zip(params, ref_grads):
+        assert p.grad.stride() == p.stride()
+        torch.testing.assert_close(p.grad, g, rtol=1e-9, atol=1e-12)
+
+
+def test_conv_weights_stored_in_matrix_order_with_the_usual_shapes(tmp_path):
+    m = EmotionVAE()
+    enc, dec = m._convs()
+    assert enc[0].weight.shape == (64, 80, 4)
+    assert enc[0].weight.permute(2, 1, 0).is_contiguous()  # (tap, in, out) in memory
+    assert dec[-1].weight.shape == (64, 80, 4)
+    assert dec[-1].weight.permute(0, 2, 1).is_contiguous()  # (in, tap, out) in memory
+    # a state dict from contiguous weights loads into it unchanged
+    state = {k: v.contiguous() for k, v in m.state_dict().items()}
+    m2 = EmotionVAE()
+    m2.load_state_dict(state)
+    assert m2._convs()[0][0].weight.permute(2, 1, 0).is_contiguous()
+    for k, v in m2.state_dict().items():
+        assert torch.equal(v, state[k])
+    loaded, _ = load_model(save_model(tmp_path / "m.pt", m2))
+    assert loaded._convs()[0][0].weight.permute(2, 1, 0).is_contiguous()
+    x = _x(2)
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(x)[0], m2.encode(x)[0])

@@ -198,7 +198,7 @@ def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
 
     monkeypatch.setattr(emovae_utils, "dsp", fake, raising=False)
     hist = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path,
-               sample_every=2, checkpoint_every=4, progress=True, render_in_background=False)
+               sample_every=2, checkpoint_every=4, progress=True, render_workers=0)
     names = sorted(p.name for p in (tmp_path / "training_samples").iterdir())
     assert names == ["epoch_00002.wav", "epoch_00004.wav", "epoch_00006.wav"]
     assert len(calls) == 3 and calls[0].shape == (80, 128) and np.isfinite(calls[0]).all()
@@ -215,18 +215,25 @@ def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
     pd.testing.assert_frame_equal(hist, plain, check_exact=True)
 
 
-def test_training_samples_rendered_in_a_background_process(X, tmp_path):
-    """Real Griffin-Lim (emovae_utils.dsp) in the spawned worker; fit waits for it."""
+def test_training_samples_rendered_by_worker_processes(X, tmp_path):
+    """Real Griffin-Lim (emovae_utils.dsp) in spawned workers; every checkpoint waits for it."""
     sf = pytest.importorskip("soundfile")
     pytest.importorskip("librosa")
-    fit(_model(), X[:4], 4, threads=THREADS, out_dir=tmp_path, sample_every=2,
-        checkpoint_every=None, progress=False, render_in_background=True)
-    files = sorted((tmp_path / "training_samples").glob("*.wav"))
-    assert [f.name for f in files] == ["epoch_00002.wav", "epoch_00004.wav"]
-    y, sr = sf.read(files[0])
+    samples = tmp_path / "training_samples"
+    on_disk = {}
+
+    def callback(epoch, losses):  # runs after the epoch's checkpoint
+        on_disk[epoch] = sorted(f.name for f in samples.glob("*.wav"))
+
+    fit(_model(), X[:4], 6, threads=THREADS, out_dir=tmp_path, sample_every=1,
+        checkpoint_every=3, progress=False, render_workers=2, callback=callback)
+    names = [f"epoch_{e:05d}.wav" for e in range(1, 7)]
+    assert on_disk[3] == names[:3]  # queued samples are rendered before the checkpoint
+    assert sorted(f.name for f in samples.glob("*.wav")) == names
+    assert not list(samples.glob(".*"))  # no temporary files left
+    y, sr = sf.read(samples / names[0])
     assert sr == 16000 and len(y) > 16000 and np.abs(y).max() > 0
-    assert json.loads((tmp_path / "run.json").read_text())["render_in_background"] is True
-    assert not (tmp_path / "checkpoint.pt").exists()
+    assert json.loads((tmp_path / "run.json").read_text())["render_workers"] == 2
 
 
 def test_drop_last_without_a_full_batch_is_an_error(X):
