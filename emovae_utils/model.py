@@ -19,8 +19,8 @@ __all__ = ["EmotionVAE", "vae_loss", "save_model", "load_model", "IMPLEMENTATION
 #: Ways of evaluating the same network (identical parameters and function).
 #: ``"torch"`` calls the ``nn.Conv1d`` / ``nn.ConvTranspose1d`` modules (the
 #: authors' code); ``"gemm"`` evaluates the same layers as matrix products in a
-#: time-major layout with hand-written backward passes (faster on CPU; results
-#: agree to float32 rounding).
+#: zero-padded time-major layout with a hand-written backward pass (faster on
+#: CPU; results agree to float32 rounding, gradients included).
 IMPLEMENTATIONS = ("gemm", "torch")
 
 _relu_grad = torch.ops.aten.threshold_backward.grad_input  # grad * (out > 0), with out=
@@ -553,7 +553,14 @@ class EmotionVAE(nn.Module):
     evaluated; see :data:`IMPLEMENTATIONS`. The gemm path accepts the input in
     either memory layout: channel-major (contiguous (N, 80, 128)) or time-major
     (``x = xt.transpose(1, 2)`` for a contiguous (N, 128, 80) ``xt``, which is
-    faster); ``forward`` returns the reconstruction in the input's layout.
+    faster); ``forward`` returns the reconstruction in the same dimension
+    order. With autograd recording, :meth:`encode` and :meth:`decode` use the
+    ``nn`` modules (same function; :meth:`forward` is always one gemm node).
+    The conv weights have the usual shapes and state-dict entries but are
+    stored in the memory order of the gemm path's matrix products, so that
+    those matrices are views (PyTorch's convolutions accept any layout).
+    :meth:`loss_and_grad` is a training step without autograd (what
+    :func:`emovae_utils.train.fit` uses).
     """
 
     n_frames = 128

@@ -470,11 +470,16 @@ def fit(
     -----
     The initial weights are the model's as passed in (seed before constructing
     it); their SHA-1 is recorded in ``run.json`` with the data's.
-    Speed: the data are stored time-major for ``EmotionVAE``'s gemm path (the
-    model sees (N, 80, 128) views), parameters and gradients live in one flat
-    buffer (fused Adam, one-tensor clipping, no per-parameter loops), losses
-    stay tensors until the end of each epoch, and :func:`tune_malloc` stops the
-    per-step page faults. See ``benchmarks/train.py``.
+    Speed: a model with ``loss_and_grad`` (``EmotionVAE``) takes each step
+    without autograd, with its batch gathered straight into its input buffer
+    (other models: ``model(x)``, :func:`~emovae_utils.model.vae_loss` and
+    ``backward``); the data are stored time-major for the gemm path (the model
+    sees (N, 80, 128) views); parameters and gradients live in one flat buffer
+    in the model's memory order (fused Adam, one-tensor clipping, no
+    per-parameter loops); Adam runs on one thread with subnormals flushed to
+    zero (see :func:`_cpu_adam_step`); losses stay tensors until the end of
+    each epoch; and :func:`tune_malloc` stops the per-step page faults. See
+    ``benchmarks/train.py``.
 
     Returns
     -------

@@ -244,3 +244,35 @@ def test_conv_weights_stored_in_matrix_order_with_the_usual_shapes(tmp_path):
     x = _x(2)
     with torch.no_grad():
         assert torch.equal(loaded.encode(x)[0], m2.encode(x)[0])
+
+
+def test_loss_and_grad_reuses_its_buffers_correctly():
+    """Kept buffers across calls: changing weights, alternating batch sizes, gathered batches."""
+    import copy
+
+    torch.manual_seed(0)
+    m = EmotionVAE().double()
+    ref = copy.deepcopy(m)
+    ref.impl = "torch"
+    X = _x(10, seed=4, dtype=torch.float64).transpose(1, 2).contiguous().transpose(1, 2)
+    g = torch.Generator().manual_seed(1)
+    for step, size in enumerate([4, 4, 3, 4, 3]):
+        with torch.no_grad():  # a different model at every step, same for both
+            for a, b in zip(m.parameters(), ref.parameters()):
+                a.add_(0.01 * torch.randn(a.shape, generator=g, dtype=a.dtype))
+                b.copy_(a)
+        idx = torch.randperm(10, generator=g)[:size]
+        torch.manual_seed(step)
+        got = m.loss_and_grad(X, 0.5, index=idx)
+        ref.zero_grad()
+        torch.manual_seed(step)
+        xb = X[idx]
+        recon, mu, logvar = ref(xb)
+        want = vae_loss(recon, xb, mu, logvar, 0.5)
+        want[0].backward()
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-12, atol=0)
+        for a, b in zip(m.parameters(), ref.parameters()):
+            torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12)
+    assert len(m._memos) == 2  # one set of buffers per batch size, reused
+    assert "_memos" not in copy.deepcopy(m).__dict__

@@ -268,6 +268,65 @@ def test_plain_loop_equivalence(X):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
 
 
+def test_plain_loop_equivalence_with_minibatches(X):
+    """Shuffled minibatches (4, 4, 2: two batch shapes) through loss_and_grad's gathered input."""
+    set_determinism(3, THREADS)
+    m_ref = _model()
+    opt = torch.optim.Adam(m_ref.parameters(), lr=1e-3)
+    xt = torch.as_tensor(X)
+    gen = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    ref = []
+    for _ in range(4):
+        perm, losses = torch.randperm(len(xt), generator=gen), []
+        for b in range(0, len(xt), 4):
+            xb = xt[perm[b: b + 4]]
+            opt.zero_grad()
+            total, rec, kl = _step(m_ref, xb)
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(m_ref.parameters(), 1.0)
+            opt.step()
+            losses.append(total.item())
+        ref.append(np.mean(losses))
+    m = _model()
+    hist = fit(m, X, 4, batch_size=4, seed=3, threads=THREADS, progress=False)
+    np.testing.assert_allclose(hist["total"], ref, rtol=1e-4)
+    for a, b in zip(m.parameters(), m_ref.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
+
+
+def _step(model, xb):
+    from emovae_utils.model import vae_loss
+
+    recon, mu, logvar = model(xb)
+    return vae_loss(recon, xb, mu, logvar)
+
+
+def test_cpu_adam_step_is_adam_and_flushes_subnormals():
+    """fit's optimiser step: torch's fused Adam on one thread; stuck subnormal moments become 0."""
+    torch.set_num_threads(2)
+    g = torch.Generator().manual_seed(0)
+    p1 = torch.randn(1000, generator=g)
+    p2 = p1.clone()
+    grads = [torch.randn(1000, generator=g) * 1e-3 for _ in range(3)]
+    o1 = torch.optim.Adam([p1], lr=1e-3, fused=True)
+    o2 = torch.optim.Adam([p2], lr=1e-3, fused=True)
+    for gr in grads:  # the first call creates the state, the others use it directly
+        p1.grad, p2.grad = gr.clone(), gr.clone()
+        o1.step()
+        train._cpu_adam_step(o2, 2, False)
+        assert torch.equal(p1, p2)
+    assert torch.get_num_threads() == 2 and not train._denormals_flushed()
+    st = o2.state[p2]
+    st["exp_avg"][:10] = 1.4e-45  # the smallest subnormal: 0.9 x it rounds back to it
+    p2.grad = torch.zeros(1000)
+    before = p2.clone()
+    train._cpu_adam_step(o2, 2, False)
+    assert torch.count_nonzero(st["exp_avg"][:10]) == 0
+    assert torch.equal(p2[:10], before[:10])
+    assert not train._denormals_flushed()
+
+
 def test_set_determinism():
     assert set_determinism(1, 1) == 1 and torch.get_num_threads() == 1
     a = (torch.rand(1).item(), np.random.rand(), __import__("random").random())
