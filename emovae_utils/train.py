@@ -564,7 +564,10 @@ def fit(
             "data_layout": "time-major" if time_major else "channel-major",
             "n_parameters": sum(p.numel() for p in model.parameters()),
         },
-        "optimizer": "Adam(fused=True on one flat parameter; betas=(0.9, 0.999), eps=1e-8)",
+        "optimizer": "Adam(fused=True on one flat parameter; betas=(0.9, 0.999), eps=1e-8)"
+        + ("; CPU: one thread, subnormals flushed to zero" if dev.type == "cpu" else ""),
+        "step": "model.loss_and_grad" if callable(getattr(model, "loss_and_grad", None))
+        else "autograd",
         "checkpoint_every": checkpoint_every,
         "sample_every": sample_every if render else None,
         "render_workers": None,
