@@ -483,3 +483,40 @@ def save_wav(path: str | os.PathLike, y: np.ndarray, sr: int = 16000, normalise:
         y = y * (0.9 / peak)
     sf.write(path, np.clip(y, -1.0, 1.0), sr, subtype="PCM_16")
     return path
+
+
+def render_wav(S_db: np.ndarray, path: str | os.PathLike, config: PreprocessConfig | None = None) -> Path:
+    """Griffin-Lim a dB mel spectrogram and write it to ``path``, atomically.
+
+    :func:`log_mel_to_audio` then :func:`save_wav` (peak-normalised) through a
+    temporary file in the same folder, so ``path`` is either absent or complete.
+    Used for the training samples, in worker processes (this module does not
+    import torch).
+
+    Parameters
+    ----------
+    S_db : np.ndarray, shape (n_mels, T)
+    path : str or os.PathLike
+    config : PreprocessConfig, optional
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    c = config or PreprocessConfig()
+    path = Path(path)
+    y = log_mel_to_audio(S_db, c)
+    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
+    save_wav(tmp, y, sr=c.sr)
+    os.replace(tmp, path)
+    return path
+
+
+def _one_thread_worker() -> None:  # pragma: no cover - runs in worker processes
+    """Process-pool initializer: keep numpy/scipy's BLAS on one thread."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass

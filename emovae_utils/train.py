@@ -238,59 +238,78 @@ def _render_sample(model: nn.Module, x0: torch.Tensor, path: Path, dsp: Any = No
     _write_sample(_decode_sample(model, x0), path, dsp)
 
 
-def _render_worker_init() -> None:  # pragma: no cover - runs in the worker process
-    torch.set_num_threads(1)
-    try:  # keep the renderer on one core (numpy/scipy BLAS pools)
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
-    from . import dsp  # noqa: F401  (import once, up front)
-
-
 class _SampleWriter:
-    """Writes training samples: queued while training runs, rendered in parallel batches.
+    """Writes training samples on worker processes, without slowing training down.
 
-    Griffin-Lim of one clip costs about 0.3 s of CPU (mostly librosa's NNLS mel
-    inversion). Rendering while training runs would fight the training threads
-    for the cores (with 2 torch threads on 2 cores that slows training about
-    3x), so :meth:`submit` only queues the decoded spectrogram and
-    :meth:`flush` renders the queue on ``workers`` spawned processes while
-    training waits (the pool is started at the first flush). ``fit`` flushes
-    before every checkpoint, so a resumed run loses no sample. With
-    ``workers=0`` each sample is rendered at once in this process.
+    Griffin-Lim of one clip costs 0.1-0.8 s of CPU (mostly librosa's NNLS mel
+    inversion; more for a well-trained model). Two modes:
+
+    * ``concurrent``: training leaves cores free, so :meth:`submit` hands the
+      decoded spectrogram to the ``workers`` at once and training goes on.
+    * batched (training uses every core): rendering beside it would fight the
+      training threads for the cores (2 torch threads on 2 cores ran about 3x
+      slower), so :meth:`submit` only queues the spectrogram and the queue is
+      rendered on ``workers`` processes while training waits, whenever 16 are
+      queued and at every :meth:`flush`.
+
+    :meth:`flush` returns when every sample so far is written and re-raises
+    the first rendering error. ``fit`` stores the :meth:`unwritten` ones in
+    each checkpoint (and a resumed run renders them), so none is lost and
+    training never waits for concurrent rendering. With ``workers=0`` each
+    sample is rendered at once in this process. The pool is started at the
+    first sample; its workers import :mod:`emovae_utils.dsp` only.
     """
 
-    def __init__(self, dsp: Any, workers: int, max_queued: int = 16) -> None:
+    def __init__(self, dsp: Any, workers: int, concurrent: bool, max_queued: int = 16) -> None:
         self.dsp = dsp
         self.workers = workers
+        self.concurrent = concurrent
         self.max_queued = max_queued
         self.pool = None
         self.queue: list[tuple[np.ndarray, str]] = []
+        self.pending: list[Any] = []
 
-    def submit(self, s_db: np.ndarray, path: Path) -> None:
-        if self.workers == 0:
-            _write_sample(s_db, path, self.dsp)
-            return
-        self.queue.append((s_db, str(path)))
-        if len(self.queue) >= self.max_queued:
-            self.flush()
+    def _submit(self, s_db: np.ndarray, path: str) -> None:
+        from . import dsp  # the workers import only this module (no torch)
 
-    def flush(self) -> None:
-        """Render every queued sample (re-raising the first rendering error)."""
-        if not self.queue:
-            return
         if self.pool is None:
             import multiprocessing as mp
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(
                 max_workers=self.workers, mp_context=mp.get_context("spawn"),
-                initializer=_render_worker_init,
+                initializer=dsp._one_thread_worker,
             )
+        self.pending.append((self.pool.submit(dsp.render_wav, s_db, path), s_db, path))
+
+    def unwritten(self) -> list[tuple[np.ndarray, str]]:
+        """Samples submitted but not yet written (re-raises a rendering error)."""
+        left = []
+        for fut, s_db, path in self.pending:
+            if fut.done():
+                fut.result()
+            else:
+                left.append((s_db, path))
+        self.pending = [p for p in self.pending if not p[0].done()]
+        return left + list(self.queue)
+
+    def submit(self, s_db: np.ndarray, path: Path) -> None:
+        if self.workers == 0:
+            _write_sample(s_db, path, self.dsp)
+        elif self.concurrent:
+            self._submit(s_db, str(path))
+        else:
+            self.queue.append((s_db, str(path)))
+            if len(self.queue) >= self.max_queued:
+                self.flush()
+
+    def flush(self) -> None:
+        """Wait until every submitted sample is written."""
         jobs, self.queue = self.queue, []
-        for fut in [self.pool.submit(_write_sample, s_db, path) for s_db, path in jobs]:
+        for s_db, path in jobs:
+            self._submit(s_db, path)
+        pending, self.pending = self.pending, []
+        for fut, _, _ in pending:
             fut.result()
 
     def close(self, flush: bool = True) -> None:
@@ -298,7 +317,7 @@ class _SampleWriter:
             if flush:
                 self.flush()
         finally:
-            self.queue = []
+            self.queue, self.pending = [], []
             if self.pool is not None:
                 self.pool.shutdown(wait=True, cancel_futures=True)
                 self.pool = None
@@ -459,12 +478,15 @@ def fit(
         ``callback(epoch, {"reconstruction": ..., "kl": ..., "total": ...})``
         after every epoch (after its checkpoint, if any). May raise to stop.
     render_workers : int, optional
-        Processes that render the training samples. Samples are decoded at
-        their epoch and queued; the queue is rendered in parallel while
-        training waits, before every checkpoint, whenever 16 are queued and at
-        the end (rendering while training runs would compete for the cores).
-        ``None`` (default): ``os.cpu_count()``; 0: render each at once in this
-        process. All samples are written before ``fit`` returns.
+        Processes that render the training samples (decoded at their epoch).
+        If training leaves that many cores free (``threads + render_workers <=
+        os.cpu_count()``) they render while training goes on; otherwise the
+        samples are queued and rendered in parallel while training waits
+        (whenever 16 are queued), since rendering beside training threads on
+        the same cores slows training several times. ``None`` (default): the
+        free cores if ``threads < os.cpu_count()``, else every core; 0: render
+        each at once in this process. Every checkpoint waits for the samples
+        before it, and all are written before ``fit`` returns.
 
     Notes
     -----
@@ -571,6 +593,7 @@ def fit(
         "checkpoint_every": checkpoint_every,
         "sample_every": sample_every if render else None,
         "render_workers": None,
+        "render_mode": None,
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
         "python_version": sys.version.split()[0],
@@ -590,11 +613,15 @@ def fit(
     finished = False
     try:
         if render:
-            workers = (os.cpu_count() or 1) if render_workers is None else int(render_workers)
+            cores = os.cpu_count() or 1
+            free = max(cores - threads, 0)
+            workers = (free or cores) if render_workers is None else int(render_workers)
             if workers < 0:
                 raise ValueError(f"render_workers must be >= 0, got {render_workers}")
+            concurrent = 0 < workers <= free
             config["render_workers"] = workers
-            writer = _SampleWriter(dsp, workers)
+            config["render_mode"] = "concurrent" if concurrent else ("batched" if workers else "inline")
+            writer = _SampleWriter(dsp, workers, concurrent)
         opt = torch.optim.Adam([flat.flat], lr=lr, fused=True)
         gen = torch.Generator(device="cpu")
         gen.manual_seed(seed)
@@ -626,6 +653,9 @@ def fit(
                 _set_rng_state(ck["rng"], gen, dev)
                 rows = [list(r) for r in ck["history"]]
                 config["resumed_from_epoch"] = start
+                if writer is not None:  # samples that were still being rendered at the checkpoint
+                    for s_db, name in ck.get("unwritten_samples", []):
+                        writer.submit(s_db, out / SAMPLES_DIR / name)
         if out is not None:
             config["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
             _write_json(out / RUN_NAME, config)
@@ -638,6 +668,8 @@ def fit(
                 "rng": _rng_state(gen, dev),
                 "history": [list(r) for r in rows],
                 "config": config,
+                "unwritten_samples": [(s_db, Path(p).name) for s_db, p in writer.unwritten()]
+                if writer is not None else [],
             }
             _atomic_write_bytes(ckpt_path, lambda p: torch.save(state, p))
             _write_history(out / HISTORY_NAME, _history_frame(rows))
@@ -697,8 +729,8 @@ def fit(
             if ckpt_path is not None and checkpoint_every and (
                 epoch % checkpoint_every == 0 or epoch == epochs
             ):
-                if writer is not None:
-                    writer.flush()  # the checkpoint never runs ahead of the samples
+                if writer is not None and not writer.concurrent:
+                    writer.flush()  # training waits anyway: render the queue now
                 save_checkpoint(epoch)
             if bar is not None:
                 bar.update(1)

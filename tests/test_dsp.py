@@ -195,3 +195,13 @@ def test_features_agree_with_independent_recipe_for_actor_01(ravdess_dir, ravdes
     diffs = [float(np.mean(np.abs(X[i] - reference_features(p)))) for i, p in zip(rows.index, rows.path)]
     assert len(diffs) == 60
     assert max(diffs) < 0.05, f"mean |dB| difference per clip up to {max(diffs):.3f}"
+
+
+def test_render_wav_writes_a_complete_file_atomically(tmp_path):
+    rng = np.random.default_rng(0)
+    S_db = rng.uniform(-60, 0, (80, 128)).astype(np.float32)
+    out = dsp.render_wav(S_db, tmp_path / "a.wav")
+    y, sr = sf.read(out)
+    assert out == tmp_path / "a.wav" and sr == 16000
+    assert abs(len(y) - 127 * 256) <= 256 and 0 < np.abs(y).max() <= 0.9 + 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["a.wav"]  # no temporary file left

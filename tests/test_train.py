@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -213,10 +214,22 @@ def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
     # rendering draws no random numbers: same trajectory as without samples
     plain = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, progress=False)
     pd.testing.assert_frame_equal(hist, plain, check_exact=True)
+    # a sample still being rendered when a checkpoint was written is rendered on resume
+    ck = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ck["unwritten_samples"] == []
+    ck["unwritten_samples"] = [(calls[1], "epoch_00004.wav")]
+    torch.save(ck, tmp_path / "checkpoint.pt")
+    (tmp_path / "training_samples" / "epoch_00004.wav").unlink()
+    fit(_model(), X, 8, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path, sample_every=2,
+        checkpoint_every=4, progress=False, render_workers=0, resume=True)
+    names = sorted(p.name for p in (tmp_path / "training_samples").iterdir())
+    assert names == [f"epoch_{e:05d}.wav" for e in (2, 4, 6, 8)]
+    np.testing.assert_array_equal(calls[3], calls[1])  # re-rendered from the checkpoint, first
 
 
-def test_training_samples_rendered_by_worker_processes(X, tmp_path):
-    """Real Griffin-Lim (emovae_utils.dsp) in spawned workers; every checkpoint waits for it."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_training_samples_rendered_by_worker_processes(X, tmp_path, workers):
+    """Real Griffin-Lim (emovae_utils.dsp) in spawned workers; checkpoints keep the unwritten ones."""
     sf = pytest.importorskip("soundfile")
     pytest.importorskip("librosa")
     samples = tmp_path / "training_samples"
@@ -224,16 +237,25 @@ def test_training_samples_rendered_by_worker_processes(X, tmp_path):
 
     def callback(epoch, losses):  # runs after the epoch's checkpoint
         on_disk[epoch] = sorted(f.name for f in samples.glob("*.wav"))
+        if epoch == 3:
+            on_disk["unwritten"] = [name for _, name in
+                                    load_checkpoint(tmp_path / "checkpoint.pt")["unwritten_samples"]]
 
     fit(_model(), X[:4], 6, threads=THREADS, out_dir=tmp_path, sample_every=1,
-        checkpoint_every=3, progress=False, render_workers=2, callback=callback)
+        checkpoint_every=3, progress=False, render_workers=workers, callback=callback)
     names = [f"epoch_{e:05d}.wav" for e in range(1, 7)]
-    assert on_disk[3] == names[:3]  # queued samples are rendered before the checkpoint
+    # every sample before a checkpoint is on disk or in the checkpoint
+    assert sorted(set(on_disk[3]) | set(on_disk["unwritten"])) == names[:3]
     assert sorted(f.name for f in samples.glob("*.wav")) == names
     assert not list(samples.glob(".*"))  # no temporary files left
     y, sr = sf.read(samples / names[0])
     assert sr == 16000 and len(y) > 16000 and np.abs(y).max() > 0
-    assert json.loads((tmp_path / "run.json").read_text())["render_workers"] == 2
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["render_workers"] == workers
+    free_cores = (os.cpu_count() or 1) - THREADS
+    assert run["render_mode"] == ("concurrent" if workers <= free_cores else "batched")
+    if run["render_mode"] == "batched":  # training waits for them at the checkpoint
+        assert on_disk[3] == names[:3] and on_disk["unwritten"] == []
 
 
 def test_drop_last_without_a_full_batch_is_an_error(X):
