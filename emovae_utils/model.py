@@ -594,11 +594,8 @@ class EmotionVAE(nn.Module):
             nn.init.kaiming_normal_(lin.weight)
         # Store the conv weights in the memory order the gemm path multiplies with
         # (same shapes, values and state dict; the weight matrices become views).
-        enc, dec = self._convs()
-        for conv in enc[:5]:  # (O, C, K) stored as (K, C, O)
-            _store_in_order(conv.weight, (2, 1, 0))
-        for conv in enc[5:] + dec:  # (O, C, K) / (C, O, K) stored as (O, K, C) / (C, K, O)
-            _store_in_order(conv.weight, (0, 2, 1))
+        for weight, order in self._weight_orders():
+            _store_in_order(weight, order)
 
     def _check_impl(self) -> str:
         if self.impl not in IMPLEMENTATIONS:
@@ -620,6 +617,11 @@ class EmotionVAE(nn.Module):
     def _time_major(x: torch.Tensor) -> bool:
         """True when ``x`` (N, C, L) is stored time-major, i.e. ``x.transpose(1, 2)`` is contiguous."""
         return x.shape[0] > 0 and x.transpose(1, 2).is_contiguous() and not x.is_contiguous()
+
+    def _weight_orders(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
+        """Each conv weight with the memory order the gemm path uses (see ``_ENC_ORDER``)."""
+        enc, dec = self._convs()
+        return [(c.weight, _ENC_ORDER) for c in enc[:5]] + [(c.weight, _OTHER_ORDER) for c in enc[5:] + dec]
 
     def _params(self) -> list[torch.Tensor]:
         """Parameters in the order :class:`_FusedVAE` takes them."""
@@ -654,10 +656,9 @@ class EmotionVAE(nn.Module):
         memo = memos.get(key)
         if memo is None:
             memo = _Memo()
-            enc, dec = self._convs()
-            stored = [(c.weight, _ENC_ORDER) for c in enc[:5]] + [(c.weight, _OTHER_ORDER) for c in enc[5:] + dec]
             if all(_matrix_view(w, order, _rows(w, order)) is not None
-                   and _matrix_view(w.grad, order, _rows(w, order)) is not None for w, order in stored):
+                   and _matrix_view(w.grad, order, _rows(w, order)) is not None
+                   for w, order in self._weight_orders()):
                 if len(memos) >= 4:  # e.g. the full and the last, smaller batch of an epoch
                     memos.clear()
                 memos[key] = memo
