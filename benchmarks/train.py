@@ -117,8 +117,6 @@ def _worker(job: dict) -> dict:
         return {"ms_per_epoch": 1e3 * (time.perf_counter() - t0) / epochs}
     if job["kind"] == "paper":
         X, what = _paper_clips(n)
-        set_determinism(0, threads)
-        model = EmotionVAE()
         out = Path(job["out_dir"])
         t0 = time.perf_counter()
         hist = fit(model, X, epochs, bs, threads=threads, progress=True, out_dir=out,

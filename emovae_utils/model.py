@@ -412,12 +412,12 @@ def _grad_pairs(h: torch.Tensor, h_prev: torch.Tensor, c: int, p0: bool) -> tupl
     zero outside the pairs, and its pairs viewed as frames (N, 2L(+2), C).
     """
     n, frames, _ = h_prev.shape
-    gp = h.new_empty(n, frames, 2 * c)
-    if p0:  # the p0 layer's pairs are rows 1 .. L+1
-        gp[:, 0].zero_()
-        return gp, _pairs_as_frames(gp[:, 1:])
-    gp[:, 0::frames - 1].zero_()
-    return gp, _pairs_as_frames(gp[:, 1:-1])
+    if not p0:
+        gp, pairs = _padded(h, n, frames - 2, 2 * c)
+        return gp, _pairs_as_frames(pairs)
+    gp = h.new_empty(n, frames, 2 * c)  # the p0 layer's pairs are rows 1 .. L+1
+    gp[:, 0].zero_()
+    return gp, _pairs_as_frames(gp[:, 1:])
 
 
 class _FusedVAE(torch.autograd.Function):

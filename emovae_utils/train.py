@@ -218,16 +218,12 @@ def _decode_sample(model: nn.Module, x0: torch.Tensor) -> np.ndarray:
 
 
 def _write_sample(s_db: np.ndarray, path: str | os.PathLike, dsp: Any = None) -> str:
-    """Griffin-Lim ``s_db`` to 16 kHz audio and write it (atomically) to ``path``."""
+    """:func:`emovae_utils.dsp.render_wav` in this process, leaving numpy's global RNG as it was."""
     if dsp is None:
         from . import dsp
-    path = Path(path)
     np_state = np.random.get_state()  # rendering may use numpy's global RNG
     try:
-        y = dsp.log_mel_to_audio(s_db)
-        tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-        dsp.save_wav(tmp, y, sr=16000)
-        os.replace(tmp, path)
+        dsp.render_wav(s_db, path)
     finally:
         np.random.set_state(np_state)
     return str(path)
