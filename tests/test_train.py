@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from emovae_utils import train
-from emovae_utils.model import EmotionVAE
+from emovae_utils.accel import cpu
+from emovae_utils.models import BetaVAE, EmotionVAE
 from emovae_utils.train import NonFiniteLossError, fit, load_checkpoint, set_determinism
 
 THREADS = 1  # fixed for bitwise comparisons
@@ -57,7 +58,7 @@ def test_training_reduces_the_loss_on_real_clips(ravdess_dir):
     assert len(files) == 8
     Xr = np.stack([preprocess_file(f) for f in files])
     m = _model()
-    hist = fit(m, Xr, 150, seed=0, threads=THREADS, progress=False, sample_every=None)
+    hist = fit(m, Xr, epochs=150, seed=0, threads=THREADS, progress=False, sample_every=None)
     first, last = hist["total"].iloc[0], hist["total"].iloc[-10:].mean()
     assert last < 0.3 * first, (first, last)  # about 1000 -> 170 at 150 epochs
     assert hist["reconstruction"].iloc[-10:].mean() < 0.3 * hist["reconstruction"].iloc[0]
@@ -66,7 +67,7 @@ def test_training_reduces_the_loss_on_real_clips(ravdess_dir):
 
 def test_training_reduces_the_loss_synthetic(X):
     m = _model()
-    hist = fit(m, X, 120, batch_size=4, seed=0, threads=THREADS, progress=False)
+    hist = fit(m, X, epochs=120, batch_size=4, seed=0, threads=THREADS, progress=False)
     assert list(hist.columns) == ["epoch", "reconstruction", "kl", "total"]
     assert hist["epoch"].tolist() == list(range(1, 121))
     np.testing.assert_allclose(hist["total"], hist["reconstruction"] + hist["kl"], rtol=1e-5)
@@ -77,9 +78,10 @@ def test_training_reduces_the_loss_synthetic(X):
     assert mse < 0.1 * hist["reconstruction"].iloc[0]
 
 
-def test_model_parameters_are_independent_after_fit(X):
+@pytest.mark.parametrize("accel", [None, "gemm"])
+def test_model_parameters_are_independent_after_fit(X, accel):
     m = _model()
-    fit(m, X[:4], 2, threads=THREADS, progress=False)
+    fit(m, X[:4], epochs=2, threads=THREADS, progress=False, accel=accel)
     for p in m.parameters():
         assert p._base is None and p.grad is None
     ptrs = [p.data_ptr() for p in m.parameters()]
@@ -90,11 +92,11 @@ def test_same_seed_same_history_and_weights(X):
     runs = []
     for _ in range(2):
         m = _model()
-        runs.append((fit(m, X, 15, batch_size=4, seed=5, threads=THREADS, progress=False), _state(m)))
+        runs.append((fit(m, X, epochs=15, batch_size=4, seed=5, threads=THREADS, progress=False), _state(m)))
     pd.testing.assert_frame_equal(runs[0][0], runs[1][0], check_exact=True)
     for k in runs[0][1]:
         assert torch.equal(runs[0][1][k], runs[1][1][k]), k
-    other = fit(_model(), X, 15, batch_size=4, seed=6, threads=THREADS, progress=False)
+    other = fit(_model(), X, epochs=15, batch_size=4, seed=6, threads=THREADS, progress=False)
     assert not np.array_equal(other["total"].to_numpy(), runs[0][0]["total"].to_numpy())
 
 
@@ -102,12 +104,13 @@ class _Crash(RuntimeError):
     pass
 
 
+@pytest.mark.parametrize("accel", [None, "gemm"])
 @pytest.mark.parametrize("batch_size", [4, None])
-def test_kill_and_resume_is_bitwise_identical(X, tmp_path, batch_size):
+def test_kill_and_resume_is_bitwise_identical(X, tmp_path, batch_size, accel):
     kw = dict(batch_size=batch_size, seed=3, threads=THREADS, checkpoint_every=10, progress=False,
-              sample_every=None)
+              sample_every=None, accel=accel)
     m_ref = _model()
-    ref = fit(m_ref, X, 20, out_dir=tmp_path / "ref", **kw)
+    ref = fit(m_ref, X, epochs=20, out_dir=tmp_path / "ref", **kw)
 
     def crash_at_15(epoch, losses):
         if epoch == 15:
@@ -115,13 +118,13 @@ def test_kill_and_resume_is_bitwise_identical(X, tmp_path, batch_size):
 
     m = _model()
     with pytest.raises(_Crash):
-        fit(m, X, 20, out_dir=tmp_path / "run", callback=crash_at_15, **kw)
+        fit(m, X, epochs=20, out_dir=tmp_path / "run", callbacks=[crash_at_15], **kw)
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["epoch"] == 10
     # a fresh process would start from a fresh model and fresh global RNG state
     torch.manual_seed(12345)
     np.random.seed(1)
     m2 = _model(seed=99)
-    resumed = fit(m2, X, 20, out_dir=tmp_path / "run", resume=True, **kw)
+    resumed = fit(m2, X, epochs=20, out_dir=tmp_path / "run", resume=True, **kw)
     pd.testing.assert_frame_equal(resumed, ref, check_exact=True)
     ref_state, state = _state(m_ref), _state(m2)
     for k in ref_state:
@@ -132,24 +135,27 @@ def test_kill_and_resume_is_bitwise_identical(X, tmp_path, batch_size):
     assert run["resumed_from_epoch"] == 10
 
 
-def test_run_10_then_resume_to_20_equals_20(X, tmp_path):
-    kw = dict(batch_size=3, seed=0, threads=THREADS, checkpoint_every=5, progress=False)
-    ref = fit(_model(), X, 20, **kw)
-    fit(_model(), X, 10, out_dir=tmp_path, **kw)
-    resumed = fit(_model(seed=1), X, 20, out_dir=tmp_path, resume=True, **kw)
+@pytest.mark.parametrize("accel", [None, "gemm"])
+def test_run_10_then_resume_to_20_equals_20(X, tmp_path, accel):
+    kw = dict(batch_size=3, seed=0, threads=THREADS, checkpoint_every=5, progress=False, accel=accel)
+    ref = fit(_model(), X, epochs=20, **kw)
+    fit(_model(), X, epochs=10, out_dir=tmp_path, **kw)
+    resumed = fit(_model(seed=1), X, epochs=20, out_dir=tmp_path, resume=True, **kw)
     pd.testing.assert_frame_equal(resumed, ref, check_exact=True)
     # resuming a finished run is a no-op that returns the history
-    again = fit(_model(seed=2), X, 20, out_dir=tmp_path, resume=True, **kw)
+    again = fit(_model(seed=2), X, epochs=20, out_dir=tmp_path, resume=True, **kw)
     pd.testing.assert_frame_equal(again, ref, check_exact=True)
 
 
 def test_resume_refuses_changed_settings(X, tmp_path):
     kw = dict(seed=0, threads=THREADS, checkpoint_every=2, progress=False)
-    fit(_model(), X, 2, out_dir=tmp_path, **kw)
+    fit(_model(), X, epochs=2, out_dir=tmp_path, **kw)
     with pytest.raises(ValueError, match="lr"):
-        fit(_model(), X, 4, out_dir=tmp_path, resume=True, lr=1e-4, **kw)
+        fit(_model(), X, epochs=4, out_dir=tmp_path, resume=True, lr=1e-4, **kw)
+    with pytest.raises(ValueError, match="accel"):
+        fit(_model(), X, epochs=4, out_dir=tmp_path, resume=True, accel="gemm", **kw)
     with pytest.raises(ValueError, match="resume=True needs out_dir"):
-        fit(_model(), X, 4, resume=True, threads=THREADS, progress=False)
+        fit(_model(), X, epochs=4, resume=True, threads=THREADS, progress=False)
 
 
 def test_nan_stops_with_the_epoch_and_no_nan_checkpoint(X, tmp_path):
@@ -160,7 +166,7 @@ def test_nan_stops_with_the_epoch_and_no_nan_checkpoint(X, tmp_path):
 
     m = _model()
     with pytest.raises(NonFiniteLossError, match="epoch 4") as err:
-        fit(m, X, 10, out_dir=tmp_path, checkpoint_every=1, callback=poison_after_3,
+        fit(m, X, epochs=10, out_dir=tmp_path, checkpoint_every=1, callbacks=[poison_after_3],
             threads=THREADS, progress=False, sample_every=None)
     assert err.value.epoch == 4
     assert isinstance(err.value, FloatingPointError)
@@ -171,11 +177,13 @@ def test_nan_stops_with_the_epoch_and_no_nan_checkpoint(X, tmp_path):
     assert not [p for p in tmp_path.iterdir() if "tmp" in p.name]
 
 
-def test_nan_in_data_stops_at_epoch_1(X):
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_nan_or_inf_in_data_is_an_input_error_naming_the_clips(X, value):
     bad = X.copy()
-    bad[2, 5, 7] = np.nan
-    with pytest.raises(FloatingPointError, match="epoch 1"):
-        fit(_model(), bad, 5, threads=THREADS, progress=False)
+    bad[2, 5, 7] = value
+    bad[7, 0, 0] = value
+    with pytest.raises(ValueError, match=r"NaN or inf values in 2 of 10 clips \(first: \[2, 7\]\).*input is bad"):
+        fit(_model(), bad, epochs=5, threads=THREADS, progress=False)
 
 
 def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
@@ -193,13 +201,13 @@ def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
 
     monkeypatch.setattr(dsp, "log_mel_to_audio", log_mel_to_audio)
     monkeypatch.setattr(dsp, "save_wav", save_wav)
-    hist = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path,
+    hist = fit(_model(), X, epochs=6, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path,
                sample_every=2, checkpoint_every=4, progress=True, render_workers=0)
     names = sorted(p.name for p in (tmp_path / "training_samples").iterdir())
     assert names == ["epoch_00002.wav", "epoch_00004.wav", "epoch_00006.wav"]
     assert len(calls) == 3 and calls[0].shape == (80, 128) and np.isfinite(calls[0]).all()
     run = json.loads((tmp_path / "run.json").read_text())
-    for key, value in dict(seed=2, threads=THREADS, device="cpu", batch_size=4, lr=1e-3, beta=1.0,
+    for key, value in dict(seed=2, threads=THREADS, device="cpu", batch_size=4, lr=1e-3, accel=None,
                            clip_norm=1.0, epochs=6, n_clips=10, sample_every=2).items():
         assert run[key] == value, key
     assert run["torch_version"] == torch.__version__ and run["wall_seconds"] > 0
@@ -207,15 +215,15 @@ def test_outputs_run_json_history_and_samples(X, tmp_path, monkeypatch):
     np.testing.assert_allclose(disk.to_numpy(), hist.to_numpy(), rtol=1e-8)
     assert load_checkpoint(tmp_path / "checkpoint.pt")["epoch"] == 6  # at 4 and at the end
     # rendering draws no random numbers: same trajectory as without samples
-    plain = fit(_model(), X, 6, batch_size=4, seed=2, threads=THREADS, progress=False)
+    plain = fit(_model(), X, epochs=6, batch_size=4, seed=2, threads=THREADS, progress=False)
     pd.testing.assert_frame_equal(hist, plain, check_exact=True)
     # a sample still being rendered when a checkpoint was written is rendered on resume
     ck = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert ck["unwritten_samples"] == []
-    ck["unwritten_samples"] = [(calls[1], "epoch_00004.wav")]
+    assert ck["callbacks"]["TrainingSamples"] == []
+    ck["callbacks"]["TrainingSamples"] = [(calls[1], "epoch_00004.wav")]
     torch.save(ck, tmp_path / "checkpoint.pt")
     (tmp_path / "training_samples" / "epoch_00004.wav").unlink()
-    fit(_model(), X, 8, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path, sample_every=2,
+    fit(_model(), X, epochs=8, batch_size=4, seed=2, threads=THREADS, out_dir=tmp_path, sample_every=2,
         checkpoint_every=4, progress=False, render_workers=0, resume=True)
     names = sorted(p.name for p in (tmp_path / "training_samples").iterdir())
     assert names == [f"epoch_{e:05d}.wav" for e in (2, 4, 6, 8)]
@@ -234,10 +242,10 @@ def test_training_samples_rendered_by_worker_processes(X, tmp_path, workers):
         on_disk[epoch] = sorted(f.name for f in samples.glob("*.wav"))
         if epoch == 3:
             on_disk["unwritten"] = [name for _, name in
-                                    load_checkpoint(tmp_path / "checkpoint.pt")["unwritten_samples"]]
+                                    load_checkpoint(tmp_path / "checkpoint.pt")["callbacks"]["TrainingSamples"]]
 
-    fit(_model(), X[:4], 6, threads=THREADS, out_dir=tmp_path, sample_every=1,
-        checkpoint_every=3, progress=False, render_workers=workers, callback=callback)
+    fit(_model(), X[:4], epochs=6, threads=THREADS, out_dir=tmp_path, sample_every=1,
+        checkpoint_every=3, progress=False, render_workers=workers, callbacks=[callback])
     names = [f"epoch_{e:05d}.wav" for e in range(1, 7)]
     # every sample before a checkpoint is on disk or in the checkpoint
     assert sorted(set(on_disk[3]) | set(on_disk["unwritten"])) == names[:3]
@@ -255,14 +263,13 @@ def test_training_samples_rendered_by_worker_processes(X, tmp_path, workers):
 
 def test_drop_last_without_a_full_batch_is_an_error(X):
     with pytest.raises(ValueError, match="no step"):
-        fit(_model(), X, 1, batch_size=64, drop_last=True, threads=THREADS, progress=False)
-    hist = fit(_model(), X, 2, batch_size=4, drop_last=True, threads=THREADS, progress=False)
+        fit(_model(), X, epochs=1, batch_size=64, drop_last=True, threads=THREADS, progress=False)
+    hist = fit(_model(), X, epochs=2, batch_size=4, drop_last=True, threads=THREADS, progress=False)
     assert len(hist) == 2
 
 
 def test_plain_loop_equivalence(X):
-    """fit's flat fused Adam + clipping is the textbook loop up to float rounding."""
-    from emovae_utils.model import vae_loss
+    """fit's default path is the textbook loop."""
 
     set_determinism(0, THREADS)
     m_ref = _model()
@@ -272,21 +279,20 @@ def test_plain_loop_equivalence(X):
     ref = []
     for _ in range(5):
         opt.zero_grad()
-        r, mu, lv = m_ref(xt)
-        total, rec, kl = vae_loss(r, xt, mu, lv)
+        total = m_ref.loss_function(xt, m_ref(xt))["loss"]
         total.backward()
         torch.nn.utils.clip_grad_norm_(m_ref.parameters(), 1.0)
         opt.step()
         ref.append(total.item())
     m = _model()
-    hist = fit(m, X, 5, seed=0, threads=THREADS, progress=False)
+    hist = fit(m, X, epochs=5, seed=0, threads=THREADS, progress=False)
     np.testing.assert_allclose(hist["total"], ref, rtol=1e-4)
     for a, b in zip(m.parameters(), m_ref.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
 
 
 def test_plain_loop_equivalence_with_minibatches(X):
-    """Shuffled minibatches (4, 4, 2: two batch shapes) through loss_and_grad's gathered input."""
+    """Shuffled minibatches (4, 4, 2: two batch shapes)."""
     set_determinism(3, THREADS)
     m_ref = _model()
     opt = torch.optim.Adam(m_ref.parameters(), lr=1e-3)
@@ -299,28 +305,21 @@ def test_plain_loop_equivalence_with_minibatches(X):
         for b in range(0, len(xt), 4):
             xb = xt[perm[b: b + 4]]
             opt.zero_grad()
-            total, rec, kl = _step(m_ref, xb)
+            total = m_ref.loss_function(xb, m_ref(xb))["loss"]
             total.backward()
             torch.nn.utils.clip_grad_norm_(m_ref.parameters(), 1.0)
             opt.step()
             losses.append(total.item())
         ref.append(np.mean(losses))
     m = _model()
-    hist = fit(m, X, 4, batch_size=4, seed=3, threads=THREADS, progress=False)
+    hist = fit(m, X, epochs=4, batch_size=4, seed=3, threads=THREADS, progress=False)
     np.testing.assert_allclose(hist["total"], ref, rtol=1e-4)
     for a, b in zip(m.parameters(), m_ref.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)
 
 
-def _step(model, xb):
-    from emovae_utils.model import vae_loss
-
-    recon, mu, logvar = model(xb)
-    return vae_loss(recon, xb, mu, logvar)
-
-
 def test_cpu_adam_step_is_adam_and_flushes_subnormals():
-    """fit's optimiser step: torch's fused Adam on one thread; stuck subnormal moments become 0."""
+    """The accelerated path's optimiser step: torch's fused Adam on one thread; stuck subnormal moments become 0."""
     torch.set_num_threads(2)
     g = torch.Generator().manual_seed(0)
     p1 = torch.randn(1000, generator=g)
@@ -331,17 +330,17 @@ def test_cpu_adam_step_is_adam_and_flushes_subnormals():
     for gr in grads:  # the first call creates the state, the others use it directly
         p1.grad, p2.grad = gr.clone(), gr.clone()
         o1.step()
-        train._cpu_adam_step(o2, 2, False)
+        cpu.cpu_adam_step(o2, 2, False)
         assert torch.equal(p1, p2)
-    assert torch.get_num_threads() == 2 and not train._denormals_flushed()
+    assert torch.get_num_threads() == 2 and not cpu.denormals_flushed()
     st = o2.state[p2]
     st["exp_avg"][:10] = 1.4e-45  # the smallest subnormal: 0.9 x it rounds back to it
     p2.grad = torch.zeros(1000)
     before = p2.clone()
-    train._cpu_adam_step(o2, 2, False)
+    cpu.cpu_adam_step(o2, 2, False)
     assert torch.count_nonzero(st["exp_avg"][:10]) == 0
     assert torch.equal(p2[:10], before[:10])
-    assert not train._denormals_flushed()
+    assert not cpu.denormals_flushed()
 
 
 def test_set_determinism():
@@ -352,13 +351,79 @@ def test_set_determinism():
     assert train.default_threads() >= 1
 
 
-def test_plateau_epoch_finds_where_a_curve_settles():
-    from emovae_utils.train import plateau_epoch
+def test_a_subclass_overriding_decode_trains_with_its_own_decode(X):
+    class Doubled(EmotionVAE):
+        calls = 0
 
-    epochs = np.arange(1, 2001)
-    curve = np.where(epochs < 800, 1000 - epochs, 200.0)  # falls linearly, flat from epoch 800
-    assert plateau_epoch(curve, window=1, tolerance=0.0) == 800
-    noisy = curve + np.random.default_rng(0).normal(0, 2, len(curve))
-    assert abs(plateau_epoch(noisy, window=51, tolerance=0.02) - 784) <= 20  # within 16 of 800 by tolerance
-    assert plateau_epoch(1000 - epochs, window=1) >= 1900  # a steady fall only "settles" in its last 5 %
-    assert plateau_epoch(np.full(10, 3.0)) == 1  # never decreases
+        def decode(self, z, cond=None):
+            Doubled.calls += 1
+            return 2.0 * super().decode(z, cond)
+
+    torch.manual_seed(0)
+    m = Doubled()
+    hist = fit(m, X, epochs=3, batch_size=4, threads=THREADS, progress=False, accel="auto")
+    assert Doubled.calls == 9  # 3 epochs x 3 batches, through autograd
+    torch.manual_seed(0)
+    plain = fit(EmotionVAE(), X, epochs=3, batch_size=4, threads=THREADS, progress=False)
+    assert not np.allclose(hist["reconstruction"], plain["reconstruction"])
+
+
+def test_beta_vae_history_records_its_own_loss(X, tmp_path):
+    torch.manual_seed(0)
+    hist = fit(BetaVAE(beta=4.0), X, epochs=3, threads=THREADS, progress=False, accel="auto", out_dir=tmp_path,
+               sample_every=None)
+    np.testing.assert_allclose(hist["total"], hist["reconstruction"] + 4 * hist["kl"], rtol=1e-5)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["accel"] is None and "EmotionVAE exactly" in run["accel_reason"]
+    assert run["model"]["name"] == "beta_vae" and run["model"]["config"]["beta"] == 4.0
+
+
+def test_cond_reaches_forward_batch_by_batch(X):
+    class Conditional(EmotionVAE):
+        def forward(self, x, cond=None):
+            seen.append(cond.clone())
+            # the condition belongs to these clips: clip i's condition is i
+            assert torch.equal(x[:, 0, 0], torch.as_tensor(X)[cond, 0, 0])
+            return super().forward(x, cond)
+
+    seen = []
+    fit(Conditional(), X, cond=np.arange(len(X)), epochs=2, batch_size=4, threads=THREADS, progress=False)
+    assert [len(c) for c in seen] == [4, 4, 2, 4, 4, 2]
+    assert sorted(torch.cat(seen[:3]).tolist()) == list(range(10))
+    with pytest.raises(ValueError, match="one condition per clip"):
+        fit(Conditional(), X, cond=np.arange(3), epochs=1, progress=False)
+
+
+def test_fit_refuses_models_outside_the_family(X):
+    with pytest.raises(TypeError, match="BaseVAE"):
+        fit(torch.nn.Linear(2, 2), X, epochs=1, progress=False)
+
+
+def test_progress_leaves_a_readable_final_line(X, capsys):
+    fit(_model(), X, epochs=2, threads=THREADS, progress=True)
+    out = capsys.readouterr().out
+    assert "fit done: epoch 2 of 2" in out and "total" in out
+
+
+def test_training_samples_from_a_script_without_main_guard(tmp_path):
+    """Sample workers must not re-run the calling script (no ``if __name__ == "__main__":`` there)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("librosa")
+    script = tmp_path / "train_me.py"
+    script.write_text(
+        "import numpy as np, torch\n"
+        "from emovae_utils.models import build\n"
+        "from emovae_utils.train import fit\n"
+        "print('script body ran')\n"
+        "X = np.random.default_rng(0).normal(-40, 10, (4, 80, 128)).astype('float32')\n"
+        f"fit(build('emotion_vae'), X, epochs=2, out_dir={str(tmp_path / 'run')!r}, sample_every=1,\n"
+        "    render_workers=1, threads=1, progress=False)\n"
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300,
+                          cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("script body ran") == 1
+    assert sorted(p.name for p in (tmp_path / "run" / "training_samples").glob("*.wav")) == [
+        "epoch_00001.wav", "epoch_00002.wav"]

@@ -1,0 +1,20 @@
+"""VAE models: one small interface (:class:`BaseVAE`), variants as registered subclasses.
+
+Examples
+--------
+>>> from emovae_utils.models import available, build
+>>> model = build("beta_vae", beta=4.0, latent_dim=8)
+>>> type(model).__name__, model.latent_dim
+('BetaVAE', 8)
+
+Adding a variant: subclass :class:`EmotionVAE` (or :class:`BaseVAE`), override
+what changes, store constructor arguments as attributes of the same name, and
+decorate it with ``@register("name")``; :mod:`.beta_vae` is the worked example.
+"""
+from .base import BaseVAE, gaussian_kl
+from .registry import ModelFileError, available, build, load_model, register, registered_name, save_model
+from .emotion_vae import EmotionVAE  # noqa: E402  (registers "emotion_vae")
+from .beta_vae import BetaVAE  # noqa: E402  (registers "beta_vae")
+
+__all__ = ["BaseVAE", "EmotionVAE", "BetaVAE", "build", "register", "available", "save_model",
+           "load_model", "registered_name", "ModelFileError", "gaussian_kl"]

@@ -1,0 +1,213 @@
+"""The model family: interface, the authors' EmotionVAE on stock layers, BetaVAE, registry, files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from emovae_utils.models import (
+    BaseVAE, BetaVAE, EmotionVAE, ModelFileError, available, build, load_model, register, save_model,
+)
+
+
+def _x(n=3, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, 80, 128, generator=g) * 20 - 40).to(dtype)
+
+
+def test_parameter_count():
+    assert sum(p.numel() for p in EmotionVAE().parameters()) == 283_744
+    # latent size only changes the two Linear layers: 256*2L + 2L + L*256 + 256
+    assert sum(p.numel() for p in EmotionVAE(latent_dim=4).parameters()) == 283_744 - 3 * 256 * 4 - 8
+
+
+def test_layer_list_is_the_authors():
+    m = EmotionVAE()
+    convs = [l for l in m.encoder if isinstance(l, torch.nn.Conv1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in convs] == [
+        (80, 64, 4, 2, 1), (64, 32, 4, 2, 1), (32, 16, 4, 2, 1), (16, 16, 4, 2, 1),
+        (16, 128, 4, 2, 1), (128, 256, 3, 2, 0),
+    ]
+    assert sum(isinstance(l, torch.nn.ReLU) for l in m.encoder) == 6
+    tconvs = [l for l in m.decoder if isinstance(l, torch.nn.ConvTranspose1d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size[0], c.stride[0], c.padding[0]) for c in tconvs] == [
+        (256, 128, 3, 1, 0), (128, 16, 4, 2, 0), (16, 16, 4, 2, 1), (16, 32, 4, 2, 1),
+        (32, 64, 4, 2, 1), (64, 80, 4, 2, 1),
+    ]
+    layers = list(m.decoder)  # a ReLU directly before every transposed convolution, none after the last
+    for i, l in enumerate(layers):
+        if isinstance(l, torch.nn.ConvTranspose1d):
+            assert isinstance(layers[i - 1], torch.nn.ReLU)
+    assert isinstance(layers[-1], torch.nn.ConvTranspose1d)
+    assert (m.fc_enc.in_features, m.fc_enc.out_features) == (256, 16)
+    assert (m.fc_dec.in_features, m.fc_dec.out_features) == (8, 256)
+
+
+def test_weights_in_pytorchs_own_layout():
+    for p in EmotionVAE().parameters():
+        assert p.is_contiguous()
+
+
+def test_time_lengths_through_the_network():
+    m = EmotionVAE()
+    lengths = []
+    hooks = [l.register_forward_hook(lambda mod, i, o: lengths.append(o.shape[-1]))
+             for l in list(m.encoder) + list(m.decoder)
+             if isinstance(l, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
+    m(_x(2))
+    for h in hooks:
+        h.remove()
+    assert lengths == [64, 32, 16, 8, 4, 1, 3, 8, 16, 32, 64, 128]
+
+
+def test_init_kaiming_on_linear_only():
+    torch.manual_seed(0)
+    m = EmotionVAE()
+    for lin, fan_in in ((m.fc_enc, 256), (m.fc_dec, 8)):
+        assert abs(lin.weight.std().item() / np.sqrt(2 / fan_in) - 1) < 0.1  # kaiming_normal_, ReLU gain
+    for conv in m.encoder:
+        if isinstance(conv, torch.nn.Conv1d):  # PyTorch default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+            fan_in = conv.in_channels * conv.kernel_size[0]
+            assert conv.weight.abs().max().item() <= 1 / np.sqrt(fan_in) + 1e-7
+
+
+def test_forward_returns_the_interface_dict_and_shapes():
+    m = EmotionVAE()
+    x = _x(5)
+    out = m(x)
+    assert set(out) >= {"recon", "mu", "logvar", "z"}
+    assert out["recon"].shape == (5, 80, 128) and out["mu"].shape == out["z"].shape == (5, 8)
+    with torch.no_grad():
+        mu, logvar = m.encode(x)
+    torch.testing.assert_close(mu, out["mu"])
+    assert m.sample(3).shape == (3, 80, 128)
+    assert EmotionVAE(latent_dim=4).decode(torch.zeros(2, 4)).shape == (2, 80, 128)
+    assert isinstance(m, BaseVAE) and m.latent_dim == 8
+
+
+def test_default_forward_has_autograd_convolution_nodes():
+    out = EmotionVAE()(_x(2))
+    names, stack, seen = set(), [out["recon"].grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.add(type(node).__name__)
+        stack += [f for f, _ in node.next_functions]
+    assert any("Convolution" in n for n in names), names
+
+
+def test_bad_input_shape_says_what_to_do():
+    with pytest.raises(ValueError, match="expected input .*load_features"):
+        EmotionVAE()(torch.zeros(2, 128, 80))
+
+
+def test_reparameterize():
+    mu = torch.tensor([[1.0, -2.0, 0.5]])
+    logvar = torch.tensor([[0.0, 2.0, -4.0]])
+    torch.manual_seed(7)
+    eps = torch.randn(1, 3)
+    torch.manual_seed(7)
+    torch.testing.assert_close(EmotionVAE.reparameterize(mu, logvar), mu + eps * torch.exp(logvar / 2))
+
+
+def test_study_loss_against_hand_computation():
+    rng = np.random.default_rng(0)
+    x, r = rng.normal(size=(2, 80, 128)), rng.normal(size=(2, 80, 128))
+    mu, lv = rng.normal(size=(2, 8)), rng.normal(size=(2, 8))
+    mse = np.mean((r - x) ** 2)
+    kl = np.mean([-0.5 * sum(1 + lv[i, j] - mu[i, j] ** 2 - np.exp(lv[i, j]) for j in range(8)) for i in range(2)])
+    out = {"recon": torch.tensor(r), "mu": torch.tensor(mu), "logvar": torch.tensor(lv)}
+    got = EmotionVAE().loss_function(torch.tensor(x), out)
+    assert got["reconstruction"].item() == pytest.approx(mse, rel=1e-12)
+    assert got["kl"].item() == pytest.approx(kl, rel=1e-12)
+    assert got["loss"].item() == pytest.approx(mse + kl, rel=1e-12)
+    z = torch.zeros(2, 8)  # the KL of the prior itself is zero
+    assert EmotionVAE().loss_function(out["recon"], {**out, "mu": z, "logvar": z})["loss"].item() == 0.0
+
+
+def test_beta_vae_overrides_only_the_loss():
+    methods = {k for k, v in vars(BetaVAE).items() if callable(v) and not k.startswith("_")}
+    assert methods == {"loss_function"}
+    torch.manual_seed(0)
+    a = EmotionVAE()
+    torch.manual_seed(0)
+    b = BetaVAE(beta=4.0)
+    x = _x(2)
+    torch.manual_seed(1)
+    oa = a(x)
+    torch.manual_seed(1)
+    ob = b(x)
+    torch.testing.assert_close(oa["recon"], ob["recon"])
+    la, lb = a.loss_function(x, oa), b.loss_function(x, ob)
+    torch.testing.assert_close(lb["loss"], la["reconstruction"] + 4.0 * la["kl"])
+
+
+def test_beta_vae_capacity_grows_with_training_steps():
+    m = BetaVAE(capacity_max=10.0, capacity_steps=4, gamma=2.0)
+    x = _x(2)
+    caps = []
+    for _ in range(6):
+        out = m(x)
+        losses = m.loss_function(x, out)
+        caps.append(losses["capacity"].item())
+        torch.testing.assert_close(losses["loss"], losses["reconstruction"] + 2.0 * (losses["kl"] - caps[-1]).abs())
+    assert caps == [2.5, 5.0, 7.5, 10.0, 10.0, 10.0]
+    m.eval()
+    m.loss_function(x, m(x))
+    assert m.steps.item() == 6  # evaluation does not advance the schedule
+
+
+def test_registry_build_and_errors():
+    assert {"emotion_vae", "beta_vae"} <= set(available())
+    assert type(build("beta_vae", beta=2.0)) is BetaVAE
+    with pytest.raises(KeyError, match="available"):
+        build("no_such_vae")
+    with pytest.raises(ValueError, match="already registered"):
+        register("emotion_vae")(BetaVAE)
+
+
+@pytest.mark.parametrize("name, config", [("emotion_vae", {"latent_dim": 4}),
+                                          ("beta_vae", {"beta": 4.0, "capacity_max": 5.0})])
+def test_save_and_load_round_trip(tmp_path, name, config):
+    torch.manual_seed(3)
+    m = build(name, **config)
+    m.loss_function(_x(1), m(_x(1)))  # advances BetaVAE's step buffer when capacity is on
+    path = save_model(tmp_path / "sub" / "m.pt", m, epochs=12, note="test")
+    assert path.exists() and not [p for p in path.parent.iterdir() if "tmp" in p.name]
+    loaded, meta = load_model(path)
+    assert type(loaded) is type(m) and loaded.config == m.config
+    assert meta == {"epochs": 12, "note": "test"}
+    for (k, a), (k2, b) in zip(m.state_dict().items(), loaded.state_dict().items()):
+        assert k == k2 and torch.equal(a, b)
+
+
+def test_first_format_files_load_and_broken_ones_say_how_to_retrain(tmp_path):
+    torch.manual_seed(0)
+    m = EmotionVAE()
+    # the study's first files: no name, conv weights stored in another memory order
+    state = {k: (v.permute(2, 1, 0).contiguous().permute(2, 1, 0) if v.dim() == 3 else v)
+             for k, v in m.state_dict().items()}
+    torch.save({"config": {"latent_dim": 8, "n_mels": 80}, "state_dict": state, "metadata": {"seed": 0}},
+               tmp_path / "old.pt")
+    loaded, meta = load_model(tmp_path / "old.pt")
+    assert type(loaded) is EmotionVAE and meta == {"seed": 0}
+    assert all(p.is_contiguous() for p in loaded.parameters())
+    for k, v in m.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v)
+    torch.save({"config": {"latent_dim": 4, "n_mels": 80}, "state_dict": state}, tmp_path / "bad.pt")
+    with pytest.raises(ModelFileError, match="retrain"):
+        load_model(tmp_path / "bad.pt")
+    torch.save({"format": 2, "name": "gone_vae", "config": {}, "state_dict": {}}, tmp_path / "gone.pt")
+    with pytest.raises(ModelFileError, match="not registered"):
+        load_model(tmp_path / "gone.pt")
+
+
+def test_unregistered_subclass_cannot_be_saved(tmp_path):
+    class Mine(EmotionVAE):
+        pass
+
+    with pytest.raises(ValueError, match="register"):
+        save_model(tmp_path / "m.pt", Mine())
