@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from emovae_utils import generate as gen
-from emovae_utils.model import EmotionVAE
+from emovae_utils.models import EmotionVAE
 
 N_MELS, N_FRAMES, HOP = 80, 128, 256
 # librosa.istft with center=True returns hop * (frames - 1) samples
@@ -177,6 +177,20 @@ def test_render_audio_writes_16k_wavs(model, tmp_path):
     assert not np.array_equal(sf.read(paths[0])[0], sf.read(paths[1])[0])
     (single,) = gen.render_audio(spec[0], tmp_path, names=None)
     assert single.name == "sample_00.wav" and sf.info(single).frames == EXPECTED_SAMPLES
+
+
+def test_render_audio_goes_through_dsp_render_wav(tmp_path, monkeypatch):
+    """One render-and-write path: dsp.render_wav (Griffin-Lim, atomic write) for every spectrogram."""
+    from emovae_utils import dsp
+
+    calls = []
+    monkeypatch.setattr(dsp, "render_wav", lambda S, path, config=None: calls.append((S, path, config)) or path)
+    spec = np.random.default_rng(0).normal(-40, 5, size=(2, N_MELS, N_FRAMES)).astype(np.float32)
+    config = dsp.PreprocessConfig()
+    paths = gen.render_audio(spec, tmp_path, names=["a", "b.wav"], config=config)
+    assert paths == [tmp_path / "a.wav", tmp_path / "b.wav"] == [c[1] for c in calls]
+    assert all(c[2] is config for c in calls)
+    np.testing.assert_array_equal(np.stack([c[0] for c in calls]), spec)
 
 
 # ------------------------------------------------------------ widget logic

@@ -46,7 +46,7 @@ pytestmark = pytest.mark.skipif(
 NOTEBOOK_SOURCE = f"""\
 import sys, torch
 torch.manual_seed(0)
-from emovae_utils.model import EmotionVAE
+from emovae_utils.models import EmotionVAE
 from emovae_utils.widgets import latent_explorer
 model = EmotionVAE(latent_dim={LATENT_DIM}).eval()
 print("KERNEL_PYTHON=" + sys.executable)
