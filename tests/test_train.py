@@ -427,3 +427,12 @@ def test_training_samples_from_a_script_without_main_guard(tmp_path):
     assert proc.stdout.count("script body ran") == 1
     assert sorted(p.name for p in (tmp_path / "run" / "training_samples").glob("*.wav")) == [
         "epoch_00001.wav", "epoch_00002.wav"]
+
+
+def test_default_is_one_thread_recorded_in_run_json(X, tmp_path):
+    """One thread by default: two spin-waiting OpenMP threads collapse when another process is busy."""
+    torch.set_num_threads(2)
+    fit(_model(), X, epochs=1, progress=False, out_dir=tmp_path, sample_every=None)
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert train.default_threads() == 1 and run["threads"] == 1 and torch.get_num_threads() == 1
+    assert "omp_wait_policy" in run and run["accel"] is None and run["accel_reason"].startswith("autograd")
