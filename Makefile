@@ -23,13 +23,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 data: setup
-	@test -d "$(EMOVAE_DATA_DIR)" || $(BIN)/python -c "from emovae_utils.data import download_ravdess; download_ravdess('$(EMOVAE_DATA_DIR)')"
+	@test -d "$(EMOVAE_DATA_DIR)" || $(BIN)/emovae download "$(EMOVAE_DATA_DIR)"
 
 reproduce: data
-	$(BIN)/python -m emovae_utils.pipeline --preset paper
+	$(BIN)/emovae run --preset paper
 
 smoke: setup
-	$(BIN)/python -m emovae_utils.pipeline --preset smoke
+	$(BIN)/emovae run --preset smoke
 
 test: setup
 	$(BIN)/python -m emovae_utils.pipeline --preset smoke --prepare-only --output-dir runs/nbval

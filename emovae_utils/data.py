@@ -2,6 +2,7 @@
 
 - :func:`resolve_data_dir`  explicit argument > ``EMOVAE_DATA_DIR`` > ``<project>/data/ravdess``
 - :func:`ravdess_index`     one row per clip, parsed from the file names
+- :func:`audio_index`       one row per audio file of any folder (your own recordings), labels where names parse
 - :func:`load_features`     (N, 80, 128) log-mels in index order, built in parallel once and cached
 - :func:`download_ravdess`  fetch and verify the Zenodo zip (see :mod:`emovae_utils.download`)
 """
@@ -19,27 +20,47 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import soundfile as sf
 from tqdm.auto import tqdm
 
 from .dsp import AudioError, PreprocessConfig, _preprocess_path, preprocess_signal
 from .download import download_ravdess
+from .io import atomic_write
 from .paths import PROJECT_ROOT, cache_root
 
 __all__ = [
     "EMOTIONS",
+    "INTENSITIES",
+    "ACTOR_FOLDS",
     "PROJECT_ROOT",
     "CLIPS_PER_ACTOR",
     "resolve_data_dir",
     "ravdess_index",
+    "audio_index",
+    "ravdess_labels",
     "missing_clips",
     "load_features",
     "download_ravdess",
 ]
 
+#: Emotion names in RAVDESS order: ``EMOTIONS[emotion_id - 1]``.
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-INTENSITIES = {1: "normal", 2: "strong"}
+#: Intensity code (file-name field 4) -> name.
+INTENSITIES: dict[int, str] = {1: "normal", 2: "strong"}
+#: Speaker-independent folds (actor numbers 1-24); fold k holds out ``ACTOR_FOLDS[k]``. The same 5
+#: folds as the published 8-class RAVDESS baselines quoted in the study reference (wav2vec2 ~0.82
+#: UAR, log-mel CNNs ~0.57-0.62).
+ACTOR_FOLDS: tuple[tuple[int, ...], ...] = (
+    (2, 5, 14, 15, 16),
+    (3, 6, 7, 13, 18),
+    (10, 11, 12, 19, 20),
+    (8, 17, 21, 23, 24),
+    (1, 4, 9, 22),
+)
 CLIPS_PER_ACTOR = 60
-_NAME = re.compile(r"^03-01-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d{2})\.(wav|flac)$", re.IGNORECASE)
+_NAME = re.compile(r"^03-01-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d{2})$")  # a file stem
+_LABELS = ("actor", "gender", "emotion", "emotion_id", "intensity", "statement", "repetition")
+_FIRST = 10  # how many names a warning or error lists before "and N more"
 _CACHE_VERSION = 1
 
 
@@ -83,6 +104,41 @@ def _expected_names(actor: int) -> set[str]:
     }
 
 
+def _first(items: list[str], k: int = _FIRST) -> str:
+    """``"a, b, c"`` or ``"a, b, c and 7 more"``."""
+    return ", ".join(items[:k]) + (f" and {len(items) - k} more" if len(items) > k else "")
+
+
+def ravdess_labels(name: str) -> dict | None:
+    """RAVDESS labels parsed from a file name, or ``None`` if it is not a speech clip's name.
+
+    Parameters
+    ----------
+    name : str
+        File stem, ``03-01-EE-II-SS-RR-AA`` (audio-only speech; emotion,
+        intensity, statement, repetition, actor 01-24).
+
+    Returns
+    -------
+    dict or None
+        Keys ``actor``, ``gender`` ("male" for odd actors), ``emotion``,
+        ``emotion_id``, ``intensity``, ``statement``, ``repetition``.
+
+    Examples
+    --------
+    >>> ravdess_labels("03-01-05-02-01-02-02")["emotion"]
+    'angry'
+    >>> ravdess_labels("my_take_3") is None
+    True
+    """
+    m = _NAME.match(name)
+    if not m or not 1 <= int(m.group(5)) <= 24 or (m.group(1) == "01" and m.group(2) == "02"):
+        return None  # actor out of range, or a "strong" neutral (RAVDESS has none)
+    e, i, s, r, a = (int(g) for g in m.groups())
+    return dict(actor=a, gender="male" if a % 2 else "female", emotion=EMOTIONS[e - 1], emotion_id=e,
+                intensity=INTENSITIES[i], statement=s, repetition=r)
+
+
 def ravdess_index(data_dir: str | os.PathLike | None = None, warn: bool = True) -> pd.DataFrame:
     """Index the RAVDESS speech clips under ``data_dir``.
 
@@ -116,33 +172,34 @@ def ravdess_index(data_dir: str | os.PathLike | None = None, warn: bool = True) 
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         if path.suffix.lower() not in (".wav", ".flac"):
             continue
-        m = _NAME.match(path.name)
-        if not m or not 1 <= int(m.group(5)) <= 24 or (m.group(1) == "01" and m.group(2) == "02"):
+        labels = ravdess_labels(path.stem)
+        if labels is None:
             skipped.append(str(path.relative_to(root)))
             continue
         if path.stem in seen:  # the same clip as .wav and .flac: keep the first
             skipped.append(f"{path.relative_to(root)} (duplicate of an indexed clip)")
             continue
         seen.add(path.stem)
-        e, i, s, r, a = (int(g) for g in m.groups()[:5])
-        rows.append(
-            dict(path=str(path.resolve()), name=path.stem, actor=a, gender="male" if a % 2 else "female",
-                 emotion=EMOTIONS[e - 1], emotion_id=e, intensity=INTENSITIES[i], statement=s, repetition=r)
-        )
+        rows.append(dict(path=str(path.resolve()), name=path.stem, **labels))
     if warn and skipped:
         warnings.warn(
-            f"Skipped {len(skipped)} file(s) that are not RAVDESS speech clips: " + ", ".join(skipped), stacklevel=2
+            f"Skipped {len(skipped)} file(s) that are not RAVDESS speech clips: {_first(skipped)}. "
+            "data.audio_index(folder) lists any audio files.", stacklevel=2
         )
     if not rows:
-        raise FileNotFoundError(f"No RAVDESS clips (03-01-EE-II-SS-RR-AA.wav/.flac) found under {root}.")
+        raise FileNotFoundError(
+            f"No RAVDESS clips (03-01-EE-II-SS-RR-AA.wav/.flac) found under {root}. For a folder of your own "
+            "recordings use index = data.audio_index(folder), then data.load_features(folder, index=index)."
+        )
     index = pd.DataFrame(rows).sort_values(["actor", "name"], kind="stable").reset_index(drop=True)
     if warn:
         missing = missing_clips(index)
         if len(missing):
             per_actor = missing.groupby("actor")["name"].apply(list)
-            lines = [f"Actor {a:02d}: {CLIPS_PER_ACTOR - len(n)} of {CLIPS_PER_ACTOR}"
-                     + (f" (missing {', '.join(n)})" if len(n) <= 5 else "") for a, n in per_actor.items()]
-            warnings.warn("Missing clips: " + "; ".join(lines), stacklevel=2)
+            lines = [f"Actor {a:02d}: {CLIPS_PER_ACTOR - len(n)} of {CLIPS_PER_ACTOR} present, {len(n)} missing"
+                     + (f" ({', '.join(n)})" if len(n) <= 5 else "") for a, n in per_actor.items()]
+            warnings.warn("Missing clips: " + "; ".join(lines) + ". data.missing_clips(index) lists them all.",
+                          stacklevel=2)
     return index
 
 
@@ -162,31 +219,169 @@ def missing_clips(index: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["actor", "name"])
 
 
-def _cache_key(index: pd.DataFrame, config: PreprocessConfig) -> str:
-    files = [(n, os.path.getsize(p)) for n, p in zip(index["name"], index["path"])]
-    blob = json.dumps({"v": _CACHE_VERSION, "config": config.to_json(), "files": files})
-    return hashlib.sha256(blob.encode()).hexdigest()
+# Extensions of audio files; those soundfile cannot read are reported by audio_index, not silently left out.
+_AUDIO_SUFFIXES = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64 .sd2 .voc .m4a .aac "
+    ".wma .mp4 .webm .amr .3gp .mka .ac3 .alac .ape .wv .mpc".split()
+)
+
+
+def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame:
+    """Every audio file soundfile can read under ``folder``, with RAVDESS labels where the name parses.
+
+    For your own recordings: any names, rates, channel counts and formats
+    (WAV, FLAC, OGG, MP3, AIFF, ...; whatever libsndfile reads). Pass the
+    result to :func:`load_features` as ``index=`` to get features and a cache.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Searched recursively; hidden files and folders (names starting with
+        ``.``, e.g. macOS ``._x.wav``) are ignored.
+    warn : bool
+        Warn once, with the count and the first names, about files with an
+        audio extension that soundfile cannot read (e.g. ``.m4a``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per file, sorted by path, with columns ``path`` (absolute),
+        ``name`` (file stem), the :func:`ravdess_index` labels ``actor``,
+        ``gender``, ``emotion``, ``emotion_id``, ``intensity``, ``statement``,
+        ``repetition`` (nullable dtypes ``Int64`` and ``string``; missing,
+        ``<NA>``, where the name is not ``03-01-EE-II-SS-RR-AA``), and ``sr``
+        (native rate, Hz), ``channels``, ``duration`` (seconds).
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``folder`` does not exist or holds no readable audio file.
+
+    Examples
+    --------
+    >>> index = audio_index("my_recordings")                          # doctest: +SKIP
+    >>> X, index = load_features("my_recordings", index=index)        # doctest: +SKIP
+    >>> X.shape                                                       # doctest: +SKIP
+    (12, 80, 128)
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"audio_index: {root} is not a folder. Pass the folder holding your recordings.")
+    rows, unreadable, looked_at = [], [], 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        looked_at += 1
+        try:
+            info = sf.info(os.fspath(path))
+        except (sf.LibsndfileError, RuntimeError, OSError) as err:
+            if path.suffix.lower() in _AUDIO_SUFFIXES:
+                reason = (getattr(err, "error_string", None) or str(err)).strip() or type(err).__name__
+                unreadable.append(f"{rel} ({reason})")
+            continue
+        labels = ravdess_labels(path.stem) or {}
+        rows.append(dict(path=str(path.resolve()), name=path.stem, **{k: labels.get(k) for k in _LABELS},
+                         sr=int(info.samplerate), channels=int(info.channels), duration=float(info.duration)))
+    if warn and unreadable:
+        warnings.warn(
+            f"audio_index left out {len(unreadable)} audio file(s) that soundfile cannot read: {_first(unreadable)}. "
+            "Convert them to WAV or FLAC (e.g. ffmpeg -i in.m4a out.wav).", stacklevel=2
+        )
+    if not rows:
+        raise FileNotFoundError(
+            f"No audio file that soundfile can read under {root} ({looked_at} file(s) looked at"
+            + (f", {len(unreadable)} with an audio extension but unreadable" if unreadable else "")
+            + "). soundfile reads WAV, FLAC, OGG, MP3, AIFF and more; convert other formats to WAV or FLAC."
+        )
+    columns = ["path", "name", *_LABELS, "sr", "channels", "duration"]
+    index = pd.DataFrame(rows, columns=columns)
+    for col in ("actor", "emotion_id", "statement", "repetition"):
+        index[col] = index[col].astype("Int64")
+    for col in ("gender", "emotion", "intensity"):
+        index[col] = index[col].astype("string")
+    return index
+
+
+def _cache_key(files: list[tuple], config: PreprocessConfig, by: str = "name") -> str:
+    blob = {"v": _CACHE_VERSION, "config": config.to_json(), "files": files}
+    if by != "name":  # the RAVDESS key (names and sizes) is unchanged, so existing caches stay valid
+        blob["by"] = by
+    return hashlib.sha256(json.dumps(blob).encode()).hexdigest()
 
 
 def _checksum(X: np.ndarray) -> int:
     return zlib.crc32(np.ascontiguousarray(X).view(np.uint8))
 
 
+_INFO = ("n_samples", "n_voiced_samples", "voiced_frames", "speech_found")
+
+
 def _read_cache(path: Path, key: str, n: int) -> dict[str, np.ndarray] | None:
+    """The cache's arrays if it is complete and was built for this key and these ``n`` files, else None."""
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
+        keep, X = data["keep"], data["X"]
+        n_kept = int(keep.sum())
+        errors = data.get("errors", np.array([], dtype=str))  # caches from before skips were recorded
         ok = (
             str(data["key"]) == key
-            and data["X"].shape[0] == n
-            and int(data["checksum"]) == _checksum(data["X"])
+            and keep.dtype == bool and keep.shape == (n,)
+            and X.shape[0] == n_kept and all(len(data[c]) == n_kept for c in _INFO)
+            and len(errors) == n - n_kept
+            and int(data["checksum"]) == _checksum(X)
         )
+        data["errors"] = errors
     except Exception:  # truncated, corrupted or foreign file: rebuild
         ok = False
     if not ok:
         warnings.warn(f"Feature cache {path} is stale or corrupted; rebuilding it.", stacklevel=3)
         return None
     return data
+
+
+def _write_cache(path: Path, key: str, data: dict[str, np.ndarray]) -> None:
+    """Save the cache atomically; one warning, and nothing else, if it cannot be written."""
+    try:
+        atomic_write(path, lambda tmp: np.savez(
+            tmp, key=np.array(key), checksum=np.array(_checksum(data["X"]), dtype=np.int64), **data))
+    except OSError as err:  # read-only or full disk, a file where the folder should be, ...
+        warnings.warn(
+            f"Could not write the feature cache {path} ({err.strerror or err}). The features are returned, "
+            "but the next call computes them again: pass cache_dir=... or set EMOVAE_CACHE_DIR to a writable "
+            "folder with free space.", stacklevel=3
+        )
+
+
+def _index_files(index: pd.DataFrame, data_dir: str | os.PathLike | None) -> tuple[pd.DataFrame, list]:
+    """Check a caller's index; absolute paths, and the (path, size, mtime) list that keys its cache."""
+    if not isinstance(index, pd.DataFrame) or "path" not in index.columns:
+        raise ValueError(
+            f"index must be a pandas.DataFrame with a 'path' column (e.g. data.audio_index(folder)), "
+            f"not {type(index).__name__}" + (f" with columns {list(index.columns)}" if hasattr(index, "columns") else "")
+        )
+    if len(index) == 0:
+        raise ValueError("index has no rows: nothing to preprocess. Check the folder given to data.audio_index.")
+    root = Path(data_dir).expanduser().resolve() if data_dir is not None else None
+    paths = []
+    for p in index["path"]:
+        p = Path(os.fspath(p)).expanduser()
+        paths.append((p if p.is_absolute() or root is None else root / p).resolve())
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"index lists {len(missing)} file(s) that do not exist: {_first(missing)}. "
+            "Rebuild the index with data.audio_index(folder)."
+        )
+    files = []
+    for p in paths:
+        st = p.stat()
+        under = root is not None and p.is_relative_to(root)
+        files.append((p.relative_to(root).as_posix() if under else str(p), st.st_size, st.st_mtime_ns))
+    index = index.reset_index(drop=True).copy()
+    index["path"] = [str(p) for p in paths]
+    return index, files
 
 
 def _work(args: tuple[str, PreprocessConfig]):
@@ -220,87 +415,133 @@ def load_features(
     cache_dir: str | os.PathLike | None = None,
     config: PreprocessConfig | None = None,
     *,
+    index: pd.DataFrame | None = None,
     workers: int | None = None,
     progress: bool = True,
     on_error: str = "raise",
 ) -> tuple[np.ndarray, pd.DataFrame]:
-    """Log-mel features of every clip, in :func:`ravdess_index` order.
+    """Log-mel features of every clip, in :func:`ravdess_index` order (or of the rows of ``index``).
 
     The first call preprocesses all clips on all cores with a progress bar
     and writes one cache file keyed by the configuration and the file list
-    (names and sizes); later calls load it. A changed configuration or file
-    set, or a truncated or corrupted cache, triggers a rebuild.
+    (RAVDESS: names and sizes; a given ``index``: paths, sizes and modification
+    times), recording which files could not be used; later calls load it. A
+    changed configuration or file set, or a truncated or corrupted cache,
+    triggers a rebuild. A cache that cannot be written (read-only or full
+    disk) is skipped with one warning; the features are still returned.
 
     Parameters
     ----------
     data_dir : str or os.PathLike, optional
-        See :func:`resolve_data_dir`.
+        See :func:`resolve_data_dir`. With ``index``: the folder its relative
+        paths are resolved against (and the cache keyed by, so the folder can move).
     cache_dir : str or os.PathLike, optional
         Defaults to ``$EMOVAE_CACHE_DIR`` or ``~/.cache/emovae``.
     config : PreprocessConfig, optional
         Defaults to the study's values.
+    index : pandas.DataFrame, optional
+        Rows to preprocess, with a ``path`` column, e.g. :func:`audio_index`
+        of a folder of your own recordings; any other columns are kept. By
+        default :func:`ravdess_index` of ``data_dir``.
     workers : int, optional
         Processes; defaults to the number of cores.
     progress : bool
         Show a progress bar.
     on_error : {"raise", "skip"}
-        What to do with unreadable, empty or silent files: raise one error
-        listing them all, or drop them from the index with a warning.
+        What to do with unusable files (unreadable, truncated, empty, silent,
+        NaN/inf): raise one error listing them, or drop them from the index
+        with one warning giving their count and the first reasons. A cached
+        build remembers its skips and reports the same ones.
 
     Returns
     -------
-    X : np.ndarray, float32, shape (N, 80, 128)
+    X : np.ndarray, float32, shape (N, n_mels, n_frames)
+        (N, 80, 128) with the study's settings.
     index : pandas.DataFrame
-        :func:`ravdess_index` plus ``n_samples`` and ``n_voiced_samples``
-        (16 kHz samples before and after the VAD), ``voiced_frames`` (mel
-        frames before fixing to 128) and ``speech_found`` (False where the VAD
-        found nothing and the clip was kept whole).
+        The index (without skipped rows, renumbered 0..N-1) plus ``n_samples``
+        and ``n_voiced_samples`` (samples at ``config.sr`` before and after
+        the VAD), ``voiced_frames`` (mel frames before fixing to
+        ``n_frames``) and ``speech_found`` (False where the VAD found nothing
+        and the clip was kept whole).
+
+    Raises
+    ------
+    AudioError
+        Listing the unusable files (``on_error="raise"``); or, whatever
+        ``on_error``, if no file at all could be used.
+    FileNotFoundError
+        If the folder holds no RAVDESS clip, or ``index`` lists missing files.
 
     Warns
     -----
     UserWarning
-        Once, listing clips in which the VAD found no speech.
+        Once for skipped files, once for clips in which the VAD found no
+        speech, once if the cache cannot be written.
+
+    Examples
+    --------
+    >>> X, index = load_features()                                            # doctest: +SKIP
+    >>> X.shape                                                               # doctest: +SKIP
+    (1440, 80, 128)
+    >>> X, index = load_features("my_recordings", index=audio_index("my_recordings"))  # doctest: +SKIP
     """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(
+            f"on_error={on_error!r} is not allowed: use 'raise' (one error listing every unusable file) "
+            "or 'skip' (leave them out, with one warning)."
+        )
     config = config or PreprocessConfig()
-    index = ravdess_index(data_dir)
-    key = _cache_key(index, config)
-    cache_folder = cache_root(cache_dir)
-    cache_file = cache_folder / f"features-{key[:20]}.npz"
-    data = _read_cache(cache_file, key, len(index)) if cache_file.exists() else None
+    if index is None:
+        index = ravdess_index(data_dir)
+        key = _cache_key([(n, os.path.getsize(p)) for n, p in zip(index["name"], index["path"])], config)
+    else:
+        index, files = _index_files(index, data_dir)
+        key = _cache_key(files, config, by="path")
+    cache_file = cache_root(cache_dir) / f"features-{key[:20]}.npz"
+    try:
+        cached = cache_file.is_file()
+    except OSError:
+        cached = False
+    data = _read_cache(cache_file, key, len(index)) if cached else None
     if data is None:
         results = _compute(list(index["path"]), config, workers or os.cpu_count() or 1, progress)
         errors = [err for _, _, err in results if err]
-        if errors and on_error != "skip":
-            raise AudioError(
-                f"{len(errors)} file(s) could not be preprocessed (remove or replace them, or pass "
-                "on_error='skip'):\n" + "\n".join(errors)
-            )
-        if errors:
-            warnings.warn(f"Skipped {len(errors)} unusable file(s):\n" + "\n".join(errors), stacklevel=2)
-        keep = np.array([err is None for _, _, err in results])
         good = [(f, i) for f, i, err in results if err is None]
-        X = np.stack([f for f, _ in good]).astype(np.float32)
+        if not good:
+            raise AudioError(
+                f"None of the {len(index)} file(s) could be preprocessed; the first reasons:\n"
+                + "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
+                + "\nCheck that the folder holds speech recordings that play (WAV or FLAC)."
+            )
         data = dict(
-            X=X,
-            keep=keep,
+            X=np.stack([f for f, _ in good]).astype(np.float32),
+            keep=np.array([err is None for _, _, err in results]),
+            errors=np.array(errors, dtype=str),
             n_samples=np.array([i.n_samples for _, i in good]),
             n_voiced_samples=np.array([i.n_voiced_samples for _, i in good]),
             voiced_frames=np.array([i.n_voiced_frames for _, i in good]),
             speech_found=np.array([i.speech_found for _, i in good]),
         )
-        cache_folder.mkdir(parents=True, exist_ok=True)
-        tmp = cache_file.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, key=np.array(key), checksum=np.array(_checksum(X), dtype=np.int64), **data)
-        os.replace(tmp, cache_file)
-    dropped = index.loc[~data["keep"], "name"].tolist()
-    if dropped and on_error != "skip":
-        raise AudioError(f"The cached build skipped unusable file(s) {dropped}; fix them or pass on_error='skip'.")
+        _write_cache(cache_file, key, data)
+    errors = [str(e) for e in data["errors"]]
+    if errors:
+        listing = "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
+        if on_error == "raise":
+            raise AudioError(
+                f"{len(errors)} of {len(index)} file(s) could not be preprocessed. Fix or remove them, or pass "
+                f"on_error='skip' to leave them out:\n{listing}"
+            )
+        warnings.warn(
+            f"Skipped {len(errors)} of {len(index)} file(s) that could not be preprocessed (on_error='skip'):\n"
+            f"{listing}\nThe cache remembers these; after fixing them in place, delete {cache_file} to retry.",
+            stacklevel=2
+        )
     index = index[data["keep"]].reset_index(drop=True)
-    for col in ("n_samples", "n_voiced_samples", "voiced_frames", "speech_found"):
+    for col in _INFO:
         index[col] = data[col]
-    silent = index.loc[~index["speech_found"], "name"].tolist()
+    silent = index.loc[~index["speech_found"], "name" if "name" in index.columns else "path"].astype(str).tolist()
     if silent:
         warnings.warn(
-            f"VAD found no speech in {len(silent)} clip(s), kept whole: {', '.join(silent)}", stacklevel=2
+            f"VAD found no speech in {len(silent)} clip(s), kept whole: {_first(silent)}", stacklevel=2
         )
     return data["X"], index

@@ -5,7 +5,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+def _project_root() -> Path:
+    """``$EMOVAE_PROJECT_DIR`` if set (the runner sets it for the notebooks' kernels); else the
+    source checkout this package lives in; else (an installed wheel) the current directory."""
+    env = os.environ.get("EMOVAE_PROJECT_DIR")
+    if env:
+        return Path(env).expanduser().resolve()
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "notebooks").is_dir():
+        return checkout
+    return Path.cwd()
+
+
+PROJECT_ROOT = _project_root()
 
 
 def project_path(path: str | os.PathLike, create: bool = False) -> Path:

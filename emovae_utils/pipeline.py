@@ -1,36 +1,115 @@
-"""Run the report's notebooks in order with papermill.
+"""Run the study's notebooks in order with papermill.
 
-Usage::
+Usage (``emovae run`` takes the same options)::
 
-    python -m emovae_utils.pipeline --preset paper        # the study, figures into figures/
-    python -m emovae_utils.pipeline --preset smoke        # a few actors and epochs
+    python -m emovae_utils.pipeline                      # = --preset paper: the study, figures into figures/
+    python -m emovae_utils.pipeline --preset smoke       # a few actors and epochs, figures into runs/smoke/figures/
     python -m emovae_utils.pipeline --preset smoke --only 01 02
+    python -m emovae_utils.pipeline --preset smoke -p epochs 10 -p figures_dir my_figures
     python -m emovae_utils.pipeline --preset smoke --prepare-only --output-dir runs/nbval
 
-Parameters come from ``notebooks/presets.yaml``: for each preset, ``_all``
-holds values given to every notebook that declares them, and a section per
-notebook (file stem) holds that notebook's own values. Executed notebooks go
-to ``runs/<preset>/`` with ``run_log.csv`` (one row per notebook: wall time,
-status); figures go where the preset's ``figures_dir`` says (``figures/`` for
-``paper``, which is committed so GitHub readers see the last paper run).
+Parameters come from ``notebooks/presets.yaml`` (or ``--presets FILE``): for
+each preset, ``_all`` holds values given to every notebook that declares them,
+and a section per notebook (file stem) holds that notebook's own values;
+``-p NAME VALUE`` overrides both for every selected notebook that declares
+``NAME``. Executed notebooks go to ``runs/<preset>/`` in the project folder with
+``run_log.csv`` (one row per notebook: start, wall time, status; a rerun
+replaces the rows of the notebooks it runs and keeps the others). They are
+signed with nbformat's notary, so their audio players and HTML work when the
+notebooks are opened in JupyterLab on this machine. Figures go where the
+preset's ``figures_dir`` says: ``figures/`` for ``paper``, which is committed
+so GitHub readers see the last paper run.
+
+The notebooks live in the project folder (a clone of the repository), not in
+the installed package: the runner uses ``--project DIR``, else
+``$EMOVAE_PROJECT_DIR``, else the current directory or the nearest parent
+holding ``notebooks/NN_*.ipynb``, else the checkout the package was installed
+from (editable install).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
+import os
+import re
 import sys
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
-from .paths import PROJECT_ROOT, project_path
+from .paths import PROJECT_ROOT
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 PRESETS_FILE = NOTEBOOKS_DIR / "presets.yaml"
+DEFAULT_PRESET = "paper"
+LOG_FIELDS = ["notebook", "preset", "started", "seconds", "status"]
+#: Parameters whose names end like this are paths: ``-p`` values are resolved against the current directory.
+PATH_SUFFIXES = ("_dir", "_file", "_path")
+_NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class ProjectNotFoundError(FileNotFoundError):
+    """No project folder (``notebooks/NN_*.ipynb``) was found for the runner."""
+
+
+def is_project(path: str | Path) -> bool:
+    """Tell whether ``path`` holds ``notebooks/NN_*.ipynb`` (a project folder the runner can use)."""
+    notebooks = Path(path) / "notebooks"
+    return notebooks.is_dir() and any(notebooks.glob(_NOTEBOOK_GLOB))
+
+
+def find_project(project_dir: str | Path | None = None) -> Path:
+    """The project folder whose notebooks the runner executes.
+
+    Parameters
+    ----------
+    project_dir : str or Path, optional
+        Used when given (relative to the current directory). Otherwise
+        ``$EMOVAE_PROJECT_DIR``; otherwise the current directory or its nearest
+        parent holding ``notebooks/NN_*.ipynb``; otherwise the source checkout
+        this package lives in.
+
+    Returns
+    -------
+    pathlib.Path
+        Absolute.
+
+    Raises
+    ------
+    ProjectNotFoundError
+        With what to do (an installed wheel holds no notebooks).
+    """
+    explicit = project_dir or os.environ.get("EMOVAE_PROJECT_DIR")
+    if explicit:
+        path = Path(explicit).expanduser().resolve()
+        if not is_project(path):
+            source = "--project" if project_dir else "$EMOVAE_PROJECT_DIR"
+            raise ProjectNotFoundError(
+                f"{source} {path} holds no notebooks/NN_*.ipynb. Point it at a clone of the emovae "
+                "repository (the folder with notebooks/ and notebooks/presets.yaml)."
+            )
+        return path
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if is_project(folder):
+            return folder
+    checkout = Path(__file__).resolve().parent.parent
+    if is_project(checkout):
+        return checkout
+    raise ProjectNotFoundError(
+        "No emovae project folder found: the runner executes the study's notebooks "
+        "(notebooks/NN_*.ipynb and notebooks/presets.yaml), which are not part of the installed "
+        f"package. Run it from inside a clone of the emovae repository (current directory: {cwd}), "
+        "or pass --project DIR (or set EMOVAE_PROJECT_DIR)."
+    )
 
 
 def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, dict[str, dict[str, Any]]]:
@@ -41,6 +120,9 @@ def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, dict[str, dict[st
     dict
         ``{preset: {"_all": {...}, "<notebook stem>": {...}}}``.
     """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Presets file {path} not found; pass --presets FILE (a YAML file of presets).")
     with open(path) as f:
         presets = yaml.safe_load(f)
     if not isinstance(presets, dict) or not presets:
@@ -48,96 +130,278 @@ def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, dict[str, dict[st
     return presets
 
 
-def notebook_parameters(notebook: Path, preset: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The parameters one notebook gets from a preset.
-
-    ``_all`` values are passed only where the notebook's ``parameters`` cell
-    declares them; the notebook's own section is passed whole, and a name it
-    does not declare is an error (a typo would otherwise be silently ignored).
-    """
+def declared_parameters(notebook: Path) -> set[str]:
+    """Names assigned in the notebook's ``parameters`` cell, as papermill sees them."""
     import papermill
 
-    declared = set(papermill.inspect_notebook(str(notebook)))
+    return set(papermill.inspect_notebook(str(notebook)))
+
+
+def notebook_parameters(
+    notebook: Path,
+    preset: dict[str, dict[str, Any]],
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The parameters one notebook gets from a preset and command-line overrides.
+
+    ``_all`` values and ``overrides`` are passed only where the notebook's
+    ``parameters`` cell declares them; the notebook's own section is passed
+    whole, and a name it does not declare is an error (a typo would otherwise
+    be silently ignored). Overrides win over the preset.
+    """
+    declared = declared_parameters(notebook)
     own = dict(preset.get(notebook.stem) or {})
     unknown = sorted(set(own) - declared)
     if unknown:
         raise ValueError(f"Preset parameters {unknown} are not declared in {notebook.name}'s parameters cell.")
     common = {k: v for k, v in (preset.get("_all") or {}).items() if k in declared}
-    return {**common, **own}
+    extra = {k: v for k, v in (overrides or {}).items() if k in declared}
+    return {**common, **own, **extra}
 
 
 def select_notebooks(only: list[str] | None = None, directory: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """Notebooks ``NN_*.ipynb`` in order, optionally only those whose number or stem is in ``only``."""
-    notebooks = sorted(p for p in directory.glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        notebooks = [p for p in notebooks if p.stem[:2] in only or p.stem in only]
+    """Notebooks ``NN_*.ipynb`` in order, optionally only those whose number or stem is in ``only``.
+
+    Raises
+    ------
+    FileNotFoundError
+        The folder holds no notebooks.
+    ValueError
+        An entry of ``only`` names no notebook (nothing is run then).
+    """
+    directory = Path(directory)
+    notebooks = sorted(directory.glob(_NOTEBOOK_GLOB))
     if not notebooks:
-        raise FileNotFoundError(f"No notebooks selected in {directory} (only={only}).")
-    return notebooks
+        raise FileNotFoundError(f"No notebooks NN_*.ipynb in {directory}.")
+    if not only:
+        return notebooks
+    keys = [str(k).removesuffix(".ipynb") for k in only]
+    keys = [k.zfill(2) if k.isdigit() else k for k in keys]
+    unknown = [orig for orig, k in zip(only, keys) if not any(k in (p.stem[:2], p.stem) for p in notebooks)]
+    if unknown:
+        choices = ", ".join(f"{p.stem[:2]} ({p.stem})" for p in notebooks)
+        raise ValueError(f"--only {' '.join(map(str, unknown))}: no such notebook in {directory}; choose from {choices}.")
+    return [p for p in notebooks if p.stem[:2] in keys or p.stem in keys]
 
 
-def run(
-    preset_name: str,
+def parse_value(text: str) -> Any:
+    """A ``-p`` value, parsed as YAML: ``10`` -> int, ``1e-3`` -> float, ``null``, ``[1, 3]``, ``true``."""
+    if _FLOAT.fullmatch(text.strip()):  # YAML 1.1 reads 1e-3 (no dot) as a string
+        return int(text) if text.strip().lstrip("+-").isdigit() else float(text)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"-p value {text!r} is not valid YAML ({err}); quote it to pass a string.") from None
+
+
+def cli_parameters(pairs: list[tuple[str, str]] | None, cwd: str | Path | None = None) -> dict[str, Any]:
+    """``-p NAME VALUE`` pairs as parameters: values parsed as YAML, relative paths made absolute.
+
+    A string value of a parameter named ``*_dir``, ``*_file`` or ``*_path`` is
+    resolved against ``cwd`` (default: the current directory), as any path
+    typed on a command line.
+    """
+    base = Path(cwd or Path.cwd())
+    params: dict[str, Any] = {}
+    for name, text in pairs or []:
+        value = parse_value(text)
+        if isinstance(value, str) and name.endswith(PATH_SUFFIXES):
+            value = str((base / Path(value).expanduser()).resolve())
+        params[name] = value
+    return params
+
+
+@dataclass
+class RunPlan:
+    """A validated run: what :func:`execute` will do. Nothing is written while planning."""
+
+    preset_name: str
+    project: Path
+    output_dir: Path
+    notebooks: list[tuple[Path, dict[str, Any]]] = field(default_factory=list)
+    prepare_only: bool = False
+
+
+def plan_run(
+    preset_name: str = DEFAULT_PRESET,
     only: list[str] | None = None,
     output_dir: str | Path | None = None,
     prepare_only: bool = False,
-    presets_file: str | Path = PRESETS_FILE,
+    presets_file: str | Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    project_dir: str | Path | None = None,
+) -> RunPlan:
+    """Validate a run's arguments and work out every notebook's parameters, writing nothing.
+
+    Parameters are those of :func:`run`. Raises ``KeyError`` (unknown preset),
+    ``ValueError`` (unknown notebook or parameter), ``FileNotFoundError``
+    (no project folder or presets file).
+    """
+    project = find_project(project_dir)
+    presets_path = Path(presets_file).expanduser() if presets_file else project / "notebooks" / "presets.yaml"
+    presets = load_presets(presets_path)
+    if preset_name not in presets:
+        raise KeyError(f"Unknown preset {preset_name!r}; {presets_path} has {sorted(presets)}.")
+    notebooks = select_notebooks(only, project / "notebooks")
+    overrides = dict(parameters or {})
+    planned = [(nb, notebook_parameters(nb, presets[preset_name], overrides)) for nb in notebooks]
+    declared = set().union(*(declared_parameters(nb) for nb, _ in planned))
+    unknown = sorted(set(overrides) - declared)
+    if unknown:
+        raise ValueError(f"-p {', '.join(unknown)}: no selected notebook declares it "
+                         f"({', '.join(nb.stem for nb in notebooks)}); see each notebook's parameters cell.")
+    out = Path(output_dir).expanduser().resolve() if output_dir else project / "runs" / preset_name
+    return RunPlan(preset_name, project, out, planned, prepare_only)
+
+
+def _update_log(path: Path, row: dict[str, str]) -> None:
+    """Replace (or add) ``row``'s notebook in ``run_log.csv``, keeping the other notebooks' rows; atomic."""
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("notebook") and r["notebook"] != row["notebook"]]
+    rows.append(row)
+    rows.sort(key=lambda r: r["notebook"])
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore", restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def sign_notebook(path: str | Path) -> None:
+    """Mark an executed notebook as trusted on this machine (nbformat's notary).
+
+    JupyterLab strips untrusted HTML and ``data:`` audio; the signature (kept in
+    Jupyter's ``nbsignatures.db``, not in the file) makes them show. Only sign
+    notebooks whose outputs this machine produced.
+    """
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    nb = nbformat.read(str(path), as_version=4)
+    notary = NotebookNotary()
+    if hasattr(notary, "__enter__"):  # nbformat >= 5.11: closes its database on exit
+        with notary:
+            notary.sign(nb)
+    else:
+        notary.sign(nb)
+
+
+@contextlib.contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def execute(plan: RunPlan, progress_bar: bool | None = None, sign: bool = True) -> Path:
+    """Execute (or only parameterise) the notebooks of a validated :class:`RunPlan`.
+
+    Prints one line when each notebook starts and one when it ends; with
+    ``progress_bar`` (default: when stderr is a terminal) papermill's cell
+    progress bar runs in between. The kernels get ``EMOVAE_PROJECT_DIR`` (so
+    the notebooks' relative paths are resolved against the project) and run
+    in ``notebooks/``.
+    """
+    import papermill
+
+    if progress_bar is None:
+        progress_bar = sys.stderr.isatty()
+    out = plan.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "run_log.csv"
+    n = len(plan.notebooks)
+    with _environ(EMOVAE_PROJECT_DIR=str(plan.project)):
+        for i, (nb, params) in enumerate(plan.notebooks, 1):
+            target = out / nb.name
+            if not plan.prepare_only:
+                print(f"[{i}/{n}] {nb.name}: running (preset {plan.preset_name}) -> {target}", flush=True)
+            started = dt.datetime.now().isoformat(timespec="seconds")
+            t0 = time.perf_counter()
+            status = "prepared" if plan.prepare_only else "ok"
+            try:
+                papermill.execute_notebook(
+                    str(nb),
+                    str(target),
+                    parameters=params,
+                    kernel_name="python3",
+                    cwd=str(nb.parent),
+                    prepare_only=plan.prepare_only,
+                    progress_bar=progress_bar,
+                )
+            except BaseException as err:  # noqa: BLE001 - log, then re-raise
+                status = f"failed: {type(err).__name__}"
+                err.add_note(f"{nb.name} failed; the executed notebook, with the failing cell's output, is {target}")
+                raise
+            finally:
+                seconds = time.perf_counter() - t0
+                _update_log(log_path, {"notebook": nb.name, "preset": plan.preset_name, "started": started,
+                                       "seconds": f"{seconds:.1f}", "status": status})
+                if sign and not plan.prepare_only and target.exists():
+                    try:
+                        sign_notebook(target)
+                    except Exception as err:  # noqa: BLE001 - an unsigned notebook is still a result
+                        warnings.warn(f"Could not sign {target} ({err}); trust it in JupyterLab by hand.", stacklevel=2)
+                where = f" -> {target}" if plan.prepare_only else ""
+                print(f"[{i}/{n}] {nb.name}: {status} in {seconds:.1f} s{where}", flush=True)
+    return out
+
+
+def run(
+    preset_name: str = DEFAULT_PRESET,
+    only: list[str] | None = None,
+    output_dir: str | Path | None = None,
+    prepare_only: bool = False,
+    presets_file: str | Path | None = None,
+    parameters: dict[str, Any] | None = None,
+    project_dir: str | Path | None = None,
+    progress_bar: bool | None = None,
+    sign: bool = True,
 ) -> Path:
     """Execute (or only parameterise) the notebooks with one preset.
+
+    Every argument is validated before anything is written.
 
     Parameters
     ----------
     preset_name : str
-        A key of the presets file, e.g. ``"paper"`` or ``"smoke"``.
+        A key of the presets file, e.g. ``"paper"`` (default) or ``"smoke"``.
     only : list of str, optional
-        Notebook numbers (``"02"``) or stems to run.
+        Notebook numbers (``"02"``) or stems to run; an unknown one is an error.
     output_dir : str or Path, optional
-        Defaults to ``runs/<preset>``.
+        Relative to the current directory. Default ``<project>/runs/<preset>``.
     prepare_only : bool
         Inject parameters without executing (outputs stored in the source
         notebooks are kept; used by the nbval tests).
-    presets_file : str or Path
+    presets_file : str or Path, optional
+        Default ``<project>/notebooks/presets.yaml``.
+    parameters : dict, optional
+        Overrides, given to every selected notebook that declares the name; a
+        name no selected notebook declares is an error. Paths in them are used
+        as given (see :func:`cli_parameters` for the command line's rule).
+    project_dir : str or Path, optional
+        See :func:`find_project`.
+    progress_bar : bool, optional
+        papermill's cell progress bar; default when stderr is a terminal.
+    sign : bool
+        Sign executed notebooks (trusted in JupyterLab on this machine).
 
     Returns
     -------
     pathlib.Path
         The output folder, holding the notebooks and ``run_log.csv``.
     """
-    import papermill
-
-    presets = load_presets(presets_file)
-    if preset_name not in presets:
-        raise KeyError(f"Unknown preset {preset_name!r}; {presets_file} has {sorted(presets)}.")
-    out = project_path(output_dir or Path("runs") / preset_name, create=True)
-    log_path = out / "run_log.csv"
-    with open(log_path, "w", newline="") as log:
-        writer = csv.writer(log)
-        writer.writerow(["notebook", "preset", "started", "seconds", "status"])
-        for nb in select_notebooks(only):
-            params = notebook_parameters(nb, presets[preset_name])
-            started = dt.datetime.now().isoformat(timespec="seconds")
-            t0 = time.perf_counter()
-            status = "ok"
-            try:
-                papermill.execute_notebook(
-                    str(nb),
-                    str(out / nb.name),
-                    parameters=params,
-                    kernel_name="python3",
-                    cwd=str(NOTEBOOKS_DIR),
-                    prepare_only=prepare_only,
-                    progress_bar=sys.stderr.isatty(),
-                )
-            except BaseException as err:  # noqa: BLE001 - log, then re-raise
-                status = f"failed: {type(err).__name__}"
-                raise
-            finally:
-                seconds = time.perf_counter() - t0
-                writer.writerow([nb.name, preset_name, started, f"{seconds:.1f}", status])
-                log.flush()
-                if not prepare_only:
-                    print(f"{nb.name}: {status} in {seconds:.1f} s", flush=True)
-    return out
+    plan = plan_run(preset_name, only, output_dir, prepare_only, presets_file, parameters, project_dir)
+    return execute(plan, progress_bar=progress_bar, sign=sign)
 
 
 def copy_checked_outputs(executed: str | Path, source: str | Path) -> int:
@@ -167,22 +431,94 @@ def copy_checked_outputs(executed: str | Path, source: str | Path) -> int:
     return n
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="paper")
-    parser.add_argument("--only", nargs="*", help="notebook numbers or stems, e.g. 01 02")
-    parser.add_argument("--output-dir")
-    parser.add_argument("--prepare-only", action="store_true")
+DESCRIPTION = """\
+Run the study's notebooks (notebooks/NN_*.ipynb of the project folder) in order with papermill.
+
+Without options this runs the paper preset: every notebook with the study's settings (about
+15 minutes on 2 cores), writing its figures into the committed figures/ folder and its models
+into models/. The smoke preset (--preset smoke) runs a few actors and epochs and writes its
+figures to runs/smoke/figures/, never into figures/.
+
+Executed notebooks and run_log.csv (one row per notebook; a rerun replaces the rows of the
+notebooks it runs) go to <project>/runs/<preset>/. They are signed (trusted in JupyterLab on
+this machine), so their audio players work. Nothing is written before all arguments are checked.
+Paths given on the command line are relative to the current directory; paths in the presets
+file are relative to the project folder.
+"""
+
+EPILOG = """\
+examples:
+  %(prog)s --preset smoke --only 01 02
+  %(prog)s --preset smoke -p epochs 10 -p figures_dir my_figures
+  %(prog)s --presets my_presets.yaml --preset mine --output-dir my_runs
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the runner's options to ``parser`` (shared by ``python -m emovae_utils.pipeline`` and ``emovae run``)."""
+    parser.add_argument("--preset", default=DEFAULT_PRESET, metavar="NAME",
+                        help=f"preset of the presets file (default: {DEFAULT_PRESET}, the study's settings, which "
+                             "writes figures into the committed figures/; smoke: a quick run into runs/smoke/)")
+    parser.add_argument("--only", nargs="+", metavar="NN",
+                        help="run only these notebooks, by number or stem, e.g. --only 01 02 (default: all, in order)")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="parameters",
+                        help="override a parameter for every selected notebook that declares it; VALUE is parsed as "
+                             "YAML (10, 1e-3, null, true, [1, 3]); a *_dir, *_file or *_path value is relative to the "
+                             "current directory; repeatable (default: none)")
+    parser.add_argument("--presets", metavar="FILE",
+                        help="presets file (default: <project>/notebooks/presets.yaml)")
+    parser.add_argument("--output-dir", metavar="DIR",
+                        help="where executed notebooks and run_log.csv go (default: <project>/runs/<preset>)")
+    parser.add_argument("--project", metavar="DIR",
+                        help="project folder holding notebooks/ (default: $EMOVAE_PROJECT_DIR, else the current "
+                             "directory or its nearest parent with notebooks/NN_*.ipynb, else this package's checkout)")
+    parser.add_argument("--prepare-only", action="store_true",
+                        help="inject parameters without executing (default: execute)")
     parser.add_argument("--refresh-checks", action="store_true",
-                        help="after running, copy NBVAL_CHECK_OUTPUT outputs into the source notebooks")
-    args = parser.parse_args(argv)
-    out = run(args.preset, args.only, args.output_dir, args.prepare_only)
+                        help="after running, copy NBVAL_CHECK_OUTPUT outputs into the source notebooks (default: off)")
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument("--progress-bar", dest="progress_bar", action="store_true", default=None,
+                     help="show papermill's cell progress bar (default: when stderr is a terminal)")
+    bar.add_argument("--no-progress-bar", dest="progress_bar", action="store_false")
+    parser.add_argument("--no-sign", dest="sign", action="store_false",
+                        help="do not sign executed notebooks (default: sign, so JupyterLab trusts them)")
+    return parser
+
+
+def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Run with parsed command-line arguments; argument errors exit with status 2 before anything is written."""
+    try:
+        plan = plan_run(args.preset, args.only, args.output_dir, args.prepare_only, args.presets,
+                        cli_parameters(args.parameters), args.project)
+    except KeyError as err:
+        parser.error(str(err.args[0]))
+    except (ValueError, FileNotFoundError) as err:
+        parser.error(str(err))
+    import papermill
+
+    try:
+        out = execute(plan, progress_bar=args.progress_bar, sign=args.sign)
+    except papermill.PapermillExecutionError as err:
+        print("\n".join([str(err), *getattr(err, "__notes__", [])]), file=sys.stderr)
+        return 1
     if args.refresh_checks and not args.prepare_only:
-        for nb in select_notebooks(args.only):
+        for nb, _ in plan.notebooks:
             print(f"{nb.name}: {copy_checked_outputs(out / nb.name, nb)} checked output(s) refreshed")
     print(f"Notebooks and run_log.csv in {out}")
     return 0
+
+
+def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    """The runner's argument parser."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_arguments(parser)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``python -m emovae_utils.pipeline``; ``emovae run`` is the same)."""
+    parser = make_parser("python -m emovae_utils.pipeline")
+    return run_from_args(parser.parse_args(argv), parser)
 
 
 if __name__ == "__main__":

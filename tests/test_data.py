@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -159,7 +161,7 @@ def test_unusable_files_raise_together_or_are_skipped(small_set, tmp_path):
     bad = small_set / "Actor_01" / "03-01-07-01-01-01-01.wav"
     bad.write_bytes(b"not audio at all")
     silent = write_clip(small_set / "Actor_02" / "03-01-07-01-01-01-02.wav", np.zeros(48000, np.float32))
-    with pytest.raises(AudioError, match="2 file") as err:
+    with pytest.raises(AudioError, match="2 of 8 file") as err:
         build(small_set, tmp_path / "c1")
     assert bad.name in str(err.value) and silent.name in str(err.value)
     X, index = build(small_set, tmp_path / "c2", on_error="skip")
@@ -191,3 +193,84 @@ def test_full_ravdess_features(ravdess_features):
     v = index.voiced_frames
     assert 70 <= v.min() and v.max() <= 280  # the reference reports roughly 80 to 260
     assert 0.3 <= (v < 128).mean() <= 0.6  # about 40 % shorter than the window
+
+
+# ------------------------------------------------------------------ your own recordings (issue 11, item 11)
+@pytest.fixture()
+def own_recordings(tmp_path):
+    """Non-RAVDESS names at 22.05 and 44.1 kHz, one RAVDESS-named clip, and files that are not usable audio."""
+    import soundfile as sf
+
+    root = tmp_path / "mine"
+    write_clip(root / "take1.wav", utterance(sr=22050, seed=1), 22050)
+    write_clip(root / "session 2" / "take2.flac", utterance(sr=44100, seed=2), 44100)
+    stereo = np.stack([utterance(sr=44100, seed=3)] * 2, axis=1)
+    sf.write(root / "session 2" / "take3.ogg", stereo, 44100, format="OGG", subtype="VORBIS")
+    write_clip(root / "03-01-05-02-01-02-02.wav", utterance(seed=4))
+    (root / "notes.txt").write_text("not audio, not reported")
+    (root / "voice memo.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A ")  # audio soundfile cannot read: reported
+    (root / "._take1.wav").write_bytes(b"\x00\x05\x16\x07")  # macOS resource fork: hidden, ignored
+    return root
+
+
+def test_audio_index_lists_readable_audio_with_labels_where_names_parse(own_recordings):
+    with pytest.warns(UserWarning, match="left out 1 audio file") as record:
+        index = data.audio_index(own_recordings)
+    [message] = [str(w.message) for w in record]
+    assert "voice memo.m4a" in message and "notes.txt" not in message and "ffmpeg" in message
+    assert list(index.name) == ["03-01-05-02-01-02-02", "take2", "take3", "take1"]  # sorted by path
+    assert list(index.columns) == ["path", "name", "actor", "gender", "emotion", "emotion_id", "intensity",
+                                   "statement", "repetition", "sr", "channels", "duration"]
+    assert index.sr.tolist() == [48000, 44100, 44100, 22050] and index.channels.tolist() == [1, 1, 2, 1]
+    ravdess = index.iloc[0]
+    assert (ravdess.actor, ravdess.gender, ravdess.emotion, ravdess.intensity) == (2, "female", "angry", "strong")
+    assert index.iloc[1:][["actor", "gender", "emotion", "emotion_id", "intensity", "statement",
+                           "repetition"]].isna().all().all()
+    assert str(index.actor.dtype) == "Int64"
+
+
+def test_load_features_of_own_recordings_in_index_order_cached_and_explorable(own_recordings, tmp_path,
+                                                                            monkeypatch):
+    from emovae_utils import dsp
+
+    index = data.audio_index(own_recordings, warn=False)
+    chosen = index.iloc[[3, 0, 2]]  # any rows, any order
+    cache = tmp_path / "cache"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at all for good recordings
+        X, out = data.load_features(own_recordings, cache, index=chosen, progress=False, workers=2)
+    assert X.shape == (3, 80, 128) and list(out.name) == ["take1", "03-01-05-02-01-02-02", "take3"]
+    assert list(out.index) == [0, 1, 2] and {"sr", "n_samples", "speech_found"} <= set(out.columns)
+    for k, path in enumerate(out.path):  # the same features as one file at a time
+        np.testing.assert_array_equal(X[k], dsp.preprocess_file(path))
+
+    real_compute = data._compute
+
+    def no_compute(*a, **k):
+        raise AssertionError("the cache was not reused")
+
+    monkeypatch.setattr(data, "_compute", no_compute)
+    X2, out2 = data.load_features(own_recordings, cache, index=chosen, progress=False)
+    np.testing.assert_array_equal(X, X2)
+    assert out2.equals(out)
+    # relative paths resolve against the folder, and give the same cache
+    relative = chosen.assign(path=[str(p.relative_to(own_recordings)) for p in map(Path, chosen.path)])
+    X3, _ = data.load_features(own_recordings, cache, index=relative, progress=False)
+    np.testing.assert_array_equal(X, X3)
+    # a re-recorded file of the same size is rebuilt (the key holds modification times)
+    monkeypatch.setattr(data, "_compute", real_compute)
+    take1 = own_recordings / "take1.wav"
+    write_clip(take1, utterance(sr=22050, seed=7), 22050)
+    os.utime(take1, ns=(take1.stat().st_atime_ns, take1.stat().st_mtime_ns + 10**9))
+    X4, _ = data.load_features(own_recordings, cache, index=chosen, progress=False)
+    assert not np.array_equal(X4[0], X[0]) and np.array_equal(X4[1:], X[1:])
+
+    # the latent explorer takes them: labels where known, file names otherwise
+    from emovae_utils.models import EmotionVAE
+    from emovae_utils.widgets import LatentExplorer
+
+    ex = LatentExplorer(EmotionVAE(latent_dim=4).eval(), X=X, index=out, audio=False)
+    labels = [label for label, _ in ex.options]
+    assert labels == ["origin (all 0)", "mean: angry (n=1)", "take1", "Actor 02 · angry · strong · rep 2", "take3"]
+    ex.select("clip:2")
+    assert ex.spectrogram.shape == (80, 128)

@@ -334,7 +334,7 @@ def test_explorer_on_real_clips(model, ravdess_dir, tmp_path):
         assert f"mean: {emo} (n={n})" in labels
     # reconstructions of real clips render to 16 kHz audio of the expected length
     with torch.no_grad():
-        recon = model(torch.as_tensor(X[:1]))[0].numpy()
+        recon = model(torch.as_tensor(X[:1]))["recon"].numpy()
     (p,) = gen.render_audio(recon, tmp_path, names=["recon"])
     assert sf.info(p).samplerate == 16000 and sf.info(p).frames == EXPECTED_SAMPLES
 

@@ -87,3 +87,151 @@ def test_copy_checked_outputs_updates_only_checked_cells(tmp_path):
     assert pipeline.copy_checked_outputs(tmp_path / "done.ipynb", tmp_path / "src.ipynb") == 1
     back = nbformat.read(tmp_path / "src.ipynb", as_version=4)
     assert back.cells[0].outputs[0].text == "x\n" and back.cells[1].outputs == []
+
+
+# --- the runner's command line (issue 11 items 8 and 12, issue 12 item 7), on throwaway notebooks ---
+
+def _notebook(source: str, *cells: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# tiny"),
+                                         nbformat.v4.new_code_cell(source, metadata={"tags": ["parameters"]}),
+                                         *(nbformat.v4.new_code_cell(c) for c in cells)])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+@pytest.fixture
+def tiny_project(tmp_path):
+    """A project folder with two notebooks, a presets file and an existing run log."""
+    root = tmp_path / "proj"
+    (root / "notebooks").mkdir(parents=True)
+    nbformat.write(_notebook("x = 1\nout_dir = 'here'\n",
+                             "import os\nfrom emovae_utils.paths import PROJECT_ROOT\n"
+                             "print(os.environ['EMOVAE_PROJECT_DIR'], PROJECT_ROOT, os.getcwd(), x, sep='|')",
+                             "from IPython.display import HTML\nHTML('<b>trusted?</b>')"),
+                   root / "notebooks" / "01_first.ipynb")
+    nbformat.write(_notebook("y = 2\n", "raise RuntimeError(f'boom {y}')"), root / "notebooks" / "02_second.ipynb")
+    (root / "notebooks" / "presets.yaml").write_text(
+        yaml.safe_dump({"t": {"_all": {"x": 5, "unused": 0}, "02_second": {"y": 3}}}))
+    log = root / "runs" / "t" / "run_log.csv"
+    log.parent.mkdir(parents=True)
+    log.write_text("notebook,preset,started,seconds,status\n00_old.ipynb,t,2020-01-01T00:00:00,9.0,ok\n"
+                   "01_first.ipynb,t,2020-01-01T00:00:00,1.0,ok\n")
+    return root
+
+
+def _injected(path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return next(c.source for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
+
+
+def test_help_states_the_default_preset_and_where_outputs_go(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        pipeline.main(["--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: paper" in text and "committed figures/" in text
+    assert "runs/<preset>" in text and "run_log.csv" in text and "-p NAME VALUE" in text and "--presets FILE" in text
+    assert "relative to the current directory" in text
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--only", "6"], "--only 6: no such notebook"),
+    (["--only", "01", "6"], "--only 6"),
+    (["--preset", "nope"], "Unknown preset 'nope'"),
+    (["-p", "not_declared", "1"], "-p not_declared: no selected notebook declares it"),
+    (["--only", "01", "-p", "y", "4"], "-p y"),  # y is declared by 02 only
+    (["--presets", "missing.yaml"], "missing.yaml not found"),
+    (["-p", "x", "[1, 2"], "not valid YAML"),
+])
+def test_bad_arguments_exit_before_anything_is_written(tiny_project, monkeypatch, capsys, args, fragment):
+    monkeypatch.chdir(tiny_project.parent)
+    log = tiny_project / "runs" / "t" / "run_log.csv"
+    before = log.read_text()
+    with pytest.raises(SystemExit) as exit_:
+        pipeline.main(["--project", str(tiny_project), "--preset", "t", *args])
+    assert exit_.value.code == 2
+    assert fragment in " ".join(capsys.readouterr().err.split())
+    assert log.read_text() == before
+    assert sorted(p.name for p in log.parent.iterdir()) == ["run_log.csv"]
+    with pytest.raises(SystemExit):  # nor is a new output folder created
+        pipeline.main(["--project", str(tiny_project), "--preset", "t", "--output-dir", "fresh", *args])
+    assert not (tiny_project.parent / "fresh").exists()
+
+
+def test_only_typo_on_the_real_presets_is_an_error_before_any_write():
+    with pytest.raises(ValueError, match="--only 6: no such notebook.*01 \\(01_preprocess\\)"):
+        pipeline.plan_run("paper", only=["6"])
+    assert [p.name for p in pipeline.select_notebooks(["2", "03_generate"])] == [
+        "02_train_single_actor.ipynb", "03_generate.ipynb"]
+
+
+def test_log_rows_are_replaced_per_notebook_not_truncated(tiny_project):
+    log = tiny_project / "runs" / "t" / "run_log.csv"
+    pipeline.run("t", only=["02"], prepare_only=True, project_dir=tiny_project)
+    rows = log.read_text().splitlines()
+    assert rows[0] == "notebook,preset,started,seconds,status"
+    assert [r.split(",")[0] for r in rows[1:]] == ["00_old.ipynb", "01_first.ipynb", "02_second.ipynb"]
+    assert rows[2].endswith(",1.0,ok") and rows[3].endswith(",prepared")
+    pipeline.run("t", only=["01"], prepare_only=True, project_dir=tiny_project)
+    rows = log.read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["00_old.ipynb", "01_first.ipynb", "02_second.ipynb"]
+    assert rows[2].endswith(",prepared") and not rows[2].startswith("01_first.ipynb,t,2020")
+
+
+def test_p_overrides_parse_yaml_and_command_line_paths_are_relative_to_the_current_directory(
+        tiny_project, tmp_path, monkeypatch, capsys):
+    cwd = tmp_path / "elsewhere"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    (cwd / "mine.yaml").write_text(yaml.safe_dump({"m": {"_all": {"x": 7}}}))
+    code = pipeline.main(["--project", str(tiny_project), "--presets", "mine.yaml", "--preset", "m",
+                          "-p", "y", "[1, 2]", "-p", "out_dir", "figs", "-p", "x", "1e-3",
+                          "--prepare-only", "--output-dir", "outs"])
+    assert code == 0
+    first, second = _injected(cwd / "outs" / "01_first.ipynb"), _injected(cwd / "outs" / "02_second.ipynb")
+    assert f'out_dir = "{cwd / "figs"}"' in first and "x = 0.001" in first and "y =" not in first
+    assert "y = [1, 2]" in second and "out_dir" not in second and "x =" not in second
+    assert (cwd / "outs" / "run_log.csv").is_file() and not (tiny_project / "runs" / "m").exists()
+    out = capsys.readouterr().out
+    assert "[1/2] 01_first.ipynb: prepared in" in out and "[2/2] 02_second.ipynb: prepared in" in out
+    assert pipeline.cli_parameters([("data_dir", "/abs/x"), ("models_dir", "null"), ("epochs", "10")], cwd) == {
+        "data_dir": "/abs/x", "models_dir": None, "epochs": 10}
+
+
+def test_project_folder_is_required_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("EMOVAE_PROJECT_DIR", raising=False)
+    with pytest.raises(pipeline.ProjectNotFoundError, match="clone of the emovae repository"):
+        pipeline.find_project(tmp_path)
+    monkeypatch.setenv("EMOVAE_PROJECT_DIR", str(tmp_path))
+    with pytest.raises(pipeline.ProjectNotFoundError, match="EMOVAE_PROJECT_DIR"):
+        pipeline.find_project()
+    from emovae_utils import paths
+
+    assert paths._project_root() == tmp_path.resolve()
+
+
+def test_executed_notebooks_are_signed_logged_and_report_progress(tiny_project, tmp_path, monkeypatch, capsys):
+    # One run of two notebooks: 01 succeeds, 02 raises. Signatures go to a throwaway Jupyter data dir.
+    from nbformat.sign import NotebookNotary
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter"))
+    monkeypatch.chdir(tmp_path)
+    code = pipeline.main(["--project", str(tiny_project), "--preset", "t", "--no-progress-bar"])
+    assert code == 1
+    captured = capsys.readouterr()
+    out_dir = tiny_project / "runs" / "t"
+    assert "[1/2] 01_first.ipynb: running (preset t)" in captured.out and "[1/2] 01_first.ipynb: ok in" in captured.out
+    assert "[2/2] 02_second.ipynb: failed: PapermillExecutionError in" in captured.out
+    assert "boom 3" in captured.err and f"the failing cell's output, is {out_dir / '02_second.ipynb'}" in captured.err
+    rows = (out_dir / "run_log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["00_old.ipynb", "01_first.ipynb", "02_second.ipynb"]
+    assert rows[2].endswith(",ok") and rows[3].endswith(",failed: PapermillExecutionError")
+
+    done = nbformat.read(out_dir / "01_first.ipynb", as_version=4)
+    printed = done.cells[3].outputs[0].text.strip().split("|")  # cells: markdown, parameters, injected, print
+    assert printed == [str(tiny_project), str(tiny_project), str(tiny_project / "notebooks"), "5"]
+    with NotebookNotary() as notary:
+        assert notary.check_signature(done)  # JupyterLab shows its HTML and audio
+        assert notary.check_signature(nbformat.read(out_dir / "02_second.ipynb", as_version=4))
+        done.cells[4].outputs[0].data["text/html"] = "<b>changed</b>"
+        assert not notary.check_signature(done)

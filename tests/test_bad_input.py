@@ -1,0 +1,273 @@
+"""Bad input (issue 11): every case raises one clear error, or is skipped and reported once.
+
+The table ``CASES`` is the catalogue of bad input: one row per case, ``(id, call, exception, fragments)``.
+``call(tmp_path)`` builds the bad input in ``tmp_path`` and runs the function that must refuse it; the
+error must be an instance of ``exception`` and contain every fragment (the file or field it names, what is
+wrong). A new case is one more row.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import utterance, write_clip
+
+from emovae_utils import data, dsp
+from emovae_utils.dsp import AudioError, ConfigError, PreprocessConfig
+
+
+# ------------------------------------------------------------------ builders of bad input
+def float_wav(d: Path, y: np.ndarray, name: str = "x.wav", sr: int = 48000) -> Path:
+    """A 32-bit float WAV: the only kind that can hold NaN and inf."""
+    path = d / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.asarray(y, dtype=np.float32), sr, subtype="FLOAT")
+    return path
+
+
+def poked(value: float) -> np.ndarray:
+    y = utterance()
+    y[[1000, 50000]] = value
+    return y
+
+
+def cut(path: Path, keep: float | int) -> Path:
+    """Keep the first ``keep`` bytes (int) or fraction (float) of a file, as an interrupted copy does."""
+    raw = path.read_bytes()
+    path.write_bytes(raw[: keep if isinstance(keep, int) else int(len(raw) * keep)])
+    return path
+
+
+def clip(d: Path, name: str = "x.wav", **kw) -> Path:
+    return write_clip(d / name, utterance(**kw))
+
+
+def raw_file(d: Path, name: str, content: bytes) -> Path:
+    path = d / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def ravdess_set(d: Path, *files: tuple[str, bytes | None]) -> Path:
+    """A tiny RAVDESS-named folder; ``None`` content means a good synthetic clip."""
+    root = d / "set"
+    for k, (name, content) in enumerate(files):
+        if content is None:
+            clip(root, name, seed=k)
+        else:
+            raw_file(root, name, content)
+    return root
+
+
+def features(root: Path, d: Path, **kw):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Missing clips")  # tiny synthetic sets are incomplete on purpose
+        return data.load_features(root, d / "cache", progress=False, workers=1, **kw)
+
+
+A = "03-01-01-01-01-01-01"
+B = "03-01-02-01-01-01-01"
+
+CASES = [
+    # --- audio files and signals: dsp.AudioError naming the file
+    ("nan-samples", lambda d: dsp.preprocess_file(float_wav(d, poked(np.nan))), AudioError,
+     ["x.wav", "2 non-finite samples"]),
+    ("inf-samples", lambda d: dsp.preprocess_file(float_wav(d, poked(np.inf))), AudioError,
+     ["x.wav", "non-finite samples"]),
+    ("nan-signal", lambda d: dsp.preprocess_signal(poked(np.nan), 48000), AudioError, ["non-finite samples"]),
+    ("dc-offset-all-negative", lambda d: dsp.preprocess_file(float_wav(d, utterance() - 0.5)), AudioError,
+     ["x.wav", "no positive sample", "DC offset", "peak='absmax'"]),
+    ("all-zero", lambda d: dsp.preprocess_file(float_wav(d, np.zeros(48000))), AudioError, ["x.wav", "silent"]),
+    ("no-samples", lambda d: dsp.preprocess_file(float_wav(d, np.zeros(0))), AudioError, ["x.wav", "empty"]),
+    ("not-audio", lambda d: dsp.load_mono(raw_file(d, "x.wav", b"not audio at all")), AudioError,
+     ["x.wav", "cannot be decoded"]),
+    ("missing-file", lambda d: dsp.load_mono(d / "gone.wav"), AudioError, ["gone.wav", "does not exist"]),
+    ("truncated-wav-half", lambda d: dsp.load_mono(cut(clip(d), 0.5)), AudioError,
+     ["x.wav", "is truncated", "copy or export the file again"]),
+    ("truncated-wav-mid-sample", lambda d: dsp.preprocess_file(cut(clip(d), 100_001)), AudioError,
+     ["x.wav", "is truncated"]),
+    ("truncated-wav-header-only", lambda d: dsp.load_mono(cut(clip(d), 44)), AudioError,
+     ["x.wav", "holds 0 of the"]),
+    ("truncated-flac", lambda d: dsp.load_mono(cut(clip(d, "x.flac"), 0.5)), AudioError,
+     ["x.flac", "truncated"]),
+    ("stereo-array", lambda d: dsp.preprocess_signal(np.zeros((100, 2), np.float32), 48000), AudioError, ["mono"]),
+    # --- configuration: ConfigError (a ValueError) naming the field, the value and what is allowed
+    ("sr-vad-cannot-run", lambda d: PreprocessConfig(sr=22050), ConfigError,
+     ["sr=22050", "8000, 16000, 32000, 48000"]),
+    ("vad-frame-ms", lambda d: PreprocessConfig(vad_frame_ms=25), ConfigError, ["vad_frame_ms=25", "10, 20, 30"]),
+    ("vad-mode", lambda d: PreprocessConfig(vad_mode=4), ConfigError, ["vad_mode=4", "0, 1, 2, 3"]),
+    ("peak-literal", lambda d: PreprocessConfig(peak="rms"), ConfigError, ["peak='rms'", "'max'", "'absmax'"]),
+    ("n-frames-zero", lambda d: PreprocessConfig(n_frames=0), ConfigError, ["n_frames=0", ">= 1"]),
+    ("n-mels-float", lambda d: PreprocessConfig(n_mels=80.5), ConfigError, ["n_mels=80.5", "integer"]),
+    ("hop-zero", lambda d: PreprocessConfig(hop_length=0), ConfigError, ["hop_length=0"]),
+    ("win-longer-than-fft", lambda d: PreprocessConfig(win_length=2048), ConfigError,
+     ["win_length=2048", "n_fft=1024"]),
+    ("fmax-above-nyquist", lambda d: PreprocessConfig(fmax=11025.0), ConfigError, ["fmax=11025.0", "8000 Hz"]),
+    ("fmin-negative", lambda d: PreprocessConfig(fmin=-1.0), ConfigError, ["fmin=-1.0"]),
+    ("top-db", lambda d: PreprocessConfig(top_db=0.0), ConfigError, ["top_db=0.0"]),
+    ("res-type", lambda d: PreprocessConfig(res_type="best"), ConfigError, ["res_type='best'", "soxr_hq"]),
+    # --- data sets and feature building
+    ("every-file-unreadable-skip", lambda d: features(ravdess_set(d, (f"{A}.wav", b"junk"), (f"{B}.wav", b"")),
+                                                     d, on_error="skip"),
+     AudioError, ["None of the 2 file(s)", f"{A}.wav", "Format not recognised"]),
+    ("every-file-unreadable-raise", lambda d: features(ravdess_set(d, (f"{A}.wav", b"junk")), d),
+     AudioError, ["None of the 1 file(s)", f"{A}.wav"]),
+    ("on-error-value", lambda d: features(ravdess_set(d, (f"{A}.wav", None)), d, on_error="ignore"), ValueError,
+     ["on_error='ignore'", "'skip'"]),
+    ("index-without-path", lambda d: features(d, d, index=pd.DataFrame({"file": ["a.wav"]})), ValueError,
+     ["'path' column", "audio_index"]),
+    ("index-empty", lambda d: features(d, d, index=pd.DataFrame({"path": []})), ValueError, ["no rows"]),
+    ("index-file-gone", lambda d: features(d, d, index=pd.DataFrame({"path": [clip(d), d / "gone.wav"]})),
+     FileNotFoundError, ["1 file(s) that do not exist", "gone.wav", "audio_index"]),
+    ("audio-index-no-audio", lambda d: data.audio_index(raw_file(d, "notes.txt", b"hello").parent),
+     FileNotFoundError, ["No audio file", "1 file(s) looked at"]),
+    ("audio-index-not-a-folder", lambda d: data.audio_index(d / "nowhere"), FileNotFoundError, ["is not a folder"]),
+    ("own-recordings-as-ravdess", lambda d: data.ravdess_index(clip(d, "take1.wav").parent, warn=False),
+     FileNotFoundError, ["No RAVDESS clips", "audio_index"]),
+]
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # e.g. numpy's cast warning on NaN: must not happen
+@pytest.mark.parametrize("call, exception, fragments", [pytest.param(*row[1:], id=row[0]) for row in CASES])
+def test_bad_input_raises_one_clear_error(tmp_path, call, exception, fragments):
+    with pytest.raises(exception) as err:
+        call(tmp_path)
+    for fragment in fragments:
+        assert fragment in str(err.value), f"{fragment!r} not in {str(err.value)!r}"
+
+
+def test_domain_errors_are_value_errors():
+    assert issubclass(AudioError, ValueError) and issubclass(ConfigError, ValueError)
+
+
+# ------------------------------------------------------------------ what must keep working
+def test_unusual_but_valid_wav_layouts_are_not_called_truncated(tmp_path):
+    y = utterance()
+    ref = dsp.load_mono(write_clip(tmp_path / "ref.wav", y))[0]
+    raw = (tmp_path / "ref.wav").read_bytes()
+    # a chunk after the data (e.g. LIST metadata), RIFF size updated
+    listed = bytearray(raw + b"LIST" + struct.pack("<I", 5) + b"abcde\0")
+    listed[4:8] = struct.pack("<I", len(listed) - 8)
+    (tmp_path / "list.wav").write_bytes(listed)
+    # an unfinished stream's placeholder data size
+    stream = bytearray(raw)
+    at = stream.find(b"data")
+    stream[at + 4: at + 8] = struct.pack("<I", 0xFFFFFFFF)
+    (tmp_path / "stream.wav").write_bytes(stream)
+    for name in ("list.wav", "stream.wav"):
+        np.testing.assert_array_equal(dsp.load_mono(tmp_path / name)[0], ref)
+    for subtype in ("PCM_24", "FLOAT", "PCM_U8"):
+        sf.write(tmp_path / f"{subtype}.wav", np.stack([y, y], axis=1), 22050, subtype=subtype)
+        assert dsp.load_mono(tmp_path / f"{subtype}.wav")[0].shape == y.shape
+
+
+def test_dc_offset_clip_runs_with_absmax_and_the_recipe_is_unchanged(tmp_path):
+    path = float_wav(tmp_path, utterance() - 0.5)
+    S = dsp.preprocess_file(path, PreprocessConfig(peak="absmax"))
+    assert S.shape == (80, 128) and np.isfinite(S).all()
+    # a clip with both signs: peak="max" is the study's x / max(x)
+    y = np.array([0.25, -0.5, 0.5], dtype=np.float32)
+    np.testing.assert_array_equal(dsp.peak_normalise(y), [0.5, -1.0, 1.0])
+
+
+def test_every_allowed_vad_rate_and_frame_runs():
+    y = utterance(sr=44100)
+    for sr in dsp.VAD_RATES:
+        for ms in dsp.VAD_FRAME_MS:
+            c = PreprocessConfig(sr=sr, vad_frame_ms=ms, fmax=min(8000.0, sr / 2), n_frames=16)
+            assert dsp.preprocess_signal(y, 44100, c)[0].shape == (80, 16)
+
+
+# ------------------------------------------------------------------ skips: counted, cached, reported once
+def skip_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if str(w.message).startswith("Skipped")]
+
+
+def test_skipped_files_are_remembered_by_the_cache_and_reported_once(tmp_path, monkeypatch):
+    nan = float_wav(tmp_path / "set", poked(np.nan), name="03-01-03-01-01-01-01.wav")
+    root = ravdess_set(tmp_path, (f"{A}.wav", None), (f"{B}.flac", None), ("03-01-04-01-01-01-01.wav", b"junk"))
+    assert nan.parent == root
+
+    with pytest.warns(UserWarning) as first:
+        X, index = features(root, tmp_path, on_error="skip")
+    [message] = skip_warnings(first)
+    assert "Skipped 2 of 4 file(s)" in message
+    assert "03-01-03-01-01-01-01.wav" in message and "non-finite" in message
+    assert "03-01-04-01-01-01-01.wav" in message and "cannot be decoded" in message
+    assert list(index.name) == [A, B] and X.shape == (2, 80, 128)
+
+    def no_compute(*a, **k):
+        raise AssertionError("the cache was not reused")
+
+    monkeypatch.setattr(data, "_compute", no_compute)
+    with pytest.warns(UserWarning) as second:
+        X2, index2 = features(root, tmp_path, on_error="skip")
+    assert skip_warnings(second) == [message]
+    assert not any("stale" in str(w.message) for w in second)
+    np.testing.assert_array_equal(X, X2)
+    assert index2.equals(index)
+    # on_error="raise" with the same cache: the same files, as an error
+    with pytest.raises(AudioError, match="2 of 4 file") as err:
+        features(root, tmp_path)
+    assert "03-01-03-01-01-01-01.wav" in str(err.value) and "03-01-04-01-01-01-01.wav" in str(err.value)
+
+
+def test_a_fixed_file_is_retried(tmp_path):
+    root = ravdess_set(tmp_path, (f"{A}.wav", None), (f"{B}.wav", b"junk"))
+    with pytest.warns(UserWarning, match="Skipped 1 of 2"):
+        features(root, tmp_path, on_error="skip")
+    clip(root, f"{B}.wav", seed=3)
+    X, index = features(root, tmp_path)
+    assert list(index.name) == [A, B]
+
+
+# ------------------------------------------------------------------ a cache that cannot be written
+def fail_with(code: int):
+    def atomic_write(path, write):
+        raise OSError(code, os.strerror(code), str(path))
+    return atomic_write
+
+
+@pytest.mark.parametrize("how", ["disk-full", "read-only", "file-in-the-way", "chmod"])
+def test_unwritable_cache_is_skipped_with_one_warning(tmp_path, monkeypatch, how):
+    root = ravdess_set(tmp_path, (f"{A}.wav", None), (f"{B}.flac", None))
+    X_ref, index_ref = features(root, tmp_path / "ok")
+    cache = tmp_path / "cache"
+    if how == "disk-full":
+        monkeypatch.setattr(data, "atomic_write", fail_with(errno.ENOSPC))
+    elif how == "read-only":
+        monkeypatch.setattr(data, "atomic_write", fail_with(errno.EROFS))
+    elif how == "file-in-the-way":
+        cache.write_bytes(b"")  # a file where the cache folder should be
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders; the read-only case is covered by EROFS")
+        cache.mkdir()
+        cache.chmod(0o555)
+    with pytest.warns(UserWarning) as record:
+        X, index = features(root, tmp_path)
+    cant = [str(w.message) for w in record if "Could not write the feature cache" in str(w.message)]
+    assert len(cant) == 1 and "cache_dir" in cant[0] and "EMOVAE_CACHE_DIR" in cant[0]
+    np.testing.assert_array_equal(X, X_ref)
+    assert index.equals(index_ref)
+    if cache.is_dir():
+        assert not list(cache.iterdir())  # no temporary file left behind
+
+
+# ------------------------------------------------------------------ item 13: the missing-clips message
+def test_missing_clips_message_says_present_and_missing(tmp_path):
+    names = sorted(data._expected_names(1))[:8]
+    for n in names:
+        raw_file(tmp_path / "Actor_01", f"{n}.wav", b"")
+    with pytest.warns(UserWarning, match="Missing clips") as record:
+        data.ravdess_index(tmp_path)
+    assert "Actor 01: 8 of 60 present, 52 missing" in str(record[0].message)
