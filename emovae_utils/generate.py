@@ -22,8 +22,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import dsp
+from .data import EMOTIONS
+
 __all__ = [
-    "EMOTION_ORDER",
     "latent_dim_of",
     "model_device",
     "decode_latents",
@@ -34,11 +36,6 @@ __all__ = [
     "emotion_mean_latents",
     "render_audio",
 ]
-
-#: RAVDESS emotion order (emotion ids 01..08); used to order tables.
-EMOTION_ORDER: tuple[str, ...] = (
-    "neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised",
-)
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -191,7 +188,7 @@ def encode_posterior(
     ----------
     model : torch.nn.Module
         Any module with ``encode(x) -> (mu, logvar)`` (e.g.
-        :class:`emovae_utils.model.EmotionVAE`). Run in eval mode without
+        :class:`emovae_utils.models.EmotionVAE`). Run in eval mode without
         gradients on the model's device; its training flag is restored.
     X : np.ndarray or torch.Tensor, shape (N, n_mels, T)
         Log-mel spectrograms (dB).
@@ -253,7 +250,7 @@ def emotion_mean_latents(mu: np.ndarray, emotions: Sequence[Any]) -> pd.DataFram
     df = pd.DataFrame(mu, columns=cols)
     df["emotion"] = emotions
     present = list(dict.fromkeys(emotions))
-    order = [e for e in EMOTION_ORDER if e in present] + [e for e in present if e not in EMOTION_ORDER]
+    order = [e for e in EMOTIONS if e in present] + [e for e in present if e not in EMOTIONS]
     out = df.groupby("emotion", sort=False)[cols].mean().reindex(order)
     out["n"] = df.groupby("emotion", sort=False).size().reindex(order).to_numpy()
     out.index.name = "emotion"
@@ -264,9 +261,9 @@ def render_audio(
     spectrograms: np.ndarray,
     out_dir: str | os.PathLike,
     names: Sequence[str] | None = None,
-    sr: int = 16000,
+    config: dsp.PreprocessConfig | None = None,
 ) -> list[Path]:
-    """Griffin-Lim each dB log-mel spectrogram and write 16 kHz wav files.
+    """Griffin-Lim each dB log-mel spectrogram and write wav files, with :func:`emovae_utils.dsp.render_wav`.
 
     Parameters
     ----------
@@ -275,16 +272,15 @@ def render_audio(
         Created if missing.
     names : sequence of str, optional
         File names (``.wav`` appended when missing); default ``sample_00.wav`` ...
-    sr : int, default 16000
-        Sample rate written to the files (the features are 16 kHz).
+    config : emovae_utils.dsp.PreprocessConfig, optional
+        Mel settings of the spectrograms and the sample rate of the files
+        (default: the study's, 16 kHz).
 
     Returns
     -------
     list of Path
         The written files, in input order.
     """
-    from . import dsp  # lazy: keeps this module importable on its own
-
     spec = np.asarray(spectrograms, dtype=np.float32)
     if spec.ndim == 2:
         spec = spec[None]
@@ -296,11 +292,7 @@ def render_audio(
     if len(names) != len(spec):
         raise ValueError(f"{len(names)} names for {len(spec)} spectrograms")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for s, name in zip(spec, names):
-        path = out_dir / (name if str(name).lower().endswith(".wav") else f"{name}.wav")
-        y = dsp.log_mel_to_audio(s)
-        dsp.save_wav(path, y, sr=sr)
-        paths.append(path)
-    return paths
+    return [
+        dsp.render_wav(s, out_dir / (name if str(name).lower().endswith(".wav") else f"{name}.wav"), config)
+        for s, name in zip(spec, names)
+    ]

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .data import EMOTIONS
 from .dsp import PreprocessConfig
+from .io import atomic_write
 from .paths import project_path
 
 __all__ = [
@@ -42,7 +44,7 @@ __all__ = [
 
 
 def save_figure(fig: matplotlib.figure.Figure, name: str, figures_dir: str | os.PathLike = "figures") -> Path:
-    """Save ``fig`` as ``<figures_dir>/<name>.png`` (150 dpi, tight bounding box).
+    """Save ``fig`` as ``<figures_dir>/<name>.png`` (150 dpi, tight bounding box), atomically.
 
     Parameters
     ----------
@@ -57,8 +59,7 @@ def save_figure(fig: matplotlib.figure.Figure, name: str, figures_dir: str | os.
     pathlib.Path
     """
     path = project_path(figures_dir, create=True) / f"{name}.png"
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    return path
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=150, bbox_inches="tight"))
 
 
 def plot_log_mel(
@@ -293,10 +294,9 @@ def plot_reconstructions(
 # ---------------------------------------------------------------------------
 
 #: One fixed colour per RAVDESS emotion, used by every emotion-coloured figure.
-EMOTION_COLORS: dict[str, str] = {
-    "neutral": "tab:gray", "calm": "tab:blue", "happy": "tab:orange", "sad": "tab:purple",
-    "angry": "tab:red", "fearful": "tab:brown", "disgust": "tab:green", "surprised": "tab:pink",
-}
+EMOTION_COLORS: dict[str, str] = dict(zip(EMOTIONS, (
+    "tab:gray", "tab:blue", "tab:orange", "tab:purple", "tab:red", "tab:brown", "tab:green", "tab:pink",
+)))
 
 
 def _category_colors(values: Sequence, order: Sequence | None = None) -> dict:
@@ -321,7 +321,7 @@ def _category_colors(values: Sequence, order: Sequence | None = None) -> dict:
 
 def _emotion_order(values: Sequence) -> list:
     present = set(pd.unique(pd.Series(list(values))))
-    known = [e for e in EMOTION_COLORS if e in present]
+    known = [e for e in EMOTIONS if e in present]
     return known + sorted(present - set(known), key=str)
 
 

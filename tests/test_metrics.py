@@ -10,8 +10,14 @@ import pytest
 from sklearn.metrics import mutual_info_score
 from threadpoolctl import threadpool_limits
 
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import PCA
+from sklearn.metrics import balanced_accuracy_score
+
+from emovae_utils import data
 from emovae_utils import metrics as m
 from emovae_utils.generate import encode_posterior
+from emovae_utils.metrics import baselines
 
 N_ACTORS = 24
 
@@ -81,6 +87,7 @@ def _noise(n: int, dim: int = 8, seed: int = 2) -> np.ndarray:
 
 
 def test_actor_folds_partition_the_24_actors() -> None:
+    assert m.ACTOR_FOLDS is data.ACTOR_FOLDS  # one home: emovae_utils.data
     assert len(m.ACTOR_FOLDS) == 5
     flat = [a for fold in m.ACTOR_FOLDS for a in fold]
     assert sorted(flat) == list(range(1, 25))
@@ -100,6 +107,35 @@ def test_held_out_splits_hold_out_whole_groups(table: pd.DataFrame) -> None:
         m.held_out_splits(actors, ((1, 2), (2, 3)))
     with pytest.raises(ValueError):
         m.held_out_splits(actors, ((99,),))
+
+
+def test_predefined_split_is_the_actor_folds(table: pd.DataFrame) -> None:
+    """Each actor lies wholly in one test fold, the one ACTOR_FOLDS gives it."""
+    actors = table["actor"].to_numpy()
+    split = m.predefined_split(actors)
+    assert split.get_n_splits() == 5
+    for actor in range(1, 25):
+        (fold,) = set(split.test_fold[actors == actor].tolist())
+        assert actor in m.ACTOR_FOLDS[fold]
+    tested = [tuple(sorted(set(actors[test].tolist()))) for _, test in split.split()]
+    assert tested == [tuple(sorted(f)) for f in m.ACTOR_FOLDS]
+    # groups in no fold train in every fold and are never tested
+    partial = m.predefined_split(actors, m.ACTOR_FOLDS[:2])
+    assert set(actors[partial.test_fold == -1].tolist()) == set(range(1, 25)) - set(m.ACTOR_FOLDS[0] + m.ACTOR_FOLDS[1])
+    res = m.probe_uar(_class_features(table["emotion"].to_numpy()), table["emotion"], actors, m.ACTOR_FOLDS[:2])
+    assert res.fold_uar.shape == (2,) and (res.predictions[partial.test_fold == -1] == None).all()  # noqa: E711
+
+
+def test_probe_equals_a_hand_written_fold_loop(table: pd.DataFrame) -> None:
+    """cross_validate over the predefined split = fitting the probe on each fold by hand."""
+    emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
+    X = _class_features(emo, scale=0.4)
+    res = m.probe_uar(X, emo, actors, C=0.5)
+    for k, fold in enumerate(m.ACTOR_FOLDS):
+        test = np.isin(actors, fold)
+        pred = m.make_probe(C=0.5).fit(X[~test], emo[~test]).predict(X[test])
+        assert res.fold_uar[k] == balanced_accuracy_score(emo[test], pred)
+        np.testing.assert_array_equal(res.predictions[test].astype(int), pred)
 
 
 # --- mutual information ------------------------------------------------------
@@ -224,21 +260,34 @@ def test_emotion_probe_cannot_use_speaker_features(table: pd.DataFrame) -> None:
     assert res.uar_mean < 0.2
 
 
-def test_transform_hook_sees_only_training_actors(table: pd.DataFrame) -> None:
+class _DropFirstColumn(TransformerMixin, BaseEstimator):
+    """Records (in ``log``, shared by the clones) the actors (column 0) it is fitted on and
+    transforms; passes the other columns on."""
+
+    log: list[tuple[set[int], set[int]]] = []
+
+    def fit(self, X: np.ndarray, y: object = None) -> "_DropFirstColumn":
+        self.fitted_on_ = set(X[:, 0].astype(int).tolist())
+        return self
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        self.log.append((self.fitted_on_, set(X[:, 0].astype(int).tolist())))
+        return X[:, 1:]
+
+
+def test_transform_step_is_fitted_on_training_actors_only(table: pd.DataFrame) -> None:
     emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
     X = np.column_stack([actors, _class_features(emo)])
-    seen: list[tuple[int, set[int], set[int]]] = []
-
-    def transform(X_train: np.ndarray, X_test: np.ndarray, fold: int) -> tuple[np.ndarray, np.ndarray]:
-        seen.append((fold, set(X_train[:, 0].astype(int)), set(X_test[:, 0].astype(int))))
-        return X_train[:, 1:], X_test[:, 1:]
-
-    res = m.probe_uar(X, emo, actors, transform=transform)
-    assert [s[0] for s in seen] == list(range(5))
-    for fold, train_actors, test_actors in seen:
-        assert not train_actors & test_actors
-        assert test_actors == set(m.ACTOR_FOLDS[fold])
-        assert train_actors | test_actors == set(range(1, 25))
+    log = _DropFirstColumn.log
+    log.clear()
+    res = m.probe_uar(X, emo, actors, transform=_DropFirstColumn())
+    held_out = [(fitted, seen) for fitted, seen in log if seen != fitted]  # the transforms of test rows
+    assert len(held_out) >= 5
+    for fitted, seen in log:
+        fold = next(k for k, f in enumerate(m.ACTOR_FOLDS) if not set(f) & fitted)
+        assert fitted == set(range(1, 25)) - set(m.ACTOR_FOLDS[fold])
+        assert seen == fitted or seen == set(m.ACTOR_FOLDS[fold])
+    assert {frozenset(seen) for _, seen in held_out} == {frozenset(f) for f in m.ACTOR_FOLDS}
     assert res.uar_mean > 0.95
 
 
@@ -295,14 +344,17 @@ def test_pca_features_and_fold_transform(table: pd.DataFrame, logmels: np.ndarra
     feats = m.pca_features(logmels, n_components=8)
     assert feats.shape == (len(table), 8)
     np.testing.assert_allclose(feats, m.pca_features(logmels, n_components=8))  # deterministic
-    tr, te = m.PCAFoldTransform(8)(logmels[:600], logmels[600:], 0)
-    assert tr.shape == (600, 8) and te.shape == (120, 8)
+    step = m.PCAFoldTransform(8).fit(logmels[:600])  # the notebook's name for pca_transform
+    te = step.transform(logmels[600:])
+    assert te.shape == (120, 8)
+    by_hand = PCA(8, random_state=0).fit(logmels[:600].reshape(600, -1).astype(float))
+    np.testing.assert_array_equal(te, by_hand.transform(logmels[600:].reshape(120, -1).astype(float)))
     emo, actors = table["emotion"].to_numpy(), table["actor"].to_numpy()
     short = _logmels(emo, 16)  # fewer frames keep the 5 per-fold PCAs fast
-    res = m.probe_uar(short, emo, actors, transform=m.PCAFoldTransform(8))
+    res = m.probe_uar(short, emo, actors, transform=m.pca_transform(8))
     assert res.uar_mean > 0.9
     flat = _logmels(np.ones_like(emo), 16)  # same profile for every emotion
-    assert m.probe_uar(flat, emo, actors, transform=m.PCAFoldTransform(8)).uar_mean < 0.25
+    assert m.probe_uar(flat, emo, actors, transform=m.pca_transform(8)).uar_mean < 0.25
 
 
 def _voice(seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
@@ -318,7 +370,7 @@ def _voice(seconds: float = 1.0, sr: int = 16000) -> np.ndarray:
 @pytest.fixture(scope="module")
 def smile_ok() -> None:
     try:
-        m._smile()
+        baselines._smile()
     except Exception as exc:  # pragma: no cover - depends on the platform
         pytest.skip(f"openSMILE could not load: {exc!r}")
 
@@ -434,8 +486,12 @@ def test_encoder_fold_transform_trains_once_per_fold_on_training_actors(table: p
     res = m.probe_representation(X, table, transform=transform, speaker_id=False)
     assert set(res) == {"emotion", "gender"}
     assert transform.n_trained == 5 and sorted(transform.models) == [0, 1, 2, 3, 4]  # gender reused the cache
+    assert [fold for fold, _ in seen] == [0, 1, 2, 3, 4]  # train_fn gets the held-out fold's index
     for fold, actors in seen:
-        assert not actors & set(m.ACTOR_FOLDS[fold])  # held-out actors never reach train_fn
+        assert actors == set(range(1, 25)) - set(m.ACTOR_FOLDS[fold])  # held-out actors never reach train_fn
+    # a fitted step encodes with its own fold's model; fitting without test_fold is fold 0
+    step = m.EncoderFoldTransform(train_fn).fit(X[:10])
+    assert seen[-1][0] == 0 and step.transform(X[:3]).shape == (3, 1) and step.n_trained == 1
     assert res["emotion"].uar_mean > 0.9
     assert res["gender"].uar_mean < 0.7  # the emotion band says nothing about gender
 
@@ -463,7 +519,7 @@ def test_egemaps_cached_computes_once_and_rebuilds_on_change(tmp_path, monkeypat
         return pd.DataFrame(np.arange(len(sources) * 88, dtype=float).reshape(len(sources), 88) / 7,
                             index=pd.Index(index), columns=[f"f{i}" for i in range(88)])
 
-    monkeypatch.setattr(m, "egemaps_functionals", fake)
+    monkeypatch.setattr(baselines, "egemaps_functionals", fake)
     paths = []
     for i in range(2):
         paths.append(tmp_path / f"clip{i}.wav")

@@ -1,0 +1,276 @@
+"""Baseline representations of the same clips: pooled log-mel, PCA, eGeMAPS.
+
+:func:`pooled_log_mel` needs no fitting. PCA is fitted per fold as a pipeline
+step (:func:`pca_transform`, given to a probe as ``transform=``), or on all
+clips for plots (:func:`pca_features`). eGeMAPS functionals come from
+openSMILE (:func:`egemaps_functionals`), cached per file list
+(:func:`egemaps_cached`).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+
+from ..dsp import load_mono, resample
+from ..io import atomic_write, sha1_bytes
+from ..paths import cache_root
+
+__all__ = [
+    "pooled_log_mel",
+    "flatten_log_mel",
+    "pca_transform",
+    "PCAFoldTransform",
+    "pca_features",
+    "egemaps_functionals",
+    "egemaps_cached",
+]
+
+
+def _check_logmel(X: np.ndarray) -> np.ndarray:
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 3:
+        raise ValueError(f"expected log-mels of shape (N, n_mels, T), got {X.shape}")
+    return X
+
+
+def pooled_log_mel(X: np.ndarray) -> np.ndarray:
+    """Mean and standard deviation over time of each mel band.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (N, n_mels, T)
+        dB log-mel spectrograms (e.g. (N, 80, 128)).
+
+    Returns
+    -------
+    np.ndarray, shape (N, 2 * n_mels)
+        ``[means (n_mels), stds (n_mels)]`` per clip: (N, 160) for 80 bands.
+        Needs no fitting, so it is leakage-free as is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.stack([np.full((80, 128), -40.0), np.tile([-50.0, -30.0], (80, 64))])
+    >>> F = pooled_log_mel(X)
+    >>> F.shape, F[:, 0].tolist(), F[:, 80].tolist()
+    ((2, 160), [-40.0, -40.0], [0.0, 10.0])
+    """
+    X = _check_logmel(X)
+    return np.concatenate([X.mean(axis=2), X.std(axis=2)], axis=1)
+
+
+def flatten_log_mel(X: np.ndarray) -> np.ndarray:
+    """Log-mels (N, n_mels, T) as float64 rows (N, n_mels * T), unscaled."""
+    X = _check_logmel(X)
+    return X.reshape(X.shape[0], -1)
+
+
+def pca_transform(n_components: int = 8, random_state: int = 0) -> Pipeline:
+    """Leakage-free PCA baseline: flatten the log-mels, then PCA, as one pipeline step.
+
+    Given to a probe as ``transform=``, it is cloned and fitted in each fold on
+    the training actors' clips only, then projects the held-out clips.
+
+    Parameters
+    ----------
+    n_components : int, default 8
+        Matches the VAE's latent size.
+    random_state : int, default 0
+        Seed for the (randomised) SVD solver sklearn may pick.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Unfitted steps ``flatten`` (:func:`flatten_log_mel`) and ``pca``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(30, 80, 4))
+    >>> pca_transform(8).fit(X[:20]).transform(X[20:]).shape
+    (10, 8)
+
+    As a probe's features (``index`` with columns emotion, gender, actor,
+    repetition; ``X`` the (N, 80, 128) log-mels):
+
+    >>> from emovae_utils import metrics
+    >>> probes = metrics.probe_representation(X, index, transform=pca_transform(8))  # doctest: +SKIP
+    """
+    return Pipeline([
+        ("flatten", FunctionTransformer(flatten_log_mel)),
+        ("pca", PCA(n_components=n_components, random_state=random_state)),
+    ])
+
+
+#: The name notebook 05 uses for :func:`pca_transform`.
+PCAFoldTransform = pca_transform
+
+
+def pca_features(X: np.ndarray, n_components: int = 8, random_state: int = 0) -> np.ndarray:
+    """PCA of flattened log-mels, fitted on all the given clips.
+
+    Transductive: the principal axes see every clip, including those a probe
+    later tests on (no labels are used, but held-out speakers shape the axes).
+    Fine for plots; for probe numbers give :func:`pca_transform` as the
+    ``transform`` of a probe, which fits PCA on each fold's training actors.
+
+    Parameters
+    ----------
+    X : np.ndarray, shape (N, n_mels, T)
+        dB log-mels, flattened to (N, n_mels * T) without scaling.
+    n_components, random_state
+        See :func:`pca_transform`.
+
+    Returns
+    -------
+    np.ndarray, shape (N, n_components)
+    """
+    return pca_transform(n_components, random_state).fit_transform(X)
+
+
+@functools.lru_cache(maxsize=1)
+def _smile() -> Any:
+    import opensmile
+
+    return opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02,
+        feature_level=opensmile.FeatureLevel.Functionals,
+    )
+
+
+def _load_16k(path: str | os.PathLike[str], sampling_rate: int) -> np.ndarray:
+    y, sr = load_mono(path)
+    return resample(y, sr, sampling_rate)
+
+
+def _egemaps_one(source: np.ndarray | str | os.PathLike[str], sampling_rate: int) -> pd.Series:
+    if isinstance(source, (str, os.PathLike)):
+        signal = _load_16k(source, sampling_rate)
+    else:
+        signal = np.asarray(source, dtype=np.float32)
+        if signal.ndim != 1:
+            raise ValueError(f"signals must be 1-D (mono), got shape {signal.shape}")
+    frame = _smile().process_signal(signal.astype(np.float32, copy=False), sampling_rate)
+    return frame.iloc[0]
+
+
+def egemaps_functionals(
+    sources: Sequence[np.ndarray | str | os.PathLike[str]],
+    sampling_rate: int = 16000,
+    *,
+    n_jobs: int = 1,
+    progress: bool = True,
+    index: Sequence[Any] | None = None,
+) -> pd.DataFrame:
+    """eGeMAPS v02 functionals (88 features) per clip, with openSMILE.
+
+    Parameters
+    ----------
+    sources : sequence of np.ndarray or paths
+        Mono signals at ``sampling_rate`` (e.g. the 16 kHz output of the
+        preprocessing, so the baseline sees the same audio as the VAE), or
+        audio file paths, which are loaded mono and resampled to
+        ``sampling_rate`` with :func:`emovae_utils.dsp.load_mono` and
+        :func:`~emovae_utils.dsp.resample` (soxr_hq, as ``librosa.load``).
+    sampling_rate : int, default 16000
+    n_jobs : int, default 1
+        Worker processes (joblib); ~0.05 s per 3-s clip on one core, so 1
+        is usually enough.
+    progress : bool, default True
+        Show a tqdm progress bar.
+    index : sequence, optional
+        Row labels (default 0..N-1).
+
+    Returns
+    -------
+    pandas.DataFrame, shape (N, 88)
+        Columns are openSMILE's feature names.
+    """
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    sources = list(sources)
+    if n_jobs == 1:
+        rows_iter: Iterable[pd.Series] = (_egemaps_one(s, sampling_rate) for s in sources)
+    else:
+        rows_iter = Parallel(n_jobs=n_jobs, return_as="generator")(
+            delayed(_egemaps_one)(s, sampling_rate) for s in sources
+        )
+    rows = list(tqdm(rows_iter, total=len(sources), desc="eGeMAPS", disable=not progress))
+    out = pd.DataFrame([r.to_numpy() for r in rows], columns=rows[0].index if rows else None, dtype=float)
+    out.index = pd.RangeIndex(len(rows)) if index is None else pd.Index(index)
+    return out
+
+
+
+def egemaps_cached(
+    paths: Sequence[str | os.PathLike[str]],
+    cache_dir: str | os.PathLike[str] | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    sampling_rate: int = 16000,
+    n_jobs: int = 1,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """:func:`egemaps_functionals` of audio files, computed once and cached as CSV.
+
+    The cache file ``egemaps-<key>.csv`` sits next to the feature cache; its
+    key covers the file names and sizes, the sampling rate and the openSMILE
+    version, so any change recomputes.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Audio files (loaded mono, resampled to ``sampling_rate``).
+    cache_dir : path-like, optional
+        Defaults to ``$EMOVAE_CACHE_DIR`` or ``~/.cache/emovae`` (as
+        :func:`emovae_utils.data.load_features`).
+    names : sequence of str, optional
+        Row labels (default: the file stems).
+    sampling_rate, n_jobs, progress
+        See :func:`egemaps_functionals`.
+
+    Returns
+    -------
+    pandas.DataFrame, shape (N, 88)
+        Indexed by ``names``, in the order of ``paths``.
+
+    Examples
+    --------
+    The eGeMAPS row of notebook 05 (``study``: a :func:`emovae_utils.data.ravdess_index`):
+
+    >>> egemaps = egemaps_cached(study.path, names=study.name, progress=False)  # doctest: +SKIP
+    >>> egemaps.shape  # doctest: +SKIP
+    (720, 88)
+    """
+    import opensmile
+
+    paths = [Path(p) for p in paths]
+    names = [p.stem for p in paths] if names is None else [str(n) for n in names]
+    if len(names) != len(paths):
+        raise ValueError("names must have one entry per path")
+    blob = json.dumps({"files": [(n, p.stat().st_size) for n, p in zip(names, paths)],
+                       "sr": sampling_rate, "opensmile": opensmile.__version__, "set": "eGeMAPSv02"})
+    cache_file = cache_root(cache_dir) / f"egemaps-{sha1_bytes(blob.encode())[:20]}.csv"
+    if cache_file.exists():
+        try:
+            table = pd.read_csv(cache_file, index_col=0)
+            if list(table.index.astype(str)) == names and table.shape[1] == 88:
+                return table
+        except Exception:  # noqa: BLE001 - damaged cache: recompute
+            pass
+    table = egemaps_functionals(paths, sampling_rate, n_jobs=n_jobs, progress=progress, index=names)
+    table.index.name = "name"
+    atomic_write(cache_file, table.to_csv)
+    return table

@@ -1,0 +1,113 @@
+"""One row per representation: the results table of the probes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .probes import ProbeResult
+
+__all__ = ["RESULT_COLUMNS", "summary_row", "results_table"]
+
+#: Columns of :func:`results_table`, in order.
+RESULT_COLUMNS: tuple[str, ...] = (
+    "representation",
+    "dims",
+    "emotion_uar_mean",
+    "emotion_uar_std",
+    "speaker_id_acc",
+    "gender_acc",
+)
+
+
+def summary_row(
+    representation: str,
+    dims: int,
+    emotion: ProbeResult,
+    speaker_id: ProbeResult | None = None,
+    gender: ProbeResult | None = None,
+) -> dict[str, Any]:
+    """One row of :func:`results_table` from probe results.
+
+    Parameters
+    ----------
+    representation : str
+        E.g. ``"VAE mu (12 male actors)"``, ``"PCA"``, ``"pooled log-mel"``, ``"eGeMAPS"``.
+    dims : int
+        Feature dimensionality.
+    emotion : ProbeResult
+        From :func:`probe_uar` with emotion labels: gives ``emotion_uar_mean`` / ``_std``.
+    speaker_id : ProbeResult, optional
+        From :func:`speaker_id_accuracy`: ``speaker_id_acc`` = mean accuracy.
+    gender : ProbeResult, optional
+        From :func:`probe_uar` with gender labels: ``gender_acc`` = mean plain
+        accuracy over the actor folds.
+
+    Returns
+    -------
+    dict
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from emovae_utils.metrics import probe_uar
+    >>> rng = np.random.default_rng(0)
+    >>> actors = np.repeat(np.arange(1, 25), 16)
+    >>> emotion = np.tile(np.arange(8), 48)
+    >>> X = np.eye(8)[emotion] + 0.1 * rng.standard_normal((384, 8))
+    >>> row = summary_row("one-hot emotion + noise", 8, probe_uar(X, emotion, actors))
+    >>> row["emotion_uar_mean"], row["speaker_id_acc"]
+    (1.0, nan)
+    """
+    return {
+        "representation": representation,
+        "dims": int(dims),
+        "emotion_uar_mean": emotion.uar_mean,
+        "emotion_uar_std": emotion.uar_std,
+        "speaker_id_acc": np.nan if speaker_id is None else speaker_id.accuracy_mean,
+        "gender_acc": np.nan if gender is None else gender.accuracy_mean,
+    }
+
+
+def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per representation, columns :data:`RESULT_COLUMNS`.
+
+    Parameters
+    ----------
+    rows : iterable of mappings
+        E.g. from :func:`summary_row`; missing numeric columns become NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Ready for ``to_csv(..., index=False)``.
+
+    Raises
+    ------
+    ValueError
+        On a key that is not in :data:`RESULT_COLUMNS` (catches typos), or a
+        row without ``representation``.
+
+    Examples
+    --------
+    >>> table = results_table([{"representation": "PCA-8", "dims": 8, "emotion_uar_mean": 0.31}])
+    >>> table.loc[0, "representation"], float(table.loc[0, "emotion_uar_mean"]), bool(table["gender_acc"].isna()[0])
+    ('PCA-8', 0.31, True)
+    >>> list(table.columns) == list(RESULT_COLUMNS)
+    True
+    """
+    records = []
+    for row in rows:
+        unknown = set(row) - set(RESULT_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown columns {sorted(unknown)}; expected {RESULT_COLUMNS}")
+        if "representation" not in row:
+            raise ValueError("every row needs a 'representation'")
+        records.append(dict(row))
+    table = pd.DataFrame.from_records(records, columns=list(RESULT_COLUMNS))
+    numeric = list(RESULT_COLUMNS[2:])
+    table[numeric] = table[numeric].astype(float)
+    return table
