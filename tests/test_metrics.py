@@ -344,7 +344,7 @@ def test_pca_features_and_fold_transform(table: pd.DataFrame, logmels: np.ndarra
     feats = m.pca_features(logmels, n_components=8)
     assert feats.shape == (len(table), 8)
     np.testing.assert_allclose(feats, m.pca_features(logmels, n_components=8))  # deterministic
-    step = m.PCAFoldTransform(8).fit(logmels[:600])  # the notebook's name for pca_transform
+    step = m.pca_transform(8).fit(logmels[:600])
     te = step.transform(logmels[600:])
     assert te.shape == (120, 8)
     by_hand = PCA(8, random_state=0).fit(logmels[:600].reshape(600, -1).astype(float))

@@ -30,7 +30,6 @@ __all__ = [
     "pooled_log_mel",
     "flatten_log_mel",
     "pca_transform",
-    "PCAFoldTransform",
     "pca_features",
     "egemaps_functionals",
     "egemaps_cached",
@@ -111,10 +110,6 @@ def pca_transform(n_components: int = 8, random_state: int = 0) -> Pipeline:
         ("flatten", FunctionTransformer(flatten_log_mel)),
         ("pca", PCA(n_components=n_components, random_state=random_state)),
     ])
-
-
-#: The name notebook 05 uses for :func:`pca_transform`.
-PCAFoldTransform = pca_transform
 
 
 def pca_features(X: np.ndarray, n_components: int = 8, random_state: int = 0) -> np.ndarray:
