@@ -42,3 +42,9 @@ __all__ = [
     *embedding.__all__,
     *convergence.__all__,
 ]
+
+# Decision rules for the claims (bootstrap intervals, Holm, verdicts.csv).
+from . import verdicts  # noqa: E402
+from .verdicts import *  # noqa: E402, F403
+
+__all__ += verdicts.__all__

@@ -5,10 +5,12 @@ Evaluation of a finished run's loss history (``history.csv`` of
 """
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
 
-__all__ = ["plateau_epoch"]
+__all__ = ["plateau_epoch", "flat_by_slope", "plateau_sensitivity"]
 
 
 def plateau_epoch(loss: pd.Series | np.ndarray, window: int = 500, tolerance: float = 0.05) -> int:
@@ -50,3 +52,145 @@ def plateau_epoch(loss: pd.Series | np.ndarray, window: int = 500, tolerance: fl
         return 1
     unsettled = np.flatnonzero(np.abs(smooth - smooth[-1]) > tolerance * drop)
     return int(unsettled[-1] + 2) if len(unsettled) else 1
+
+
+def flat_by_slope(
+    loss: pd.Series | np.ndarray,
+    per_epochs: int = 1000,
+    tolerance: float = 0.01,
+    window: int | None = None,
+    direction: str = "any",
+) -> int | None:
+    """The epoch from which a loss curve changes by less than ``tolerance`` per ``per_epochs`` epochs, for good.
+
+    Unlike :func:`plateau_epoch`, the criterion is a rate, not a distance to
+    the run's own last value: a run stopped while still improving is not
+    called flat, and the answer does not move with the run's length.
+
+    The curve is smoothed by a centred running median over ``window`` epochs.
+    At epoch t its relative change is ``|s(t) - s(t + per_epochs)| / |s(t)|``
+    (``direction="decrease"``: the improvement ``s(t) - s(t + per_epochs)``
+    only, so a rising curve counts as flat). The curve is flat from the first
+    epoch t after which this stays below ``tolerance`` at every epoch where it
+    can be measured (up to the last epoch minus ``per_epochs``).
+
+    Parameters
+    ----------
+    loss : pandas.Series or np.ndarray
+        One value per epoch, epoch 1 first.
+    per_epochs : int, default 1000
+        The horizon of the change.
+    tolerance : float, default 0.01
+        Relative change per ``per_epochs`` epochs below which the curve is flat.
+    window : int, optional
+        Running-median width; default ``max(1, per_epochs // 10)``.
+    direction : {"any", "decrease"}, default "any"
+        Count a change either way (a KL term that still rises is not flat), or improvement only.
+
+    Returns
+    -------
+    int or None
+        1-based epoch; ``None`` when the curve is still changing at the last
+        measurable epoch, or is shorter than ``per_epochs + 1`` epochs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> epochs = np.arange(1, 3001)
+    >>> curve = np.where(epochs < 800, 1000.0 - epochs, 200.0)  # falls by 1 per epoch, flat from epoch 800
+    >>> flat_by_slope(curve, per_epochs=100, tolerance=0.01, window=1)
+    798
+    >>> flat_by_slope(curve[:850], per_epochs=100, window=1) is None, plateau_epoch(curve[:750], window=1) < 750
+    (True, True)
+    """
+    if direction not in ("any", "decrease"):
+        raise ValueError(f"direction must be 'any' or 'decrease', got {direction!r}")
+    per = int(per_epochs)
+    if per < 1:
+        raise ValueError(f"per_epochs must be >= 1, got {per_epochs}")
+    values = pd.Series(np.asarray(loss, dtype=float))
+    if values.empty:
+        raise ValueError("empty loss curve")
+    width = max(1, per // 10) if window is None else max(1, int(window))
+    smooth = values.rolling(width, center=True, min_periods=1).median().to_numpy()
+    if smooth.size <= per:
+        return None
+    change = smooth[:-per] - smooth[per:]
+    if direction == "any":
+        change = np.abs(change)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = change / np.maximum(np.abs(smooth[:-per]), np.finfo(float).tiny)
+    moving = np.flatnonzero(~(rate < tolerance))  # NaN counts as moving
+    if not len(moving):
+        return 1
+    last = int(moving[-1])
+    return None if last == rate.size - 1 else last + 2
+
+
+def plateau_sensitivity(
+    history: pd.DataFrame | Mapping[object, pd.DataFrame],
+    tolerances: Sequence[float] = (0.01, 0.02, 0.05, 0.10),
+    losses: Sequence[str] = ("reconstruction", "kl"),
+    per_epochs: int = 1000,
+    window: int = 500,
+    slope_window: int | None = None,
+) -> pd.DataFrame:
+    """Where each loss flattens, by both rules, at each tolerance: how much the answer depends on the rule.
+
+    Parameters
+    ----------
+    history : pandas.DataFrame or mapping of run name to DataFrame
+        Loss histories of :func:`emovae_utils.train.fit` (one row per epoch);
+        a mapping (e.g. seed -> history) adds a ``run`` column.
+    tolerances : sequence of float
+        Each is the ``tolerance`` of both rules (a share of the total change
+        for ``"endpoint"``, a relative change per ``per_epochs`` for ``"slope"``).
+        A curve that rises overall (the KL term, typically) is judged by the
+        endpoint rule as its mirror image, so it too gets an epoch.
+    losses : sequence of str
+        History columns, each judged separately.
+    per_epochs : int, default 1000
+        Horizon of the slope rule.
+    window : int, default 500
+        Running-median width of the endpoint rule (:func:`plateau_epoch`).
+    slope_window : int, optional
+        Running-median width of the slope rule (:func:`flat_by_slope`'s default if None).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``[run,] loss, rule, tolerance, epoch, n_epochs``; ``rule`` is
+        ``"endpoint"`` (:func:`plateau_epoch`) or ``"slope"``
+        (:func:`flat_by_slope`); ``epoch`` is nullable (``<NA>``: not flat by
+        the end of the run).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> t = np.arange(1, 4001)
+    >>> h = pd.DataFrame({"epoch": t, "reconstruction": 20 + 300 * np.exp(-t / 400), "kl": 6 - 5 * np.exp(-t / 200)})
+    >>> table = plateau_sensitivity(h, tolerances=(0.01, 0.05))
+    >>> e = table.set_index(["loss", "rule", "tolerance"])["epoch"]
+    >>> [int(e["reconstruction", rule, tol]) for rule in ("endpoint", "slope") for tol in (0.01, 0.05)]
+    [1965, 1324, 2888, 2226]
+    >>> [int(e["kl", rule, 0.01]) for rule in ("endpoint", "slope")]
+    [1048, 886]
+    """
+    runs = dict(history) if isinstance(history, Mapping) else {None: history}
+    rows = []
+    for run, frame in runs.items():
+        for loss in losses:
+            if loss not in frame.columns:
+                raise KeyError(f"history has no {loss!r} column (columns: {list(frame.columns)})")
+            curve = frame[loss].to_numpy(dtype=float)
+            for tol in tolerances:
+                rising = curve[0] < curve[-1]
+                by_end = plateau_epoch(-curve if rising else curve, window=window, tolerance=tol)
+                by_slope = flat_by_slope(curve, per_epochs=per_epochs, tolerance=tol, window=slope_window)
+                for rule, epoch in (("endpoint", by_end), ("slope", by_slope)):
+                    row = {"run": run} if run is not None or isinstance(history, Mapping) else {}
+                    rows.append({**row, "loss": loss, "rule": rule, "tolerance": float(tol),
+                                 "epoch": epoch, "n_epochs": len(curve)})
+    table = pd.DataFrame(rows)
+    table["epoch"] = table["epoch"].astype("Int64")
+    return table

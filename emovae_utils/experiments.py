@@ -1,0 +1,708 @@
+"""Trials and sweeps: many independent trainings, resumable, on all cores or on a Ray cluster.
+
+A :class:`Trial` is one training run, fully described by its fields: a model
+from the registry (:func:`emovae_utils.models.build`) with its config, a data
+selection (rows of the feature index, e.g. ``{"actor": [1]}``), a seed, an
+optional held-out actor fold (:data:`emovae_utils.data.ACTOR_FOLDS`) and the
+settings of :func:`emovae_utils.train.fit`. Its :attr:`Trial.trial_id` is a
+content hash of those fields, so the same trial always lands in the same folder:
+
+``root/<trial_id>/``
+    ``trial.json`` (the spec), ``run.json``, ``history.csv`` and
+    ``checkpoint.pt`` (written by :func:`~emovae_utils.train.fit`),
+    ``model.pt`` (:func:`~emovae_utils.models.save_model`) and, last,
+    ``result.json``: the result row, whose presence marks the trial complete.
+    A failed trial writes ``error.txt`` (the traceback) instead.
+
+:func:`run_trial` skips a complete trial and resumes an interrupted one from
+its checkpoint, so rerunning a sweep only does the missing work.
+:func:`run_trials` runs many: locally one trial per core in worker processes
+(each with one torch thread; no service needed), or, given an ``address``, as
+Ray tasks on a cluster (``pip install "emovae[cluster]"``), scheduled by Ray.
+:func:`sweep` builds the cross product model x data x seed x fold.
+
+Examples
+--------
+>>> trials = sweep("emotion_vae", [{"actor": [1]}, {"gender": "male"}], seeds=range(3), epochs=10)
+>>> len(trials), trials[0].seed, trials[0].fit["epochs"]
+(6, 0, 10)
+>>> trials[0].trial_id == sweep("emotion_vae", {"actor": [1]}, epochs=10)[0].trial_id
+True
+"""
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .io import sha1_bytes, write_json, write_text
+
+__all__ = [
+    "Trial", "sweep", "select_clips", "run_trial", "run_trials", "trial_status",
+    "TRIAL_NAME", "RESULT_NAME", "MODEL_NAME", "ERROR_NAME",
+]
+
+TRIAL_NAME = "trial.json"
+RESULT_NAME = "result.json"
+MODEL_NAME = "model.pt"
+ERROR_NAME = "error.txt"
+
+# fit() arguments a trial may not set: the trial supplies them itself.
+_RESERVED_FIT = frozenset({"model", "X", "cond", "seed", "out_dir", "resume", "progress", "callbacks"})
+_LABEL = re.compile(r"^[A-Za-z0-9_.-]*$")
+_ALIASES = {"actors": "actor"}  # data-selection keys accepted for index columns
+
+
+# ----------------------------------------------------------------------------- the trial spec
+
+
+class _Frozen(dict):
+    """A read-only, hashable dict (the mapping fields of a frozen :class:`Trial`)."""
+
+    def _readonly(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("Trial fields are read-only; use dataclasses.replace(trial, ...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _readonly  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted(self.items())))
+
+    def __reduce__(self) -> tuple:
+        return (_Frozen, (dict(self),))
+
+
+def _freeze(value: Any) -> Any:
+    """JSON-like and hashable: mappings -> _Frozen (str keys), sequences -> tuples, numpy -> Python."""
+    if isinstance(value, Mapping):
+        return _Frozen({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, (list, tuple, range, np.ndarray)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"Trial fields hold JSON-like values (numbers, strings, lists, dicts); got {type(value).__name__}")
+
+
+def _fit_parameters() -> frozenset[str]:
+    from .train import fit
+
+    return frozenset(inspect.signature(fit).parameters)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One training run, described completely by its fields (frozen, hashable, picklable).
+
+    Parameters
+    ----------
+    model : str
+        Registered model name (:func:`emovae_utils.models.available`); its
+        class must live in an importable module (workers import it by name).
+    config : mapping
+        Constructor arguments for :func:`emovae_utils.models.build`.
+    data : mapping
+        Data selection: index column -> value or list of values (``"actors"``
+        is accepted for ``"actor"``), e.g. ``{"statement": 1, "actor": [1, 3]}``;
+        empty = every clip. See :func:`select_clips`.
+    seed : int
+        Seed of the model's initial weights and of :func:`~emovae_utils.train.fit`.
+    fold : int or None
+        Hold out the actors of ``ACTOR_FOLDS[fold]`` from training; ``None`` holds out none.
+    fit : mapping
+        Keyword arguments of :func:`~emovae_utils.train.fit`; ``epochs`` is
+        required. Trial defaults: ``threads=1``, ``sample_every=None`` (no
+        Griffin-Lim training samples unless asked), ``progress=False``.
+    label : str
+        Free name for grouping results (letters, digits, ``_.-``); part of the id.
+
+    Examples
+    --------
+    >>> t = Trial("emotion_vae", {"latent_dim": 8}, {"actor": [1]}, seed=2, fit={"epochs": 5})
+    >>> t.trial_id.startswith("emotion_vae-s2-"), len(t.trial_id)
+    (True, 25)
+    >>> t.data["actor"]
+    (1,)
+    """
+
+    model: str = "emotion_vae"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    fold: int | None = None
+    fit: Mapping[str, Any] = field(default_factory=dict)
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        from . import models
+        from .data import ACTOR_FOLDS
+
+        if self.model not in models.available():
+            raise KeyError(f"no model registered as {self.model!r}; available: {', '.join(models.available())}")
+        data = {_ALIASES.get(str(k), str(k)): v for k, v in dict(self.data).items()}
+        object.__setattr__(self, "config", _freeze(dict(self.config)))
+        object.__setattr__(self, "data", _freeze(data))
+        object.__setattr__(self, "fit", _freeze(dict(self.fit)))
+        object.__setattr__(self, "seed", int(self.seed))
+        if self.fold is not None:
+            fold = int(self.fold)
+            if not 0 <= fold < len(ACTOR_FOLDS):
+                raise ValueError(f"fold must be None or 0..{len(ACTOR_FOLDS) - 1}, got {self.fold}")
+            object.__setattr__(self, "fold", fold)
+        if "epochs" not in self.fit:
+            raise ValueError("a Trial's fit settings need 'epochs'")
+        bad = sorted(set(self.fit) & _RESERVED_FIT)
+        unknown = sorted(set(self.fit) - _fit_parameters())
+        if bad:
+            raise ValueError(f"fit settings {bad} are set by the trial itself (seed is a Trial field)")
+        if unknown:
+            raise ValueError(f"unknown fit settings {unknown}; see emovae_utils.train.fit")
+        if not _LABEL.match(self.label):
+            raise ValueError(f"label {self.label!r}: use letters, digits, '_', '.', '-' only")
+
+    def spec(self) -> dict[str, Any]:
+        """The fields as plain JSON-ready values (what the id hashes; ``trial.json``)."""
+        return json.loads(json.dumps({
+            "model": self.model, "config": self.config, "data": self.data, "seed": self.seed,
+            "fold": self.fold, "fit": self.fit, "label": self.label,
+        }))
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any]) -> "Trial":
+        """The trial of a :meth:`spec` (e.g. a ``trial.json``)."""
+        return cls(**{k: spec[k] for k in ("model", "config", "data", "seed", "fold", "fit", "label") if k in spec})
+
+    @property
+    def content_hash(self) -> str:
+        """SHA-1 of the canonical JSON of :meth:`spec` (sorted keys; lists and tuples alike)."""
+        text = json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
+        return sha1_bytes(text.encode("utf-8"))
+
+    @property
+    def trial_id(self) -> str:
+        """``<label or model>-s<seed>[-fold<k>]-<10 hex of the content hash>``: stable, and the folder name."""
+        fold = "" if self.fold is None else f"-fold{self.fold}"
+        return f"{self.label or self.model}-s{self.seed}{fold}-{self.content_hash[:10]}"
+
+    def row(self) -> dict[str, Any]:
+        """The trial's fields as flat columns: ``trial_id, label, model, seed, fold``, ``config.*``,
+        ``data.*``, ``fit.*`` (lists and dicts as JSON text)."""
+        out: dict[str, Any] = {"trial_id": self.trial_id, "label": self.label, "model": self.model,
+                               "seed": self.seed, "fold": self.fold}
+        for group in ("config", "data", "fit"):
+            for k, v in sorted(getattr(self, group).items()):
+                out[f"{group}.{k}"] = json.dumps(v) if isinstance(v, (tuple, dict)) else v
+        return out
+
+
+def _as_list(value: Any, single: Callable[[Any], bool]) -> list[Any]:
+    if value is None:
+        return [None]
+    return [value] if single(value) else list(value)
+
+
+def _model_specs(models_: Any) -> list[tuple[str, Mapping[str, Any]]]:
+    def pair(spec: Any) -> tuple[str, Mapping[str, Any]]:
+        if isinstance(spec, str):
+            return spec, {}
+        if isinstance(spec, Mapping):
+            return str(spec["model"]), dict(spec.get("config", {}))
+        name, config = spec
+        return str(name), dict(config)
+
+    is_pair = isinstance(models_, tuple) and len(models_) == 2 and isinstance(models_[1], Mapping)
+    single = isinstance(models_, (str, Mapping)) or is_pair
+    return [pair(s) for s in ([models_] if single else list(models_))]
+
+
+def sweep(
+    models: str | tuple[str, Mapping[str, Any]] | Sequence[Any] = "emotion_vae",
+    data: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+    seeds: int | Iterable[int] = (0,),
+    folds: int | None | Iterable[int | None] = (None,),
+    *,
+    label: str = "",
+    **fit: Any,
+) -> list[Trial]:
+    """Trials for every combination of model spec x data selection x seed x fold.
+
+    Parameters
+    ----------
+    models : str, (str, mapping), mapping, or a list of these
+        Model specs: a registered name, a ``(name, config)`` pair, or
+        ``{"model": name, "config": {...}}``.
+    data : mapping or list of mappings, optional
+        Data selections (see :class:`Trial`); ``None`` = all clips.
+    seeds : int or iterable of int
+    folds : int, None, or iterable of int/None
+        Held-out actor folds; ``range(5)`` = the five speaker-independent folds.
+    label : str
+        Given to every trial.
+    **fit
+        Settings of :func:`~emovae_utils.train.fit` (``epochs`` required).
+
+    Returns
+    -------
+    list of Trial
+        In the order model, data, seed, fold (fold varying fastest).
+
+    Examples
+    --------
+    >>> ts = sweep([("emotion_vae", {}), ("beta_vae", {"beta": 4.0})], seeds=[0, 1], folds=range(5), epochs=3)
+    >>> len(ts), ts[-1].model, ts[-1].config["beta"], ts[-1].fold
+    (20, 'beta_vae', 4.0, 4)
+    """
+    specs = _model_specs(models)
+    selections = _as_list(data, lambda v: isinstance(v, Mapping))
+    seed_list = _as_list(seeds, lambda v: isinstance(v, (int, np.integer)))
+    fold_list = _as_list(folds, lambda v: isinstance(v, (int, np.integer)))
+    return [
+        Trial(name, config, sel or {}, int(seed), fold, fit, label)
+        for name, config in specs for sel in selections for seed in seed_list for fold in fold_list
+    ]
+
+
+# ----------------------------------------------------------------------------- one trial
+
+
+def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int | None, n: int) -> np.ndarray:
+    """Row positions of the clips a trial trains on.
+
+    Parameters
+    ----------
+    index : pandas.DataFrame or None
+        One row per clip (as from :func:`emovae_utils.data.load_features`).
+        ``None`` only with an empty selection and no fold.
+    data : mapping
+        Column -> value or sequence of values; a row is kept when every column matches.
+    fold : int or None
+        Drop the actors of ``ACTOR_FOLDS[fold]`` (needs an ``actor`` column).
+    n : int
+        Number of clips (rows of X).
+
+    Returns
+    -------
+    np.ndarray of int
+        Sorted positions; an error when none is left.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> idx = pd.DataFrame({"actor": [1, 1, 2, 3], "statement": [1, 2, 1, 1]})
+    >>> select_clips(idx, {"statement": 1}, None, 4).tolist(), select_clips(idx, {}, 4, 4).tolist()
+    ([0, 2, 3], [2, 3])
+    """
+    from .data import ACTOR_FOLDS
+
+    if index is None:
+        if data or fold is not None:
+            raise ValueError("a data selection or fold needs the clip index: pass data=(X, index)")
+        return np.arange(n)
+    if len(index) != n:
+        raise ValueError(f"the index has {len(index)} rows but X has {n} clips")
+    keep = np.ones(n, dtype=bool)
+    for column, value in data.items():
+        column = _ALIASES.get(column, column)
+        if column not in index.columns:
+            raise KeyError(f"data selection on {column!r}, which the index lacks (columns: {list(index.columns)})")
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        keep &= index[column].isin(values).to_numpy()
+    if fold is not None:
+        if "actor" not in index.columns:
+            raise KeyError("a fold holds out actors, but the index has no 'actor' column")
+        keep &= ~index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
+    if not keep.any():
+        raise ValueError(f"the selection {dict(data)} with fold {fold} leaves no clips to train on")
+    return np.flatnonzero(keep)
+
+
+def trial_status(trial: Trial, root: str | os.PathLike) -> str:
+    """``"complete"``, ``"failed"`` (``error.txt`` and no result), ``"partial"`` (a checkpoint) or ``"new"``."""
+    folder = Path(root) / trial.trial_id
+    if (folder / RESULT_NAME).exists():
+        return "complete"
+    if (folder / ERROR_NAME).exists():
+        return "failed"
+    return "partial" if (folder / "checkpoint.pt").exists() else "new"
+
+
+_DATA_CACHE: dict[str, Any] = {}
+
+
+def _resolve_data(data: Any) -> tuple[np.ndarray, pd.DataFrame | None]:
+    """``(X, index)``, ``X`` alone, or ``None`` (RAVDESS from ``$EMOVAE_DATA_DIR``, loaded once per process)."""
+    if data is None:
+        if "default" not in _DATA_CACHE:
+            from .data import load_features
+
+            _DATA_CACHE["default"] = load_features(progress=False)
+        return _DATA_CACHE["default"]
+    if isinstance(data, tuple) and len(data) == 2:
+        return data[0], data[1]
+    return data, None
+
+
+def _json_list(values: Iterable[Any]) -> str:
+    return json.dumps([v.item() if isinstance(v, np.generic) else v for v in values])
+
+
+def run_trial(
+    trial: Trial,
+    root: str | os.PathLike,
+    data: Any = None,
+    *,
+    evaluate: Callable[..., Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Train one trial into ``root/<trial_id>/``, or read its result if already complete.
+
+    Parameters
+    ----------
+    trial : Trial
+    root : path-like
+        Folder of the sweep.
+    data : (X, index), X, or None
+        The clips (X ``(N, 80, 128)``) and their index (needed for a data
+        selection or a fold); ``None`` loads RAVDESS with
+        :func:`emovae_utils.data.load_features` (``$EMOVAE_DATA_DIR``).
+    evaluate : callable, optional
+        ``evaluate(model, X, index, trial, train_positions) -> dict`` of extra
+        result columns, with all clips given (e.g. to score held-out actors).
+        Must be a module-level function for worker processes.
+
+    Returns
+    -------
+    dict
+        The result row (also ``result.json``): :meth:`Trial.row` plus
+        ``status`` ("ok"), ``path``, ``n_clips``, ``train_actors`` and
+        ``held_out_actors`` (JSON lists, when the index has actors),
+        ``epochs_done``, ``final_<loss>`` for each history column,
+        ``wall_seconds``, ``accel``, ``data_sha1`` (of the training clips;
+        a complete trial is reused only for the same clips, otherwise an
+        error) and the ``evaluate`` columns.
+
+    Raises
+    ------
+    Exception
+        Whatever training raised (the folder keeps its checkpoint; see
+        :func:`run_trials`, which records it instead).
+    """
+    from . import models
+    from .data import ACTOR_FOLDS
+    from .train import HISTORY_NAME, RUN_NAME, fit, set_determinism
+
+    folder = Path(root) / trial.trial_id
+    done = folder / RESULT_NAME
+    if done.exists():
+        row = json.loads(done.read_text(encoding="utf-8"))
+        if data is not None:
+            _check_same_data(trial, row, data)
+        return row
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / TRIAL_NAME, trial.spec())
+    X, index = _resolve_data(data)
+    positions = select_clips(index, trial.data, trial.fold, len(X))
+    settings = {"threads": 1, "sample_every": None, **trial.fit}
+    t0 = time.perf_counter()
+    set_determinism(trial.seed, settings["threads"])  # the initial weights depend on the seed only
+    model = models.build(trial.model, **trial.config)
+    history = fit(model, np.asarray(X)[positions], seed=trial.seed, out_dir=folder, resume=True, progress=False,
+                  **settings)
+    models.save_model(folder / MODEL_NAME, model, trial=trial.spec(), trial_id=trial.trial_id)
+    run_info = json.loads((folder / RUN_NAME).read_text(encoding="utf-8"))
+    row = trial.row()
+    row.update(status="ok", path=str(folder), n_clips=int(len(positions)))
+    if index is not None and "actor" in index.columns:
+        row["train_actors"] = _json_list(sorted(pd.unique(index["actor"].to_numpy()[positions])))
+        row["held_out_actors"] = _json_list(ACTOR_FOLDS[trial.fold]) if trial.fold is not None else "[]"
+    last = history.iloc[-1] if len(history) else None
+    row["epochs_done"] = int(last["epoch"]) if last is not None else 0
+    for column in history.columns.drop("epoch"):
+        row[f"final_{column}"] = float(last[column]) if last is not None else float("nan")
+    row.update(data_sha1=run_info.get("data_sha1"), wall_seconds=round(time.perf_counter() - t0, 3),
+               accel=run_info.get("accel"), history=str(folder / HISTORY_NAME), model_path=str(folder / MODEL_NAME))
+    if evaluate is not None:
+        model.eval()
+        row.update(dict(evaluate(model, X, index, trial, positions)))
+    (folder / ERROR_NAME).unlink(missing_ok=True)
+    write_json(done, row)  # last: its presence marks the trial complete
+    return row
+
+
+def _check_same_data(trial: Trial, row: Mapping[str, Any], data: Any) -> None:
+    """A complete trial's result is only reused for the same clips: compare the selection's hash."""
+    from .io import sha1_array
+
+    stored = row.get("data_sha1")
+    if not stored:
+        return
+    X, index = _resolve_data(data)
+    positions = select_clips(index, trial.data, trial.fold, len(X))
+    if sha1_array(np.ascontiguousarray(np.asarray(X)[positions], dtype=np.float32)) != stored:
+        raise ValueError(
+            f"{row.get('path', trial.trial_id)} holds a complete result trained on other clips than the data "
+            "given now (other features or preprocessing?); use another root folder, or delete that trial's folder"
+        )
+
+
+def _run_recorded(trial: Trial, root: str, data: Any, evaluate: Any) -> dict[str, Any]:
+    """:func:`run_trial`, with any exception written to ``error.txt`` and returned as a failed row."""
+    try:
+        return run_trial(trial, root, data, evaluate=evaluate)
+    except Exception as exc:  # noqa: BLE001 - one failed trial must not stop the sweep
+        folder = Path(root) / trial.trial_id
+        message = f"{type(exc).__name__}: {exc}"
+        try:
+            write_text(folder / ERROR_NAME, traceback.format_exc())
+        except OSError:
+            pass
+        return {**trial.row(), "status": "failed", "path": str(folder), "error": message}
+
+
+# ----------------------------------------------------------------------------- local workers
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(data: Any, evaluate: Any) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    _WORKER.update(data=data, evaluate=evaluate)
+
+
+def _pool_task(trial: Trial, root: str) -> dict[str, Any]:
+    return _run_recorded(trial, root, _WORKER.get("data"), _WORKER.get("evaluate"))
+
+
+def _ray_task(trial: Trial, root: str, data: Any, evaluate: Any) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    return _run_recorded(trial, root, data, evaluate)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _run_local(pending: list[Trial], root: str, data: Any, evaluate: Any, workers: int | None,
+               report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    n = min(workers or _cores(), len(pending))
+    rows = []
+    if n <= 1:
+        for trial in pending:
+            rows.append(_run_recorded(trial, root, data, evaluate))
+            report(rows[-1])
+        return rows
+    # spawn: fresh interpreters, safe whatever threads the caller's torch has started.
+    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                             initargs=(data, evaluate)) as pool:
+        futures = {pool.submit(_pool_task, t, root): t for t in pending}
+        for future in as_completed(futures):
+            try:
+                row = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed for memory)
+                trial = futures[future]
+                row = {**trial.row(), "status": "failed", "path": str(Path(root) / trial.trial_id),
+                       "error": f"worker process failed: {type(exc).__name__}: {exc}"}
+            rows.append(row)
+            report(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- Ray
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("run_trials(address=...) runs on a Ray cluster and needs ray: "
+                          "pip install 'emovae[cluster]' (or pip install ray)") from exc
+    return ray
+
+
+def _run_ray(pending: list[Trial], root: str, data: Any, evaluate: Any, address: str,
+             runtime_env: Mapping[str, Any] | None, report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    ray = _import_ray()
+    connected_here = not ray.is_initialized()
+    if connected_here:
+        if runtime_env is None:  # ship this package's code, so workers run the driver's version
+            runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)]}
+        ray.init(address=address, runtime_env=dict(runtime_env), logging_level="WARNING", log_to_driver=False)
+    rows = []
+    try:
+        task = ray.remote(num_cpus=1)(_ray_task)
+        data_arg = ray.put(data) if data is not None else None  # once into the object store, shared by tasks
+        refs = {task.remote(t, root, data_arg, evaluate): t for t in pending}
+        waiting = list(refs)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            trial = refs[ready[0]]
+            try:
+                row = ray.get(ready[0])
+            except Exception as exc:  # noqa: BLE001 - the task itself died (worker lost, out of memory)
+                first_line = (str(exc).splitlines() or [""])[0]
+                row = {**trial.row(), "status": "failed", "path": str(Path(root) / trial.trial_id),
+                       "error": f"ray task failed: {type(exc).__name__}: {first_line}"}
+            rows.append(row)
+            report(row)
+    finally:
+        if connected_here:
+            ray.shutdown()
+    return rows
+
+
+# ----------------------------------------------------------------------------- many trials
+
+_FIRST_COLUMNS = ("trial_id", "label", "model", "seed", "fold")
+_RESULT_COLUMNS = ("status", "error", "n_clips", "train_actors", "held_out_actors", "epochs_done")
+_LAST_COLUMNS = ("wall_seconds", "accel", "data_sha1", "path", "history", "model_path")
+
+
+def _column_order(columns: Iterable[str]) -> list[str]:
+    """Trial fields, then status and the standard results, then ``evaluate`` columns, then paths
+    (the same order whether a row was just computed or read back from ``result.json``)."""
+    cols = list(columns)
+    fields = sorted(c for c in cols if c.split(".", 1)[0] in ("config", "data", "fit") and "." in c)
+    finals = sorted(c for c in cols if c.startswith("final_"))
+    head = [c for c in _FIRST_COLUMNS if c in cols] + fields + [c for c in _RESULT_COLUMNS if c in cols] + finals
+    tail = [c for c in _LAST_COLUMNS if c in cols]
+    return head + sorted(set(cols) - set(head) - set(tail)) + tail
+
+
+
+def run_trials(
+    trials: Iterable[Trial],
+    root: str | os.PathLike,
+    data: Any = None,
+    *,
+    address: str | None = None,
+    workers: int | None = None,
+    evaluate: Callable[..., Mapping[str, Any]] | None = None,
+    runtime_env: Mapping[str, Any] | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run trials side by side (all local cores, or a Ray cluster); complete ones are skipped.
+
+    Parameters
+    ----------
+    trials : iterable of Trial
+        Duplicates (same id) run once.
+    root : path-like
+        Sweep folder; each trial writes into ``root/<trial_id>/``. On a cluster
+        it must be a path every node can write (a shared file system).
+    data : (X, index), X, or None
+        See :func:`run_trial`. Sent once to each local worker process (or
+        once into Ray's object store); ``None`` makes every worker load
+        RAVDESS itself (``$EMOVAE_DATA_DIR`` on that machine).
+    address : str, optional
+        ``None``: local worker processes, one trial per core (``spawn``ed,
+        one torch thread each), no service needed. Otherwise a Ray cluster to
+        connect to with ``ray.init(address=...)``: ``"auto"`` (the cluster
+        this machine belongs to), ``"ray://host:port"`` (Ray client) or
+        ``"host:port"`` (the head's GCS address). Each trial is a Ray task with
+        ``num_cpus=1``, scheduled by Ray. An already initialised Ray session
+        is used as it is.
+    workers : int, optional
+        Local processes; default the usable cores, at most one per pending
+        trial. 1 runs the trials one after another in this process.
+    evaluate : callable, optional
+        Extra result columns per trial; see :func:`run_trial`.
+    runtime_env : mapping, optional
+        Ray runtime environment; by default this package's source is shipped
+        to the workers (``py_modules``), which must have its dependencies.
+    progress : bool, default True
+        Print one line per finished trial, then a summary.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One result row per trial, in the order given: :meth:`Trial.row`
+        columns, ``status`` ("ok" or "failed"), ``path``, the results of
+        :func:`run_trial`, and ``error`` (the exception, for failed trials,
+        whose folder holds ``error.txt``). ``attrs["failed"]`` lists the
+        failed trial ids; the sweep goes on past them, and a rerun retries them.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> X = np.random.default_rng(0).normal(size=(4, 80, 128)).astype("float32")
+    >>> rows = run_trials(sweep("beta_vae", seeds=[0, 1], epochs=1), tempfile.mkdtemp(), X,
+    ...                   workers=1, progress=False)
+    >>> rows["status"].tolist(), rows["epochs_done"].tolist()
+    (['ok', 'ok'], [1, 1])
+    """
+    unique: dict[str, Trial] = {}
+    for trial in trials:
+        if not isinstance(trial, Trial):
+            raise TypeError(f"run_trials takes Trial objects, got {type(trial).__name__}")
+        unique.setdefault(trial.trial_id, trial)
+    root_path = Path(root).resolve()
+    root_path.mkdir(parents=True, exist_ok=True)
+    root_s = str(root_path)
+    rows: dict[str, dict[str, Any]] = {}
+    pending = []
+    for tid, trial in unique.items():
+        if (root_path / tid / RESULT_NAME).exists():
+            rows[tid] = json.loads((root_path / tid / RESULT_NAME).read_text(encoding="utf-8"))
+            if data is not None:
+                _check_same_data(trial, rows[tid], data)
+        else:
+            pending.append(trial)
+    total, skipped = len(unique), len(rows)
+    t0 = time.perf_counter()
+    where = "local" if address is None else f"ray at {address}"
+    if progress:
+        print(f"{total} trials in {root_s}: {skipped} already complete, {len(pending)} to run ({where})", flush=True)
+
+    def report(row: dict[str, Any]) -> None:
+        rows[row["trial_id"]] = row
+        if not progress:
+            return
+        if row["status"] == "ok":
+            losses = ", ".join(f"{k[6:]} {row[k]:.4g}" for k in row if k.startswith("final_"))
+            what = f"ok in {row.get('wall_seconds', float('nan')):.1f} s ({losses})"
+        else:
+            what = f"FAILED: {row.get('error', '')}"
+        print(f"[{len(rows)}/{total}] {row['trial_id']} {what}", flush=True)
+
+    if pending:
+        if address is None:
+            _run_local(pending, root_s, data, evaluate, workers, report)
+        else:
+            _run_ray(pending, root_s, data, evaluate, address, runtime_env, report)
+    frame = pd.DataFrame([rows[tid] for tid in unique])
+    if "error" not in frame.columns:
+        frame["error"] = ""
+    frame["error"] = frame["error"].fillna("")
+    frame = frame[_column_order(frame.columns)]
+    failed = [tid for tid in unique if rows[tid].get("status") != "ok"]
+    frame.attrs["failed"] = failed
+    if progress:
+        summary = (f"{total} trials: {total - len(failed)} ok ({skipped} already complete), {len(failed)} failed "
+                   f"in {time.perf_counter() - t0:.1f} s")
+        if failed:
+            summary += "; tracebacks in " + ", ".join(str(root_path / tid / ERROR_NAME) for tid in failed[:5])
+            summary += f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        print(summary, flush=True)
+    return frame
