@@ -2,7 +2,7 @@
 #   make reproduce   # paper preset: every notebook, figures into figures/
 #   make test        # unit tests + notebooks on the smoke preset (nbval)
 #   make smoke       # the notebooks on the smoke preset, into runs/smoke/
-#   make benchmark   # preprocessing and training benchmarks
+#   make benchmark   # preprocessing, training and mel-inversion benchmarks
 
 PYTHON ?= python3
 VENV   := .venv
@@ -38,6 +38,7 @@ test: setup
 benchmark: setup
 	$(BIN)/python benchmarks/preprocess.py
 	$(BIN)/python benchmarks/train.py
+	$(BIN)/python benchmarks/inversion.py
 
 clean:
 	rm -rf runs .pytest_cache

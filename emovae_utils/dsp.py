@@ -21,6 +21,7 @@ import dataclasses
 import functools
 import json
 import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,11 @@ import soxr
 import webrtcvad
 from threadpoolctl import ThreadpoolController
 
+from .io import atomic_write
+
 __all__ = [
     "AudioError",
+    "ConfigError",
     "PreprocessConfig",
     "ClipInfo",
     "load_mono",
@@ -53,7 +57,29 @@ __all__ = [
 
 
 class AudioError(ValueError):
-    """An audio file that cannot be used: unreadable, empty or silent."""
+    """An audio file or signal that cannot be used.
+
+    Raised for files that cannot be decoded, are truncated or empty, and for
+    signals that are silent, hold NaN or inf, or have no positive sample to
+    normalise by. The message names the file (where there is one), says what
+    is wrong and what to do.
+    """
+
+
+class ConfigError(ValueError):
+    """A :class:`PreprocessConfig` value the recipe cannot run; names the field, the value and what is allowed."""
+
+
+VAD_RATES: tuple[int, ...] = (8000, 16000, 32000, 48000)
+"""Sample rates (Hz) the WebRTC VAD accepts; :attr:`PreprocessConfig.sr` must be one of them."""
+VAD_FRAME_MS: tuple[int, ...] = (10, 20, 30)
+"""VAD frame lengths (ms) the WebRTC VAD accepts."""
+PEAKS: tuple[str, ...] = ("max", "absmax")
+RES_TYPES: tuple[str, ...] = (
+    "soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "kaiser_best", "kaiser_fast", "fft", "scipy",
+    "polyphase", "linear", "zero_order_hold", "sinc_best", "sinc_medium", "sinc_fastest",
+)
+"""Resamplers :func:`librosa.resample` knows (``kaiser_*`` need resampy, ``sinc_*`` etc. samplerate)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +89,8 @@ class PreprocessConfig:
     Attributes
     ----------
     sr : int
-        Target sample rate (16 kHz).
+        Target sample rate (16 kHz); one of 8000, 16000, 32000, 48000, the
+        rates the WebRTC VAD runs at (files at any rate are resampled to it).
     res_type : str
         Resampler passed to :func:`librosa.resample`. We use librosa's default
         ``"soxr_hq"``; the authors' code used resampy's ``"kaiser_best"``
@@ -80,10 +107,23 @@ class PreprocessConfig:
         ``"absmax"`` divides by ``max(|x|)`` instead.
     n_mels, n_fft, win_length, hop_length, fmin, fmax
         Mel spectrogram settings (Hann window, centred frames, Slaney mel).
-    top_db : float
+    top_db : float or None
         Dynamic range kept by :func:`librosa.power_to_db` (ref 1.0, amin 1e-10).
     n_frames : int
         Frames per example after :func:`fix_frames` (128, about 2.05 s).
+
+    Raises
+    ------
+    ConfigError
+        On construction, for a value the recipe cannot run (see ``__post_init__``).
+
+    Examples
+    --------
+    >>> PreprocessConfig().n_frames
+    128
+    >>> PreprocessConfig(sr=22050)  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ConfigError: PreprocessConfig(sr=22050) is not allowed: sr must be one of 8000, 16000, 32000, 48000 (...).
     """
 
     sr: int = 16000
@@ -100,6 +140,58 @@ class PreprocessConfig:
     fmax: float = 8000.0
     top_db: float = 80.0
     n_frames: int = 128
+
+    def __post_init__(self) -> None:
+        """Reject values the recipe cannot run, naming the field, the value and what is allowed.
+
+        Raises
+        ------
+        ConfigError
+            E.g. ``sr=22050`` (the VAD runs at 8, 16, 32 or 48 kHz only) or ``n_frames=0``.
+        """
+
+        def bad(field: str, allowed: str, why: str = "") -> ConfigError:
+            value = getattr(self, field)
+            return ConfigError(
+                f"PreprocessConfig({field}={value!r}) is not allowed: {field} must be {allowed}"
+                + (f" ({why})" if why else "") + "."
+            )
+
+        def whole(field: str, low: int) -> None:
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise bad(field, f"an integer >= {low}")
+
+        def number(field: str) -> float:
+            v = getattr(self, field)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise bad(field, "a finite number")
+            return float(v)
+
+        if self.sr not in VAD_RATES or isinstance(self.sr, bool):
+            raise bad("sr", "one of " + ", ".join(map(str, VAD_RATES)),
+                      "the rates the WebRTC VAD runs at; recordings at any rate are resampled to it")
+        if self.vad_frame_ms not in VAD_FRAME_MS or isinstance(self.vad_frame_ms, bool):
+            raise bad("vad_frame_ms", "one of 10, 20, 30", "the frame lengths the WebRTC VAD accepts")
+        if self.vad_mode not in (0, 1, 2, 3) or isinstance(self.vad_mode, bool):
+            raise bad("vad_mode", "one of 0, 1, 2, 3", "WebRTC VAD aggressiveness; the study used 3")
+        whole("vad_dilation", 0)
+        if self.peak not in PEAKS:
+            raise bad("peak", "'max' (the study's x / max(x)) or 'absmax' (x / max|x|)")
+        if self.res_type not in RES_TYPES:
+            raise bad("res_type", "one of " + ", ".join(RES_TYPES), "see librosa.resample")
+        for field in ("n_mels", "n_fft", "hop_length", "n_frames"):
+            whole(field, 1)
+        whole("win_length", 1)
+        if self.win_length > self.n_fft:
+            raise bad("win_length", f"at most n_fft={self.n_fft}")
+        fmin, fmax = number("fmin"), number("fmax")
+        if fmin < 0:
+            raise bad("fmin", ">= 0 Hz")
+        if not fmin < fmax <= self.sr / 2:
+            raise bad("fmax", f"above fmin={self.fmin} and at most sr / 2 = {self.sr / 2:g} Hz")
+        if self.top_db is not None and not number("top_db") > 0:
+            raise bad("top_db", "a positive number of dB, or None for no clipping")
 
     def to_json(self) -> str:
         """Canonical JSON of all fields (used as part of the feature-cache key)."""
@@ -146,16 +238,78 @@ def load_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     Raises
     ------
     AudioError
-        If the file cannot be decoded or holds no samples.
+        Naming the file, if it cannot be decoded, is truncated (fewer samples
+        than its header declares), holds no samples, or holds NaN or inf.
+
+    Examples
+    --------
+    >>> y, sr = load_mono("Actor_01/03-01-01-01-01-01-01.flac")  # doctest: +SKIP
+    >>> y.shape, sr                                              # doctest: +SKIP
+    ((158558,), 48000)
     """
+    if not os.path.isfile(path):
+        raise AudioError(f"{path} does not exist or is not a file: check the path (moved or deleted?).")
     try:
-        data, sr = sf.read(os.fspath(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, OSError) as err:
-        raise AudioError(f"Cannot read audio file {path}: {err}") from err
+        with sf.SoundFile(os.fspath(path)) as f:
+            sr, declared, fmt = f.samplerate, f.frames, f.format
+            data = f.read(dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, OSError, MemoryError) as err:
+        reason = getattr(err, "error_string", None) or str(err)  # libsndfile's words, without the path again
+        raise AudioError(
+            f"{path} cannot be decoded as audio ({reason.strip()}): the file is damaged, truncated or not audio. "
+            "Copy or export it again, or remove it."
+        ) from err
+    wav = _wav_data_bytes(path)
+    if wav is not None and wav[1] < wav[0]:
+        declared_bytes, present_bytes = wav
+        raise AudioError(
+            f"{path} is truncated: it holds {present_bytes} of the {declared_bytes} data bytes its header "
+            f"declares ({100 * present_bytes / declared_bytes:.0f} %, {data.shape[0] / sr:.2f} s). "
+            "An interrupted copy or download usually does this: copy or export the file again."
+        )
+    if fmt != "MP3" and data.shape[0] < declared:  # MP3 frame counts are estimates
+        raise AudioError(
+            f"{path} is truncated: decoding stopped after {data.shape[0]} of the {declared} frames its header "
+            "declares. An interrupted copy or download usually does this: copy or export the file again."
+        )
     if data.shape[0] == 0:
-        raise AudioError(f"Audio file {path} is empty (0 samples).")
+        raise AudioError(f"{path} is empty (0 samples): record or export it again, or remove it.")
+    bad = int(data.size - np.count_nonzero(np.isfinite(data)))
+    if bad:
+        raise AudioError(
+            f"{path} has {bad} non-finite samples (NaN or inf) of {data.size}: the file was written from a "
+            "failed computation or is damaged. Export it again, or remove it."
+        )
     y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(y), int(sr)
+
+
+def _wav_data_bytes(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(declared, present) byte counts of a RIFF/WAVE file's ``data`` chunk.
+
+    ``None`` when the file is not RIFF/WAVE, has no ``data`` chunk, or declares
+    the 0 or 0xFFFFFFFF placeholder size of an unfinished stream (libsndfile
+    then reads what is there, which is all there is). libsndfile silently
+    shortens a ``data`` chunk that runs past the end of the file, so this is
+    the only place a truncated WAV shows.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            size = os.fstat(f.fileno()).st_size
+            pos = 12
+            while pos + 8 <= size:
+                f.seek(pos)
+                chunk, n = struct.unpack(order + "4sI", f.read(8))
+                if chunk == b"data":
+                    return None if n in (0, 0xFFFFFFFF) else (n, size - pos - 8)
+                pos += 8 + n + (n & 1)
+    except OSError:
+        return None
+    return None
 
 
 def resample(y: np.ndarray, orig_sr: int, sr: int = 16000, res_type: str = "soxr_hq") -> np.ndarray:
@@ -264,7 +418,9 @@ def peak_normalise(y: np.ndarray, peak: Literal["max", "absmax"] = "max") -> np.
     peak : {"max", "absmax"}
         ``"max"`` divides by ``max(y)`` as the authors' code does (a clip whose
         largest excursion is negative then peaks below -1); ``"absmax"`` by
-        ``max(|y|)``.
+        ``max(|y|)``. ``"max"`` needs at least one positive sample: a clip
+        offset below zero (DC offset) has none, and the recipe's ``x / max(x)``
+        would flip and blow it up, so it is refused rather than guessed at.
 
     Returns
     -------
@@ -273,11 +429,32 @@ def peak_normalise(y: np.ndarray, peak: Literal["max", "absmax"] = "max") -> np.
     Raises
     ------
     AudioError
-        If the peak is not positive (a silent signal).
+        If ``y`` is empty, all zero, holds NaN or inf, or (``peak="max"``) has
+        no positive sample.
+
+    Examples
+    --------
+    >>> peak_normalise(np.array([0.5, -1.0, 0.25]))
+    array([ 1. , -2. ,  0.5], dtype=float32)
+    >>> peak_normalise(np.array([0.5, -1.0, 0.25]), peak="absmax")
+    array([ 0.5 , -1.  ,  0.25], dtype=float32)
     """
-    p = float(np.max(y) if peak == "max" else np.max(np.abs(y))) if len(y) else 0.0
+    if peak not in PEAKS:
+        raise ValueError(f"peak={peak!r}: must be 'max' or 'absmax'.")
+    if len(y) == 0 or not np.any(y):
+        raise AudioError("Signal is silent (empty or all samples zero); cannot normalise.")
+    if not np.isfinite(y).all():
+        raise AudioError(f"Signal has {int(np.size(y) - np.count_nonzero(np.isfinite(y)))} non-finite samples "
+                         "(NaN or inf); cannot normalise.")
+    if peak == "absmax":
+        return (y / float(np.max(np.abs(y)))).astype(np.float32, copy=False)
+    p = float(np.max(y))
     if not p > 0.0:
-        raise AudioError("Signal is silent (peak <= 0); cannot normalise.")
+        raise AudioError(
+            f"Signal has no positive sample (max {p:.3g}, min {float(np.min(y)):.3g}), so the recipe's x / max(x) "
+            "(peak='max') is undefined; a DC offset usually causes this. Remove the offset (subtract the mean) "
+            "or use PreprocessConfig(peak='absmax')."
+        )
     return (y / p).astype(np.float32, copy=False)
 
 
@@ -364,13 +541,31 @@ def preprocess_signal(
     Raises
     ------
     AudioError
-        If the signal is empty or silent.
+        If the signal is empty, silent or holds NaN or inf, or (``peak="max"``)
+        the voiced part has no positive sample (see :func:`peak_normalise`).
+
+    Examples
+    --------
+    >>> t = np.arange(48000) / 48000
+    >>> y = (0.3 * np.sign(np.sin(2 * np.pi * 150 * t)) * (t > 0.3)).astype(np.float32)
+    >>> S, info = preprocess_signal(y, 48000)
+    >>> S.shape, info.n_samples
+    ((80, 128), 16000)
     """
     c = config or PreprocessConfig()
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise AudioError(f"Signal must be mono, shape (n,), not {y.shape}; downmix it first (see load_mono).")
     if len(y) == 0:
         raise AudioError("Signal is empty (0 samples).")
+    finite = np.isfinite(y)
+    if not finite.all():
+        raise AudioError(
+            f"Signal has {int(y.size - np.count_nonzero(finite))} non-finite samples (NaN or inf) of {y.size}: "
+            "the audio is damaged or came from a failed computation; fix its source."
+        )
     if not np.any(y):
-        raise AudioError("Signal is silent (all samples are zero).")
+        raise AudioError("Signal is silent (all samples are zero): nothing to analyse; record it again or remove it.")
     y = resample(y, sr, c.sr, c.res_type)
     mask = voiced_mask(y, c.sr, c.vad_mode, c.vad_frame_ms, c.vad_dilation)
     voiced, found = remove_silence(y, mask)
@@ -419,48 +614,59 @@ def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = N
 
 
 def log_mel_to_audio(
-    S_db: np.ndarray, config: PreprocessConfig | None = None, n_iter: int = 32, seed: int = 0
+    S_db: np.ndarray,
+    config: PreprocessConfig | None = None,
+    method: Literal["reference", "fast"] = "reference",
+    n_iter: int | None = None,
+    seed: int = 0,
+    *,
+    init: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Invert a dB mel spectrogram to a waveform by Griffin-Lim, as the study did.
+    """Invert a dB mel spectrogram to a waveform by Griffin-Lim.
 
-    ``db_to_power``, then :func:`librosa.feature.inverse.mel_to_stft` (NNLS)
-    and :func:`librosa.griffinlim` with the STFT settings of ``config``. The
-    random phase initialisation is seeded so the same input gives the same audio.
+    ``method="reference"`` (the default) is the study's inversion:
+    ``db_to_power``, :func:`librosa.feature.inverse.mel_to_stft` (NNLS by
+    L-BFGS-B) and :func:`librosa.griffinlim` (32 iterations, momentum 0.99),
+    with the STFT settings of ``config``; the report's audio files use it.
+    ``method="fast"`` (for interaction) computes the same two steps faster:
+    NNLS by FISTA from the clipped pseudo-inverse and a fast Griffin-Lim,
+    optionally started from a previous phase (``init``); see
+    :mod:`emovae_utils.inversion` and ``benchmarks/inversion.py`` for its speed
+    and quality (PESQ, STOI) against the reference. The random phase is
+    seeded, so the same input gives the same audio.
 
     Parameters
     ----------
     S_db : np.ndarray, shape (n_mels, T)
     config : PreprocessConfig, optional
-    n_iter : int
-        Griffin-Lim iterations (librosa's default 32, as in the study).
+    method : {"reference", "fast"}
+    n_iter : int, optional
+        Griffin-Lim iterations; default 32 (librosa's default, as in the
+        study), or 16 for ``"fast"`` started from ``init``.
     seed : int
         Seed of the random initial phase.
+    init : complex np.ndarray, shape (1 + n_fft/2, T), optional
+        ``"fast"`` only: starting phase, e.g. of the previous rendering
+        (:class:`emovae_utils.inversion.FastInverter` keeps it).
 
     Returns
     -------
-    np.ndarray, float32, shape (~T * hop_length,)
+    np.ndarray, float32, shape (hop_length * (T - 1),)
         Waveform at ``config.sr`` (16 kHz).
     """
-    c = config or PreprocessConfig()
-    power = librosa.db_to_power(np.asarray(S_db, dtype=np.float32))
-    mag = librosa.feature.inverse.mel_to_stft(
-        power, sr=c.sr, n_fft=c.n_fft, power=2.0, fmin=c.fmin, fmax=c.fmax
-    )
-    y = librosa.griffinlim(
-        mag,
-        n_iter=n_iter,
-        hop_length=c.hop_length,
-        win_length=c.win_length,
-        n_fft=c.n_fft,
-        window="hann",
-        center=True,
-        random_state=seed,
-    )
-    return y.astype(np.float32, copy=False)
+    from . import inversion
+
+    if method == "reference":
+        if init is not None:
+            raise ValueError("init (a starting phase) is only used by method='fast'")
+        return inversion.mel_to_audio_reference(S_db, config, 32 if n_iter is None else n_iter, seed)
+    if method == "fast":
+        return inversion.mel_to_audio_fast(S_db, config, n_iter=n_iter, init=init, seed=seed)
+    raise ValueError(f"method must be one of {inversion.METHODS}, got {method!r}")
 
 
 def save_wav(path: str | os.PathLike, y: np.ndarray, sr: int = 16000, normalise: bool = True) -> Path:
-    """Write a mono 16-bit WAV file, creating parent folders.
+    """Write a mono 16-bit WAV file atomically (:func:`emovae_utils.io.atomic_write`), creating parent folders.
 
     Parameters
     ----------
@@ -475,23 +681,20 @@ def save_wav(path: str | os.PathLike, y: np.ndarray, sr: int = 16000, normalise:
     -------
     pathlib.Path
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     y = np.asarray(y, dtype=np.float32)
     peak = float(np.max(np.abs(y))) if len(y) else 0.0
     if normalise and peak > 0:
         y = y * (0.9 / peak)
-    sf.write(path, np.clip(y, -1.0, 1.0), sr, subtype="PCM_16")
-    return path
+    return atomic_write(path, lambda tmp: sf.write(tmp, np.clip(y, -1.0, 1.0), sr, subtype="PCM_16"))
 
 
 def render_wav(S_db: np.ndarray, path: str | os.PathLike, config: PreprocessConfig | None = None) -> Path:
     """Griffin-Lim a dB mel spectrogram and write it to ``path``, atomically.
 
-    :func:`log_mel_to_audio` then :func:`save_wav` (peak-normalised) through a
-    temporary file in the same folder, so ``path`` is either absent or complete.
-    Used for the training samples, in worker processes (this module does not
-    import torch).
+    :func:`log_mel_to_audio` then :func:`save_wav` (peak-normalised, through a
+    temporary file in the same folder, so ``path`` is either absent or complete).
+    The one render-and-write path: the training samples (in worker processes;
+    this module does not import torch) and :func:`emovae_utils.generate.render_audio`.
 
     Parameters
     ----------
@@ -504,12 +707,8 @@ def render_wav(S_db: np.ndarray, path: str | os.PathLike, config: PreprocessConf
     pathlib.Path
     """
     c = config or PreprocessConfig()
-    path = Path(path)
-    y = log_mel_to_audio(S_db, c)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
-    save_wav(tmp, y, sr=c.sr)
-    os.replace(tmp, path)
-    return path
+    save_wav(path, log_mel_to_audio(S_db, c), sr=c.sr)
+    return Path(path)
 
 
 def _one_thread_worker() -> None:  # pragma: no cover - runs in worker processes

@@ -1,0 +1,390 @@
+"""The latent explorer's logic, without a browser (emovae_utils.widgets).
+
+The browser side (JupyterLab, Chromium) is tests/test_widget_browser.py.
+"""
+from __future__ import annotations
+
+import io
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from torch import nn
+
+from emovae_utils import generate as gen
+from emovae_utils import widgets
+
+try:  # the model family (emovae_utils.models); the single-module model before it
+    from emovae_utils.models import EmotionVAE
+except ImportError:  # pragma: no cover
+    from emovae_utils.model import EmotionVAE
+
+N_MELS, N_FRAMES, HOP = 80, 128, 256
+EXPECTED_SAMPLES = HOP * (N_FRAMES - 1)  # 32512
+EMOS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return EmotionVAE(latent_dim=8).eval()
+
+
+@pytest.fixture(scope="module")
+def model4() -> nn.Module:
+    torch.manual_seed(1)
+    return EmotionVAE(latent_dim=4).eval()
+
+
+@pytest.fixture(scope="module")
+def clips():
+    rng = np.random.default_rng(0)
+    X = rng.normal(-40, 12, size=(6, N_MELS, N_FRAMES)).astype(np.float32)
+    index = pd.DataFrame({
+        "actor": [1, 1, 1, 2, 2, 2],
+        "emotion": ["happy", "happy", "sad", "sad", "neutral", "happy"],
+        "intensity": [2, 1, 1, 2, 1, 2],
+        "statement": [1] * 6,
+        "repetition": [2, 1, 1, 1, 2, 1],
+    })
+    return X, index
+
+
+class KnownKL(nn.Module):
+    """Encoder with a known KL per dimension: ``mu_i = s_i * c`` (c: the clip's level), ``logvar = 0``.
+
+    ``KL_i = s_i² · mean(c²) / 2``: dimension 1 (``s = 0``) is collapsed (KL exactly 0).
+    ``encode``/``decode`` take no ``cond`` argument and there is no ``latent_dim``
+    attribute, to check that the explorer needs only the interface.
+    """
+
+    def __init__(self, scales=(0.5, 0.0, 2.0, 1.0)) -> None:
+        super().__init__()
+        self.register_buffer("s", torch.tensor(scales, dtype=torch.float32))
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("w", torch.randn(len(scales), N_MELS, N_FRAMES, generator=g))
+
+    def encode(self, x):
+        c = (x.mean(dim=(1, 2)) + 40.0) / 10.0
+        mu = c[:, None] * self.s[None]
+        return mu, torch.zeros_like(mu)
+
+    def decode(self, z):
+        return -40.0 + 10.0 * torch.tanh(torch.einsum("nd,dmt->nmt", z, self.w))
+
+
+def _level_clips(levels):
+    return np.stack([np.full((N_MELS, N_FRAMES), -40.0 + 10.0 * c, np.float32) for c in levels])
+
+
+# ------------------------------------------------------------ basics
+def test_sliders_follow_latent_dim_and_update_continuously(model4):
+    ex = widgets.LatentExplorer(model4, audio=False)
+    assert len(ex.sliders) == 4
+    for s in ex.sliders:
+        assert (s.min, s.max, s.value, s.continuous_update) == (-4.0, 4.0, 0.0, True)
+        assert s.step <= 0.01
+    assert ex.png_bytes.startswith(b"\x89PNG") and ex.image.value == ex.png_bytes
+    w = widgets.latent_explorer(model4, audio=False)
+    import ipywidgets
+
+    assert isinstance(w, ipywidgets.Widget) and len(w.explorer.sliders) == 4
+    import matplotlib.pyplot as plt
+
+    assert plt.get_fignums() == [], "the explorer must not leave pyplot figures open"
+
+
+def test_slider_change_renders_image_and_audio(model):
+    ex = widgets.LatentExplorer(model, threaded=False)
+    png0, wav0, n0 = ex.png_bytes, ex.wav_bytes, ex.n_updates
+    y, sr = sf.read(io.BytesIO(wav0))
+    assert sr == 16000 and len(y) == EXPECTED_SAMPLES
+    assert ex.audio.value == wav0 and ex.audio.autoplay is False and ex.audio.format == "wav"
+    ex.sliders[3].value = 2.5
+    assert ex.n_updates == n0 + 1
+    assert ex.z[3] == pytest.approx(2.5)
+    assert ex.png_bytes != png0 and ex.image.value == ex.png_bytes
+    assert ex.wav_bytes != wav0 and ex.audio.value == ex.wav_bytes
+    np.testing.assert_allclose(ex.spectrogram, gen.traverse(model, [2.5], dims=[3])[0, 0], rtol=1e-5, atol=1e-5)
+    # set_latent renders exactly once; the image depends on the latent only
+    ex.set_latent(np.zeros(8))
+    assert ex.n_updates == n0 + 2 and ex.png_bytes == png0
+    ex.set_latent(np.full(8, 9.0), update=False)  # clamped to the slider range
+    assert [s.value for s in ex.sliders] == [4.0] * 8 and ex.n_updates == n0 + 2
+    with pytest.raises(ValueError):
+        ex.set_latent(np.zeros(3))
+
+
+def test_dropdown_sets_clip_mu_and_emotion_mean_and_stays_on_its_choice(model, clips):
+    X, index = clips
+    ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    mu = gen.encode_mu(model, X)
+    labels = [label for label, _ in ex.dropdown.options]
+    assert labels[0].startswith("origin")
+    assert "Actor 01 · happy · strong · rep 2" in labels
+    assert any(label.startswith("mean: happy") for label in labels)
+    key = dict(ex.dropdown.options)["Actor 02 · neutral · normal · rep 2"]
+    n0 = ex.n_updates
+    ex.dropdown.value = key  # as a user would
+    np.testing.assert_allclose(ex.get_latent(), np.clip(mu[4], -4, 4), atol=1e-6)
+    assert ex.n_updates == n0 + 1
+    np.testing.assert_allclose(ex.spectrogram, gen.decode_latents(model, ex.get_latent()), rtol=1e-5, atol=1e-5)
+    happy = [k for label, k in ex.dropdown.options if label.startswith("mean: happy")][0]
+    ex.dropdown.value = happy
+    np.testing.assert_allclose(ex.get_latent(), mu[[0, 1, 5]].mean(0), atol=1e-5)
+    # a slider move keeps the drop-down on its choice (it used to go blank) ...
+    ex.sliders[0].value = 1.0
+    assert ex.dropdown.value == happy
+    assert ex.get_latent()[0] == pytest.approx(1.0)
+    # ... and "back to start" returns to it
+    ex.back_button.click()
+    np.testing.assert_allclose(ex.get_latent(), mu[[0, 1, 5]].mean(0), atol=1e-5)
+    ex.reset()
+    np.testing.assert_array_equal(ex.get_latent(), np.zeros(8))
+    assert ex.dropdown.value == "origin"
+    np.testing.assert_allclose(ex.spectrogram, gen.decode_latents(model, np.zeros(8)), rtol=1e-5, atol=1e-5)
+
+
+def test_mu_only_and_shape_checks(model):
+    mu = np.random.default_rng(2).normal(size=(3, 8)).astype(np.float32)
+    ex = widgets.LatentExplorer(model, mu=mu, audio=False)
+    assert [label for label, _ in ex.dropdown.options] == ["origin (all 0)", "clip 0", "clip 1", "clip 2"]
+    ex.select("clip:1")
+    np.testing.assert_allclose(ex.get_latent(), mu[1], atol=1e-6)
+    # no log-variances: ordered by the spread of mu, no KL shown, nothing inactive
+    assert ex.usage["kl"].isna().all() and ex.active.all()
+    assert ex.order == list(np.argsort(-mu.std(0), kind="stable"))
+    with pytest.raises(ValueError):
+        widgets.LatentExplorer(model, mu=np.zeros((3, 5)), audio=False)
+    with pytest.raises(ValueError):
+        widgets.LatentExplorer(model, mu=mu, index=pd.DataFrame({"actor": [1, 2]}), audio=False)
+    with pytest.raises(ValueError):
+        widgets.LatentExplorer(model, audio=False, method="vocoder")
+
+
+# ------------------------------------------------------------ continuous updates
+def test_burst_renders_the_last_value_and_drops_stale_ones(model):
+    ex = widgets.LatentExplorer(model)  # threaded, with audio: a render takes tens of ms
+    assert ex.wait_idle()
+    n0 = ex.n_updates
+    values = np.linspace(-2, 2, 40)
+    t0 = time.perf_counter()
+    for v in values:  # what a fast drag sends; each observer only records the request
+        ex.sliders[2].value = float(v)
+    t_burst = time.perf_counter() - t0
+    assert ex.wait_idle(60)
+    renders = ex.n_updates - n0
+    assert 1 <= renders <= 4, f"{renders} renders for a burst of 40 changes"
+    assert ex.z[2] == pytest.approx(values[-1]) and ex.get_latent()[2] == pytest.approx(values[-1])
+    np.testing.assert_allclose(ex.spectrogram, gen.decode_latents(model, ex.z), rtol=1e-5, atol=1e-5)
+    assert ex.image.value == ex.png_bytes and ex.audio.value == ex.wav_bytes
+    # the observers did not render: 40 changes took far less than 40 renders
+    assert t_burst < 0.5 * 40 * np.median(ex.render_ms)
+    ex.close()
+
+
+def test_without_the_worker_every_change_renders(model4):
+    ex = widgets.LatentExplorer(model4, audio=False, threaded=False)
+    n0 = ex.n_updates
+    for v in np.linspace(0, 1, 10):
+        ex.sliders[0].value = float(v)
+    assert ex.n_updates - n0 == 9  # the first value (0.0) is no change
+
+
+# ------------------------------------------------------------ meaningful controls
+def test_kl_ordering_and_the_inactive_dimension():
+    X = _level_clips([1.0, -1.0, 2.0, -2.0, 0.5, 1.5])
+    stub = KnownKL()
+    ex = widgets.LatentExplorer(stub, X=X, audio=False)
+    c2 = np.mean(np.array([1.0, -1.0, 2.0, -2.0, 0.5, 1.5]) ** 2)
+    expected_kl = 0.5 * np.array([0.5, 0.0, 2.0, 1.0]) ** 2 * c2
+    np.testing.assert_allclose(ex.usage["kl"], expected_kl, rtol=1e-5, atol=1e-7)
+    assert ex.order == [2, 3, 0, 1]
+    assert ex.active.tolist() == [True, False, True, True]
+    # the collapsed dimension is greyed and folded away; the others are labelled with their KL
+    assert "emovae-inactive-slider" in ex.sliders[1]._dom_classes
+    assert ex.inactive_box is not None and ex.inactive_box.selected_index is None
+    folded = ex.inactive_box.children[0].children
+    assert [row.children[0] for row in folded] == [ex.sliders[1]]
+    assert "1 inactive dimension" in ex.inactive_box.get_title(0)
+    labels = {row.children[0].description: row.children[1].value for row in folded}
+    assert labels == {"z1": "0.00 nats · inactive"}
+    # the active sliders appear in KL order, each with its value beside it
+    box = ex.widget.children[1].children[0]  # left column
+    rows = [c for c in box.children if hasattr(c, "children") and c.children
+            and getattr(c.children[0], "description", "").startswith("z")]
+    assert [r.children[0].description for r in rows] == ["z2", "z3", "z0"]
+    assert rows[0].children[1].value == f"{expected_kl[2]:.2f} nats"
+    # a smaller threshold makes it active; show_inactive unfolds
+    ex2 = widgets.LatentExplorer(stub, X=X, audio=False, kl_threshold=-1.0)
+    assert ex2.active.all() and ex2.inactive_box is None
+    ex3 = widgets.LatentExplorer(stub, X=X, audio=False, show_inactive=True)
+    assert ex3.inactive_box.selected_index == 0
+
+
+def test_dimension_usage_table():
+    mu = np.array([[0.0, 1.0], [0.0, -1.0]])
+    u = widgets.dimension_usage(mu, np.zeros_like(mu))
+    assert u["kl"].tolist() == [0.0, 0.5] and u["active"].tolist() == [False, True]
+    assert u["rank"].tolist() == [1, 0]
+
+
+def test_emotion_direction_reaches_the_mean_at_amount_1(model, clips):
+    X, index = clips
+    ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    means = gen.emotion_mean_latents(gen.encode_mu(model, X), index["emotion"])
+    cols = [f"z{i}" for i in range(8)]
+    assert list(ex.direction.options) == list(means.index)
+    ex.select("clip:2")
+    base = ex.get_latent()
+    sad = means.loc["sad", cols].to_numpy(np.float32)
+    ex.set_direction("sad", 1.0)
+    np.testing.assert_array_equal(ex.z, sad)
+    np.testing.assert_allclose(ex.spectrogram, gen.decode_latents(model, sad), rtol=1e-5, atol=1e-5)
+    ex.set_direction("sad", 0.5)
+    np.testing.assert_allclose(ex.z, 0.5 * (base + sad), atol=1e-6)
+    np.testing.assert_array_equal(ex.get_latent(), base)  # the sliders keep the point moved from
+    ex.set_direction("sad", 0.0)
+    np.testing.assert_array_equal(ex.z, base)
+    # the amount slider, as a user moves it, renders
+    n0 = ex.n_updates
+    ex.direction.value = "happy"
+    ex.amount.value = 1.0
+    assert ex.n_updates == n0 + 2
+    np.testing.assert_allclose(ex.z, means.loc["happy", cols].to_numpy(np.float32), atol=1e-6)
+    assert "toward happy" in ex.status.value
+    # choosing a start point sets the amount back to 0
+    ex.select("clip:0")
+    assert ex.amount.value == 0.0
+    with pytest.raises(KeyError):
+        ex.set_direction("angry", 1.0)
+
+
+def test_pad_blends_four_corners(model, clips):
+    X, index = clips
+    ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    keys = [d.value for d in ex.pad_corners]
+    assert keys[:3] == ["mean:neutral", "mean:happy", "mean:sad"] and keys[3] == "clip:0"
+    assert ex.pad.labels == [ex.start_labels[k] for k in keys]
+    corners = [ex.starts[k] for k in keys]
+    for (x, y), c in zip([(0, 0), (1, 0), (0, 1), (1, 1)], corners):
+        ex.set_pad(x, y)
+        np.testing.assert_allclose(ex.get_latent(), np.clip(c, -4, 4), atol=1e-6)
+    ex.set_pad(0.5, 0.5)
+    np.testing.assert_allclose(ex.z, np.mean(corners, axis=0), atol=1e-5)
+    # the pad as the browser moves it (one trait change)
+    n0 = ex.n_updates
+    ex.pad.position = [0.25, 0.0]
+    assert ex.n_updates == n0 + 1
+    np.testing.assert_allclose(ex.z, 0.75 * corners[0] + 0.25 * corners[1], atol=1e-5)
+    # a corner left empty: the others are renormalised
+    ex.pad_corners[3].value = ""
+    assert ex.pad.labels[3] == ""
+    ex.set_pad(1.0, 1.0)  # at the empty corner: the three others, equally
+    np.testing.assert_allclose(ex.z, np.mean(corners[:3], axis=0), atol=1e-5)
+    np.testing.assert_allclose(widgets.blend_weights(0.5, 0.0, [True, True, False, False]), [0.5, 0.5, 0, 0])
+
+
+def test_ab_plays_the_start_then_the_current_point(model, clips):
+    X, index = clips
+    ex = widgets.LatentExplorer(model, X=X, index=index, threaded=False)
+    ex.select("clip:1")
+    ex.sliders[0].value = 2.0
+    data = ex.ab_bytes(gap_s=0.25)
+    y, sr = sf.read(io.BytesIO(data), dtype="float32")
+    a = ex.start_audio("clip:1")
+    assert sr == 16000 and len(y) == len(a) + 4000 + EXPECTED_SAMPLES
+    np.testing.assert_allclose(y[:len(a)], a, atol=2 / 32767)
+    assert not np.any(y[len(a):len(a) + 4000])
+    # A is the clip's own input spectrogram rendered, not its decoding
+    from emovae_utils import dsp
+
+    own = widgets.prepare_audio(dsp.log_mel_to_audio(X[1], method="fast"))
+    np.testing.assert_allclose(a, own, atol=1e-6)
+    ex.ab_button.click()
+    assert bytes(ex.ab_audio.value) == ex.ab_bytes() and ex.ab_audio.autoplay is True
+
+
+def test_autoplay_is_optional_and_off_by_default(model4):
+    ex = widgets.LatentExplorer(model4, audio=False)
+    assert ex.autoplay.value is False and ex.audio.autoplay is False
+    ex.autoplay.value = True
+    assert ex.audio.autoplay is True
+    assert widgets.LatentExplorer(model4, audio=False, autoplay=True).audio.autoplay is True
+
+
+# ------------------------------------------------------------ image and audio
+def test_spectrogram_image_axes_and_orientation():
+    r = widgets.SpectrogramRenderer(clim=(-80.0, 0.0))
+    S = np.full((N_MELS, N_FRAMES), -80.0, np.float32)
+    S[-10:, :64] = 0.0  # high bands, first half: bright top-left
+    import matplotlib.pyplot as plt
+
+    img = plt.imread(io.BytesIO(r.png(S)))[..., :3]
+    assert img.shape[:2][::-1] == r.size
+    area = img[r.r0:r.r1, r.c0:r.c1]
+    h, w = area.shape[:2]
+    bright, dark = r.lut[-1] / 255, r.lut[0] / 255
+    np.testing.assert_allclose(area[2, 2], bright, atol=1 / 255)
+    np.testing.assert_allclose(area[h - 3, 2], dark, atol=1 / 255)
+    np.testing.assert_allclose(area[2, w - 3], dark, atol=1 / 255)
+    assert plt.get_fignums() == []
+    # out-of-range and NaN values do not break the lookup
+    S[0, 0], S[0, 1] = np.nan, 1e9
+    assert r.png(S).startswith(b"\x89PNG")
+    with pytest.raises(ValueError):
+        r.png(S[:, :10])
+
+
+def test_png_encoder_round_trips():
+    import matplotlib.pyplot as plt
+
+    rgb = np.random.default_rng(0).integers(0, 256, (7, 5, 3), dtype=np.uint8)
+    back = (plt.imread(io.BytesIO(widgets.encode_png(rgb)))[..., :3] * 255).round().astype(np.uint8)
+    np.testing.assert_array_equal(back, rgb)
+
+
+def test_prepare_audio_levels_and_fades():
+    sr = 16000
+    t = np.arange(sr) / sr
+    y = (0.01 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    out = widgets.prepare_audio(y, sr, loudness_dbfs=-20.0, fade_ms=10.0)
+    mid = out[sr // 4: 3 * sr // 4]
+    assert 20 * np.log10(np.sqrt(np.mean(mid.astype(np.float64) ** 2))) == pytest.approx(-20.0, abs=0.3)
+    assert abs(out[0]) < 1e-3 and abs(out[-1]) < 1e-3
+    assert np.max(np.abs(out[:160])) < np.max(np.abs(mid))
+    loud = widgets.prepare_audio(np.r_[np.zeros(1000), 1.0, np.zeros(1000)].astype(np.float32), sr)
+    assert np.max(np.abs(loud)) <= 0.97 + 1e-6  # the peak guard wins over the loudness target
+    assert not np.any(widgets.prepare_audio(np.zeros(100, np.float32), sr))
+
+
+def test_wav_bytes_is_16_bit_pcm():
+    y = np.linspace(-1, 1, 101).astype(np.float32)
+    back, sr = sf.read(io.BytesIO(widgets.wav_bytes(y, 16000, normalise=False)), dtype="float32")
+    assert sr == 16000 and sf.info(io.BytesIO(widgets.wav_bytes(y))).subtype == "PCM_16"
+    np.testing.assert_allclose(back, y, atol=2 / 32767)
+
+
+def test_static_view_says_it_needs_a_live_kernel(model4):
+    w = widgets.latent_explorer(model4, audio=False)
+    bundle = w._repr_mimebundle_()
+    assert "live" in bundle["text/plain"] and "kernel" in bundle["text/plain"]
+    assert "HBox(" not in bundle["text/plain"] and "VBox(" not in repr(w)
+    assert "data:image/png;base64," in bundle["text/html"]
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == w.model_id
+
+
+def test_ab_without_live_audio(model4):
+    ex = widgets.LatentExplorer(model4, audio=False, threaded=False)
+    y, sr = sf.read(io.BytesIO(ex.ab_bytes(gap_s=0.1)))
+    assert sr == 16000 and len(y) == 2 * EXPECTED_SAMPLES + 1600 and np.any(y)
+
+
+def test_first_status_says_a_live_kernel_is_needed(model4):
+    ex = widgets.LatentExplorer(model4, audio=False, threaded=False)
+    assert "live kernel" in ex.status.value  # what a saved (static) copy shows
+    ex.sliders[0].value = 1.0
+    assert "live kernel" not in ex.status.value
