@@ -27,6 +27,14 @@ EXPECTED_SAMPLES = HOP * (N_FRAMES - 1)  # 32512
 EMOS = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 
 
+@pytest.fixture(autouse=True)
+def _no_figures_from_earlier_tests():
+    """Figures left open by other test files must not count against the explorer."""
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
     torch.manual_seed(0)
