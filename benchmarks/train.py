@@ -107,8 +107,6 @@ def _stock_loop(model, X, bs, epochs_fn):
 
 def _worker(job: dict) -> dict:
     """Run one measurement in this (fresh) process and return its numbers."""
-    import torch
-
     from emovae_utils.models import EmotionVAE
     from emovae_utils.train import fit, set_determinism
 

@@ -16,7 +16,6 @@ Examples
 """
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
 import os
 import sys

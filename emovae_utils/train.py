@@ -156,8 +156,7 @@ def _batching(n: int, batch_size: int | None, drop_last: bool) -> tuple[bool, in
 class _AutogradStep:
     """One stock training step: forward, ``loss_function``, backward, clip, Adam."""
 
-    def __init__(self, model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, lr: float, clip: float,
-                 dev: torch.device) -> None:
+    def __init__(self, model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, lr: float, clip: float) -> None:
         self.model, self.X, self.cond, self.clip = model, X, cond, clip
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=lr, foreach=True)
@@ -235,7 +234,7 @@ def _run_config(model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, **
     return config
 
 
-def _resume(run: Run, path: Path, step: Any) -> None:
+def _resume(run: Run, path: Path) -> None:
     ck = load_checkpoint(path)
     for key in _RESUME_KEYS:
         if ck["config"].get(key) != run.config[key]:
@@ -384,7 +383,7 @@ def fit(
     acc, accel_reason = accelerators.select(model, accel, dev) if cond is None or accel is None else (
         None, "autograd (the accelerator takes no cond)")
     step = _AcceleratedStep(acc, X, lr, clip, threads, dev) if acc is not None else _AutogradStep(
-        model, X, cond, lr, clip, dev)
+        model, X, cond, lr, clip)
     config = _run_config(
         model, X, cond, seed=seed, threads=threads, device=str(dev), epochs=epochs,
         batch_size=None if full_batch else bs, full_batch=full_batch, n_batches_per_epoch=n_batches, lr=lr,
@@ -415,7 +414,7 @@ def fit(
             cb.on_fit_start(run)
             started.append(cb)
         if resume and (out / CHECKPOINT_NAME).exists():
-            _resume(run, out / CHECKPOINT_NAME, step)
+            _resume(run, out / CHECKPOINT_NAME)
             if bar:
                 bar[0].bar.update(run.start_epoch - bar[0].bar.n)
         if out is not None:
