@@ -27,6 +27,8 @@ data: setup
 
 reproduce: data
 	$(BIN)/emovae run --preset paper
+	cp runs/paper/run_log.csv figures/run_log.csv
+	$(BIN)/emovae readme
 
 smoke: setup
 	$(BIN)/emovae run --preset smoke

@@ -5,6 +5,7 @@ Subcommands::
     emovae run [--preset paper|smoke] [--only NN ...] [-p NAME VALUE] ...   # the notebooks (papermill)
     emovae download [DEST]                                                  # RAVDESS from Zenodo
     emovae benchmark NAME [ARGS ...]                                        # benchmarks/NAME.py of the project
+    emovae readme [--figures-dir DIR]                                       # README results from figures/*.csv
 
 ``emovae COMMAND --help`` states each command's defaults. ``emovae run`` is
 ``python -m emovae_utils.pipeline``.
@@ -82,6 +83,19 @@ def _benchmark(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return subprocess.call(cmd, cwd=project)
 
 
+def _readme(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from . import readme
+
+    try:
+        project = pipeline.find_project(args.project)
+        changed = readme.update_readme(project / "README.md", project / args.figures_dir)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(str(err))
+    print(f"{project / 'README.md'}: results section {'updated' if changed else 'already up to date'} "
+          f"from {project / args.figures_dir}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The ``emovae`` argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(prog="emovae", description=DESCRIPTION,
@@ -116,6 +130,14 @@ def make_parser() -> argparse.ArgumentParser:
     bench.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS", help="passed to the script (default: none)")
     bench.add_argument("--project", metavar="DIR", help="project folder (default: found as for run)")
     bench.set_defaults(handler=_benchmark, subparser=bench)
+
+    rd = sub.add_parser("readme", help="regenerate the README's results section from the result files",
+                        description="Render figures/verdicts.csv, loss_summary.csv, table_representation_probes.csv "
+                                    "and run_log.csv into README.md between its results markers.")
+    rd.add_argument("--figures-dir", default="figures", metavar="DIR",
+                    help="result files, relative to the project folder (default: figures)")
+    rd.add_argument("--project", metavar="DIR", help="project folder (default: found as for run)")
+    rd.set_defaults(handler=_readme, subparser=rd)
     return parser
 
 

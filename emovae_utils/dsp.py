@@ -11,7 +11,9 @@ one function, so a notebook can show what every step does:
 6. :func:`fix_frames`      edge-pad or centre-crop to 128 frames
 
 :func:`preprocess_signal` and :func:`preprocess_file` chain them with a
-:class:`PreprocessConfig`. :func:`log_mel_to_audio` goes back from a dB mel
+:class:`PreprocessConfig`; :func:`preprocess_audio` stops before step 5 and
+returns the waveform the log-mel is computed from (whole, or the stretch of it
+that the 128 frames cover), for features measured on the audio the VAE sees. :func:`log_mel_to_audio` goes back from a dB mel
 spectrogram to a waveform by Griffin-Lim, as the study did (no vocoder).
 """
 
@@ -49,6 +51,7 @@ __all__ = [
     "peak_normalise",
     "log_mel",
     "fix_frames",
+    "preprocess_audio",
     "preprocess_signal",
     "preprocess_file",
     "log_mel_to_audio",
@@ -518,10 +521,106 @@ def fix_frames(S: np.ndarray, n_frames: int = 128) -> np.ndarray:
     return np.ascontiguousarray(S[..., start : start + n_frames])
 
 
+def preprocess_audio(
+    y: np.ndarray, sr: int, config: PreprocessConfig | None = None, window: bool = False
+) -> tuple[np.ndarray, ClipInfo]:
+    """The waveform the VAE's log-mel is computed from: steps 2-4 of the recipe.
+
+    Resample to ``config.sr`` (:func:`resample`), drop silence with the WebRTC
+    VAD (:func:`voiced_mask`, :func:`remove_silence`) and peak-normalise
+    (:func:`peak_normalise`). :func:`preprocess_signal` computes its log-mel
+    from exactly this waveform, so both share one recipe.
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (n,)
+        Mono signal at its native rate ``sr``.
+    sr : int
+    config : PreprocessConfig, optional
+        Defaults to the study's values.
+    window : bool, default False
+        False: the whole voiced signal. True: only the samples the
+        ``config.n_frames`` frames kept by :func:`fix_frames` stand for,
+        ``n_frames * hop_length`` samples (32768 = 2.048 s at the defaults).
+        Frame ``t`` of the centred STFT is centred on sample
+        ``t * hop_length``; a clip of ``T = 1 + m // hop_length`` frames
+        (``m`` voiced samples) with ``T > n_frames`` is centre-cropped by
+        :func:`fix_frames` to frames ``s .. s + n_frames - 1``,
+        ``s = (T - n_frames) // 2``, so the window is samples
+        ``s * hop_length`` to ``(s + n_frames) * hop_length``. Shorter clips
+        start at sample 0 and are zero-padded on the right (where
+        :func:`fix_frames` repeats the last frame, so the padding is silence
+        here, not a held spectrum); the same right-padding covers a window
+        that runs up to one hop past the end of the clip.
+
+    Returns
+    -------
+    audio : np.ndarray, float32, shape (m,) or (n_frames * hop_length,)
+        At ``config.sr``; peak 1 (``max(audio) == 1`` with ``peak="max"``,
+        the window's peak can be lower when the crop leaves the peak out).
+    info : ClipInfo
+        As :func:`preprocess_signal`'s: lengths before and after the VAD, the
+        voiced signal's frame count (before fixing to ``n_frames``), and
+        whether speech was found (a clip without is kept whole).
+
+    Raises
+    ------
+    AudioError
+        If the signal is not mono, is empty, silent or holds NaN or inf, or
+        (``peak="max"``) the voiced part has no positive sample.
+
+    See Also
+    --------
+    preprocess_signal : the log-mel of this waveform, fixed to ``n_frames``.
+
+    Examples
+    --------
+    >>> t = np.arange(3 * 48000) / 48000
+    >>> y = (0.3 * np.sign(np.sin(2 * np.pi * 150 * t)) * (t > 0.3)).astype(np.float32)
+    >>> audio, info = preprocess_audio(y, 48000)
+    >>> audio.dtype, len(audio) == info.n_voiced_samples, float(audio.max())
+    (dtype('float32'), True, 1.0)
+    >>> info.n_voiced_frames == 1 + len(audio) // 256
+    True
+    >>> preprocess_audio(y, 48000, window=True)[0].shape  # 128 frames x hop 256
+    (32768,)
+    """
+    c = config or PreprocessConfig()
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise AudioError(f"Signal must be mono, shape (n,), not {y.shape}; downmix it first (see load_mono).")
+    if len(y) == 0:
+        raise AudioError("Signal is empty (0 samples).")
+    finite = np.isfinite(y)
+    if not finite.all():
+        raise AudioError(
+            f"Signal has {int(y.size - np.count_nonzero(finite))} non-finite samples (NaN or inf) of {y.size}: "
+            "the audio is damaged or came from a failed computation; fix its source."
+        )
+    if not np.any(y):
+        raise AudioError("Signal is silent (all samples are zero): nothing to analyse; record it again or remove it.")
+    y = resample(y, sr, c.sr, c.res_type)
+    mask = voiced_mask(y, c.sr, c.vad_mode, c.vad_frame_ms, c.vad_dilation)
+    voiced, found = remove_silence(y, mask)
+    audio = peak_normalise(voiced, c.peak)
+    n_frames = 1 + len(audio) // c.hop_length  # frames of the centred STFT in log_mel
+    info = ClipInfo(len(y), len(voiced), n_frames, found)
+    if window:
+        start = max(n_frames - c.n_frames, 0) // 2 * c.hop_length  # fix_frames' first frame, in samples
+        size = c.n_frames * c.hop_length
+        audio = audio[start : start + size]
+        if len(audio) < size:
+            audio = np.pad(audio, (0, size - len(audio)))
+    return np.ascontiguousarray(audio, dtype=np.float32), info
+
+
 def preprocess_signal(
     y: np.ndarray, sr: int, config: PreprocessConfig | None = None
 ) -> tuple[np.ndarray, ClipInfo]:
     """Run the whole recipe on a mono signal.
+
+    :func:`log_mel` of :func:`preprocess_audio`'s waveform, fixed to
+    ``config.n_frames`` frames by :func:`fix_frames`.
 
     Parameters
     ----------
@@ -553,24 +652,10 @@ def preprocess_signal(
     ((80, 128), 16000)
     """
     c = config or PreprocessConfig()
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise AudioError(f"Signal must be mono, shape (n,), not {y.shape}; downmix it first (see load_mono).")
-    if len(y) == 0:
-        raise AudioError("Signal is empty (0 samples).")
-    finite = np.isfinite(y)
-    if not finite.all():
-        raise AudioError(
-            f"Signal has {int(y.size - np.count_nonzero(finite))} non-finite samples (NaN or inf) of {y.size}: "
-            "the audio is damaged or came from a failed computation; fix its source."
-        )
-    if not np.any(y):
-        raise AudioError("Signal is silent (all samples are zero): nothing to analyse; record it again or remove it.")
-    y = resample(y, sr, c.sr, c.res_type)
-    mask = voiced_mask(y, c.sr, c.vad_mode, c.vad_frame_ms, c.vad_dilation)
-    voiced, found = remove_silence(y, mask)
-    S = log_mel(peak_normalise(voiced, c.peak), c)
-    info = ClipInfo(len(y), len(voiced), S.shape[1], found)
+    audio, info = preprocess_audio(y, sr, c)
+    S = log_mel(audio, c)
+    if S.shape[1] != info.n_voiced_frames:  # pragma: no cover - guards the frame count preprocess_audio reports
+        raise RuntimeError(f"log_mel gave {S.shape[1]} frames, preprocess_audio expected {info.n_voiced_frames}")
     return fix_frames(S, c.n_frames).astype(np.float32, copy=False), info
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import matplotlib
 
@@ -32,6 +33,7 @@ __all__ = [
     "plot_voiced_lengths",
     "plot_dataset_summary",
     "plot_losses",
+    "plot_loss_bands",
     "plot_reconstructions",
     "EMOTION_COLORS",
     "plot_mu_sigma_by_emotion",
@@ -39,6 +41,7 @@ __all__ = [
     "plot_mi_heatmaps",
     "plot_confusion_matrices",
     "plot_probe_summary",
+    "plot_count_sensitivity",
     "plot_embedding_grid",
 ]
 
@@ -214,11 +217,143 @@ def plot_dataset_summary(index: pd.DataFrame, sr: int = 16000) -> matplotlib.fig
     return fig
 
 
+#: At most this many points per loss curve are drawn (block means beyond it).
+_MAX_LOSS_POINTS = 2000
+
+#: The loss panels: (history column, panel title, y label).
+_LOSS_PANELS = (("reconstruction", "Reconstruction", "reconstruction loss (MSE, dB²)"),
+                ("kl", "KL", "KL divergence (nats)"))
+
+
+class _LossCurve(NamedTuple):
+    """One curve of the loss panels, already thinned: a centre line and an optional band per column."""
+
+    label: str
+    epoch: np.ndarray                                   # (n,)
+    center: dict[str, np.ndarray]                       # column -> (n,)
+    band: dict[str, tuple[np.ndarray, np.ndarray]] | None  # column -> (low, high), each (n,)
+
+
+def _block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """Means of consecutive blocks of ``k`` values along the last axis (the last block may be shorter).
+
+    The same as a running mean of width ``k`` read at every ``k``-th point.
+
+    >>> _block_mean(np.arange(8.0), 3)
+    array([1. , 4. , 6.5])
+    """
+    a = np.asarray(a, dtype=float)
+    if k <= 1:
+        return a
+    n = a.shape[-1]
+    full = n // k * k
+    head = a[..., :full].reshape(*a.shape[:-1], full // k, k).mean(axis=-1)
+    if full == n:
+        return head
+    return np.concatenate([head, a[..., full:].mean(axis=-1, keepdims=True)], axis=-1)
+
+
+def _loss_curve(
+    label: str, runs: Mapping, band: str | None, max_points: int,
+) -> _LossCurve:
+    """Seeds' histories -> mean curve (and band) on their common epochs, thinned to <= ``max_points``."""
+    if not runs:
+        raise ValueError(f"group {label!r} has no history")
+    frames = [h.drop_duplicates("epoch", keep="last").set_index("epoch").sort_index() for h in runs.values()]
+    common = frames[0].index
+    for f in frames[1:]:
+        common = common.intersection(f.index)
+    if len(common) == 0:
+        raise ValueError(f"the histories of group {label!r} share no epoch")
+    k = max(1, -(-len(common) // max(int(max_points), 1)))
+    epoch = _block_mean(common.to_numpy(dtype=float), k)
+    center: dict[str, np.ndarray] = {}
+    bands: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    n = len(frames)
+    for column, _, _ in _LOSS_PANELS:
+        Y = _block_mean(np.stack([f[column].reindex(common).to_numpy(dtype=float) for f in frames]), k)
+        center[column] = Y.mean(axis=0)
+        if band is None or n < 2:
+            continue
+        if band == "range":
+            bands[column] = (Y.min(axis=0), Y.max(axis=0))
+        else:  # Student-t 95 % interval of the mean over seeds
+            from scipy import stats
+
+            half = stats.t.ppf(0.975, n - 1) * Y.std(axis=0, ddof=1) / np.sqrt(n)
+            bands[column] = (center[column] - half, center[column] + half)
+    return _LossCurve(label, epoch, center, bands or None)
+
+
+def _finite(value) -> bool:
+    """Whether a number or every number of a tuple is finite."""
+    return bool(np.all(np.isfinite(np.asarray(value, dtype=float))))
+
+
+def _draw_loss_panels(
+    curves: Sequence[_LossCurve], recon_ylim: tuple[float, float] | None, kl_ylim: tuple[float, float] | None,
+    marks: Mapping[str, float | tuple[float, float]] | None, baselines: Mapping[str, float] | None,
+    title: str, legend: bool,
+) -> matplotlib.figure.Figure:
+    """The two-panel layout of Figures 3 and 5, shared by :func:`plot_losses` and :func:`plot_loss_bands`."""
+    marks = {k: v for k, v in (marks or {}).items() if _finite(v)}  # e.g. no seed flattened: nothing to mark
+    baselines = {k: v for k, v in (baselines or {}).items() if _finite(v)}
+    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
+    palette = sns.color_palette("tab10", max(len(curves), 1))
+    for c, color in zip(curves, palette):
+        for ax, (column, _, _) in zip(axes, _LOSS_PANELS):
+            if c.band is not None:
+                ax.fill_between(c.epoch, *c.band[column], color=color, alpha=0.22, lw=0)
+            ax.plot(c.epoch, c.center[column], lw=0.8 if c.band is None else 1.0, color=color, label=c.label)
+    for k, (label, where) in enumerate(marks.items()):
+        if np.ndim(where) and where[0] == where[1]:  # an empty range: a line
+            where = where[0]
+        span = np.ndim(where) > 0
+        for ax in axes:
+            if span:  # an epoch range, e.g. where the seeds' losses flatten
+                ax.axvspan(float(where[0]), float(where[1]), color="0.3", alpha=0.15, lw=0)
+            else:
+                ax.axvline(where, color="0.3", ls="--", lw=1)
+        axes[0].annotate(f" {label}", (float(where[0]) if span else where, 0.95 - 0.08 * k),
+                         xycoords=("data", "axes fraction"), ha="left", fontsize="small", backgroundcolor="white")
+    for ax, (column, name, ylabel), ylim in zip(axes, _LOSS_PANELS, (recon_ylim, kl_ylim)):
+        if ylim is not None:  # the report's axis, raised where the curves (after 5 % of epochs) exceed it
+            tops = [-np.inf]
+            for c in curves:
+                upper = (c.band[column][1] if c.band is not None else c.center[column])[len(c.epoch) // 20:]
+                upper = upper[np.isfinite(upper)]
+                tops.append(float(upper.max()) if upper.size else -np.inf)
+            ax.set_ylim(ylim[0], max(ylim[1], 1.05 * max(tops)))
+        ax.set(xlabel="epoch", ylabel=ylabel, title=name)
+    if baselines:  # trivial predictors: dotted lines labelled at the right edge, always inside the axis
+        ax = axes[0]
+        for label, value in baselines.items():
+            ax.axhline(value, color="0.25", ls=":", lw=1.2)
+            ax.text(0.995, value, f"{label} ", transform=ax.get_yaxis_transform(), ha="right", va="bottom",
+                    fontsize="small", color="0.25")
+        lo, hi = ax.get_ylim()
+        b_lo, b_hi = float(min(baselines.values())), float(max(baselines.values()))
+        if b_hi > hi - 0.07 * (hi - lo):  # room for the label above the line
+            hi = b_hi + 0.08 * (b_hi - min(lo, b_lo))
+        if b_lo < lo:
+            lo = b_lo - 0.03 * (hi - b_lo)
+        ax.set_ylim(lo, hi)
+    if legend:
+        axes[0].legend(fontsize="small")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def plot_losses(
     histories: dict[str, pd.DataFrame], recon_ylim: tuple[float, float] | None = None,
-    kl_ylim: tuple[float, float] | None = None, marks: dict[str, int] | None = None, title: str = "",
+    kl_ylim: tuple[float, float] | None = None, marks: Mapping[str, float | tuple[float, float]] | None = None,
+    title: str = "",
 ) -> matplotlib.figure.Figure:
     """Reconstruction loss and KL against epoch, two panels (the report's Figures 3 and 5).
+
+    One line per training run; :func:`plot_loss_bands` draws several seeds
+    of each run as a mean and a band on the same layout.
 
     Parameters
     ----------
@@ -227,34 +362,95 @@ def plot_losses(
     recon_ylim, kl_ylim : tuple of float, optional
         Axis limits, e.g. the report's (0, 900) and (0, 14) to compare with its figure. The upper
         limit is raised when a curve exceeds it after its first 5 % of epochs (early transients stay cut).
-    marks : dict of str to int, optional
-        Label to an epoch drawn as a dashed vertical line (e.g. where the losses flatten).
+    marks : mapping of str to int or (int, int), optional
+        Label to an epoch drawn as a dashed vertical line (e.g. where the losses flatten), or to an
+        epoch range drawn as a shaded vertical span. Marks that are not finite (NaN) are left out.
     title : str
 
     Returns
     -------
     matplotlib.figure.Figure
+
+    Notes
+    -----
+    A history longer than 2000 epochs is drawn as means of blocks of
+    ``k = ceil(n / 2000)`` consecutive epochs (see :func:`plot_loss_bands`).
     """
-    fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
-    for (label, h), color in zip(histories.items(), sns.color_palette("tab10")):
-        axes[0].plot(h["epoch"], h["reconstruction"], lw=0.8, color=color, label=label)
-        axes[1].plot(h["epoch"], h["kl"], lw=0.8, color=color, label=label)
-    for k, (label, epoch) in enumerate((marks or {}).items()):
-        for ax in axes:
-            ax.axvline(epoch, color="0.3", ls="--", lw=1)
-        axes[0].annotate(f" {label}", (epoch, 0.95 - 0.08 * k), xycoords=("data", "axes fraction"), ha="left",
-                         fontsize="small", backgroundcolor="white")
-    for ax, column, ylim in ((axes[0], "reconstruction", recon_ylim), (axes[1], "kl", kl_ylim)):
-        if ylim is not None:  # the report's axis, raised where the curves (after 5 % of epochs) exceed it
-            top = max(float(h[column].iloc[len(h) // 20:].max()) for h in histories.values())
-            ax.set_ylim(ylim[0], max(ylim[1], 1.05 * top))
-    axes[0].set(xlabel="epoch", ylabel="reconstruction loss (MSE, dB²)", title="Reconstruction")
-    axes[1].set(xlabel="epoch", ylabel="KL divergence (nats)", title="KL")
-    if len(histories) > 1:
-        axes[0].legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return fig
+    curves = [_loss_curve(label, {0: h}, None, _MAX_LOSS_POINTS) for label, h in histories.items()]
+    return _draw_loss_panels(curves, recon_ylim, kl_ylim, marks, None, title, legend=len(histories) > 1)
+
+
+def plot_loss_bands(
+    groups: Mapping[str, Mapping[int, pd.DataFrame]], recon_ylim: tuple[float, float] | None = None,
+    kl_ylim: tuple[float, float] | None = None, marks: Mapping[str, float | tuple[float, float]] | None = None,
+    baselines: Mapping[str, float] | None = None, title: str = "", band: str = "range",
+    max_points: int = _MAX_LOSS_POINTS,
+) -> matplotlib.figure.Figure:
+    """Figures 3 and 5 over several seeds: per group the mean loss over seeds and a band around it.
+
+    Same two panels (Reconstruction, KL) and axis rules as :func:`plot_losses`.
+    Each group is drawn on the epochs that all its seeds reached (histories
+    of different lengths are cut to the common epochs). A group of one seed
+    is drawn as a line without a band.
+
+    Parameters
+    ----------
+    groups : mapping of str to mapping of int to pandas.DataFrame
+        Label (e.g. ``"Actor 01"``, ``"12 male actors"``) to seed -> training
+        history with columns ``epoch``, ``reconstruction``, ``kl``. The legend
+        gives each label with its number of seeds, e.g. ``"Actor 01 (5 seeds)"``.
+    recon_ylim, kl_ylim : tuple of float, optional
+        The report's axis limits; the upper limit is raised when a line or band
+        exceeds it after its first 5 % of epochs.
+    marks : mapping of str to int or (int, int), optional
+        Label to an epoch (dashed vertical line) or to an epoch range (shaded
+        vertical span, e.g. the range of "flat from" epochs over the seeds).
+        Marks and baselines that are not finite (NaN) are left out.
+    baselines : mapping of str to float, optional
+        Label to a reconstruction loss of a trivial predictor (e.g. the mean
+        spectrogram of the training clips), drawn as a dotted horizontal line
+        on the reconstruction panel, labelled at its right edge. The
+        y limits are widened so that every baseline stays visible, also above
+        ``recon_ylim``.
+    title : str
+    band : {"range", "ci"}, default "range"
+        ``"range"``: minimum to maximum over seeds; ``"ci"``: pointwise 95 %
+        Student-t interval of the mean over seeds, ``mean ± t(0.975, n-1) · sd / sqrt(n)``.
+    max_points : int, default 2000
+        Curves longer than this are thinned before drawing: each seed's
+        history is replaced by means of blocks of ``k = ceil(n / max_points)``
+        consecutive epochs (a running mean of width ``k`` read every ``k``-th
+        epoch), drawn at the block's mean epoch; mean and band are taken over
+        seeds of these block means. Histories of 25 000 epochs x 5 seeds then draw quickly.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``band``, an empty group or a group whose seeds share no epoch.
+
+    Examples
+    --------
+    >>> h = lambda n: pd.DataFrame({"epoch": np.arange(1, n + 1), "reconstruction": 900.0 / np.arange(1, n + 1),
+    ...                             "kl": np.full(n, 8.0)})
+    >>> fig = plot_loss_bands({"Actor 01": {0: h(300), 1: h(250)}}, baselines={"mean spectrogram": 193.0})
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['Actor 01 (2 seeds)']
+    >>> plt.close(fig)
+    """
+    if band not in ("range", "ci"):
+        raise ValueError(f"band must be 'range' or 'ci', got {band!r}")
+    if not groups:
+        raise ValueError("no group to plot")
+    curves = []
+    for label, runs in groups.items():
+        n = len(runs)
+        c = _loss_curve(label, runs, band, max_points)
+        curves.append(c._replace(label=f"{label} ({n} seed{'s' if n != 1 else ''})"))
+    return _draw_loss_panels(curves, recon_ylim, kl_ylim, marks, baselines, title, legend=True)
 
 
 def plot_reconstructions(
@@ -332,9 +528,47 @@ def _mu_sigma(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return mu, sigma
 
 
+def _active_mask(active: Sequence[bool] | None, n_dims: int) -> np.ndarray:
+    """``active`` as a bool array of length ``n_dims`` (all True when None)."""
+    if active is None:
+        return np.ones(n_dims, dtype=bool)
+    a = np.asarray(active, dtype=bool).reshape(-1)
+    if a.size != n_dims:
+        raise ValueError(f"active has {a.size} entries for {n_dims} latent dimensions")
+    return a
+
+
+def _greyed(color, amount: float = 0.65) -> tuple[float, float, float]:
+    """``color`` mixed with mid grey (``amount`` of grey): how the points of an inactive dimension are drawn."""
+    rgb = np.asarray(matplotlib.colors.to_rgb(color))
+    return tuple(float(v) for v in (1 - amount) * rgb + amount * 0.6)
+
+
+def _mark_inactive(ax: matplotlib.axes.Axes) -> None:
+    """Grey, hatched background of the panel of an inactive latent dimension."""
+    ax.set_facecolor("0.9")
+    ax.patch.set_hatch("///")
+    ax.patch.set_edgecolor("0.8")  # the hatch colour; the axes patch draws no edge line
+
+
+def _inactive_note(sigma_d: np.ndarray) -> str:
+    """Second title line of an inactive dimension's panel, e.g. ``"median σ 0.98 (≈1: prior noise)"``."""
+    m = float(np.nanmedian(sigma_d))
+    return f"median σ {m:.2f}" + (" (≈1: prior noise)" if abs(m - 1) <= 0.1 else "")
+
+
+def _shared_sigma_axis(axes: Sequence[matplotlib.axes.Axes], sigma: np.ndarray) -> None:
+    """One σ axis for all ``axes``, 0 to max(1.05, max σ), with the prior's σ = 1 dotted."""
+    top = max(1.05, float(np.nanmax(sigma)))
+    for ax in axes:
+        ax.axhline(1.0, color="0.45", ls=":", lw=0.9, zorder=0.5)
+        ax.set_ylim(0, top)
+
+
 def plot_mu_sigma_by_emotion(
     mu: np.ndarray, sigma: np.ndarray, emotions: Sequence[str], highlight: Sequence[int] = (4, 5, 6),
-    nmi: Sequence[float] | None = None, title: str = "", seed: int = 0,
+    nmi: Sequence[float] | None = None, title: str = "", seed: int = 0, active: Sequence[bool] | None = None,
+    shared_sigma: bool = False,
 ) -> matplotlib.figure.Figure:
     """mu_i (x) against sigma_i (y) per latent dimension, coloured by true emotion.
 
@@ -356,6 +590,15 @@ def plot_mu_sigma_by_emotion(
     title : str
     seed : int
         Fixed shuffle of the drawing order, so no emotion is always on top.
+    active : sequence of bool, optional, length D
+        Which dimensions the model uses (e.g. KL above a threshold). The panels
+        of inactive ones get a grey hatched background, "inactive" and the
+        median sigma in their title, and faded, greyed points, so that a
+        dimension left at the prior does not read as a rich cloud. Default: all active.
+    shared_sigma : bool, default False
+        Put every panel on one sigma axis, 0 to max(1.05, max sigma), with
+        sigma = 1 (the prior) dotted: collapsed dimensions (sigma near 1) and used
+        ones (sigma much below 1) then look different. Default: each panel on its own scale.
 
     Returns
     -------
@@ -368,18 +611,34 @@ def plot_mu_sigma_by_emotion(
     point_colors = [colors[e] for e in emotions]
     draw = np.random.default_rng(seed).permutation(len(mu))
     n_dims = mu.shape[1]
+    act = _active_mask(active, n_dims)
+    faded = {e: _greyed(c) for e, c in colors.items()}
+
+    def scatter(ax, d, size, alpha):
+        if act[d]:
+            ax.scatter(mu[draw, d], sigma[draw, d], c=[point_colors[i] for i in draw], s=size, alpha=alpha, lw=0)
+        else:
+            _mark_inactive(ax)
+            ax.scatter(mu[draw, d], sigma[draw, d], c=[faded[emotions[i]] for i in draw], s=size,
+                       alpha=alpha * 0.55, lw=0)
+
+    def label(d):
+        text = f"dim {d}" + ("" if act[d] else " · inactive") + (f"  (NMI {nmi[d]:.2f})" if nmi is not None else "")
+        return text if act[d] else text + "\n" + _inactive_note(sigma[:, d])
+
     ncols = min(4, n_dims)
     nrows = -(-n_dims // ncols)
     fig = plt.figure(figsize=(3.3 * ncols, 2.7 * nrows + 3.6), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[2.7 * nrows, 3.6])
     axes = top.subplots(nrows, ncols, squeeze=False)
+    drawn = []
     for d, ax in enumerate(axes.flat):
         if d >= n_dims:
             ax.set_visible(False)
             continue
-        ax.scatter(mu[draw, d], sigma[draw, d], c=[point_colors[i] for i in draw], s=7, alpha=0.6, lw=0)
-        label = f"dim {d}" + (f"  (NMI {nmi[d]:.2f})" if nmi is not None else "")
-        ax.set_title(label, fontsize=9, fontweight="bold" if d in highlight else "normal")
+        scatter(ax, d, 7, 0.6)
+        drawn.append(ax)
+        ax.set_title(label(d), fontsize=9, fontweight="bold" if d in highlight else "normal")
         ax.tick_params(labelsize=7)
         if d in highlight:
             for spine in ax.spines.values():
@@ -388,20 +647,24 @@ def plot_mu_sigma_by_emotion(
         ax.set_xlabel("mu", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("sigma", fontsize=8)
-    top.suptitle("a) all dimensions (bold frame: panel b)", x=0.01, ha="left", fontsize=10)
+    notes = ["bold frame: panel b"] + (["grey: inactive"] if not act.all() else []) + (
+        ["one sigma axis, dotted: sigma = 1 (prior)"] if shared_sigma else [])
+    top.suptitle(f"a) all dimensions ({'; '.join(notes)})", x=0.01, ha="left", fontsize=10)
     hl = [d for d in highlight if d < n_dims]
     if hl:
         bax = bottom.subplots(1, len(hl), squeeze=False)[0]
         for ax, d in zip(bax, hl):
-            ax.scatter(mu[draw, d], sigma[draw, d], c=[point_colors[i] for i in draw], s=12, alpha=0.45, lw=0)
+            scatter(ax, d, 12, 0.45)
+            drawn.append(ax)
             for e in order:
                 sel = emotions == e
                 ax.scatter(mu[sel, d].mean(), sigma[sel, d].mean(), color=colors[e], s=110, marker="D",
                            edgecolor="black", lw=1, zorder=3)
-            label = f"dim {d}" + (f"  (NMI {nmi[d]:.2f})" if nmi is not None else "")
-            ax.set(title=label, xlabel="mu", ylabel="sigma")
+            ax.set(title=label(d), xlabel="mu", ylabel="sigma")
         bottom.suptitle(f"b) dimensions {', '.join(map(str, hl))} (diamonds: emotion means)",
                         x=0.01, ha="left", fontsize=10)
+    if shared_sigma:
+        _shared_sigma_axis(drawn, sigma)
     handles = [matplotlib.lines.Line2D([], [], ls="", marker="o", color=colors[e], label=e) for e in order]
     fig.legend(handles=handles, loc="outside right upper", title="emotion", fontsize=8)
     if title:
@@ -411,6 +674,7 @@ def plot_mu_sigma_by_emotion(
 
 def plot_mu_sigma_by_dimension(
     mu: np.ndarray, sigma: np.ndarray, highlight: Sequence[int] = (4, 5, 6), title: str = "",
+    active: Sequence[bool] | None = None, shared_sigma: bool = False,
 ) -> matplotlib.figure.Figure:
     """mu_i against sigma_i for every dimension on one axis, coloured by dimension index.
 
@@ -424,6 +688,13 @@ def plot_mu_sigma_by_dimension(
     highlight : sequence of int, default (4, 5, 6)
         0-based dimensions of panel b.
     title : str
+    active : sequence of bool, optional, length D
+        Which dimensions the model uses. Inactive ones are drawn greyed and
+        faded, under the active ones, labelled "dim i · inactive" in the
+        legend; a panel showing only inactive dimensions gets a grey hatched
+        background and "inactive" in its title. Default: all active.
+    shared_sigma : bool, default False
+        Both panels on one sigma axis, 0 to max(1.05, max sigma), with sigma = 1 (the prior) dotted.
 
     Returns
     -------
@@ -431,15 +702,28 @@ def plot_mu_sigma_by_dimension(
     """
     mu, sigma = _mu_sigma(mu, sigma)
     n_dims = mu.shape[1]
+    act = _active_mask(active, n_dims)
     palette = sns.color_palette("tab10", max(n_dims, 3))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), layout="constrained")
     hl = [d for d in highlight if d < n_dims]
     for ax, dims, name in ((axes[0], range(n_dims), "a) all dimensions"),
                            (axes[1], hl, f"b) dimensions {', '.join(map(str, hl))}")):
         for d in dims:
-            ax.scatter(mu[:, d], sigma[:, d], s=8, alpha=0.5, lw=0, color=palette[d], label=f"dim {d}")
+            if act[d]:
+                ax.scatter(mu[:, d], sigma[:, d], s=8, alpha=0.5, lw=0, color=palette[d], label=f"dim {d}")
+            else:  # under the active dimensions
+                ax.scatter(mu[:, d], sigma[:, d], s=6, alpha=0.2, lw=0, color=_greyed(palette[d]),
+                           label=f"dim {d} · inactive", zorder=0.8)
+        off = [d for d in dims if not act[d]]
+        if dims and len(off) == len(dims):
+            _mark_inactive(ax)
+            name += " · inactive"
+        elif off:
+            name += f" (faded: inactive {', '.join(map(str, off))})"
         ax.set(xlabel="mu", ylabel="sigma", title=name)
         ax.legend(fontsize=8, markerscale=2, ncol=2 if len(dims) > 4 else 1, loc="best")
+    if shared_sigma:
+        _shared_sigma_axis(axes, sigma)
     if title:
         fig.suptitle(title)
     return fig
@@ -527,6 +811,17 @@ def plot_confusion_matrices(
     return fig
 
 
+def _uar_error_bars(table: pd.DataFrame, values: np.ndarray) -> np.ndarray | None:
+    """``xerr`` of the emotion bars: the interval (2, N) when the table has one, else the std, else none."""
+    if {"emotion_uar_ci_low", "emotion_uar_ci_high"} <= set(table.columns):
+        low = table["emotion_uar_ci_low"].to_numpy(dtype=float)
+        high = table["emotion_uar_ci_high"].to_numpy(dtype=float)
+        return np.clip(np.vstack([values - low, high - values]), 0, None)
+    if "emotion_uar_std" in table.columns:
+        return table["emotion_uar_std"].to_numpy(dtype=float)
+    return None
+
+
 def plot_probe_summary(
     table: pd.DataFrame, fold_values: Mapping[str, Sequence[float]] | None = None,
     chance: Mapping[str, float] | None = None,
@@ -537,11 +832,14 @@ def plot_probe_summary(
     Parameters
     ----------
     table : pandas.DataFrame
-        From :func:`emovae_utils.metrics.results_table` (one row per representation).
+        One row per representation: ``representation``, ``emotion_uar_mean``, ``gender_uar``,
+        ``speaker_id_acc``, and the emotion UAR's error bar as ``emotion_uar_ci_low`` /
+        ``emotion_uar_ci_high`` (a 95 % interval) or ``emotion_uar_std``
+        (:func:`emovae_utils.metrics.results_table`).
     fold_values : mapping of str to sequence of float, optional
         Representation -> per-fold emotion UAR, drawn as dots on the bars.
     chance : mapping of str to float, optional
-        Chance level per column (``emotion_uar_mean``, ``gender_acc``,
+        Chance level per column (``emotion_uar_mean``, ``gender_uar``,
         ``speaker_id_acc``); default 1/8, 1/2, 1/24.
     references : mapping of str to float or (low, high), optional
         Published emotion UARs drawn as context on the emotion panel: a line
@@ -552,9 +850,9 @@ def plot_probe_summary(
     -------
     matplotlib.figure.Figure
     """
-    chance = {"emotion_uar_mean": 1 / 8, "gender_acc": 1 / 2, "speaker_id_acc": 1 / 24, **(chance or {})}
+    chance = {"emotion_uar_mean": 1 / 8, "gender_uar": 1 / 2, "speaker_id_acc": 1 / 24, **(chance or {})}
     panels = [("emotion_uar_mean", "emotion UAR (speaker-independent, 5 actor folds)"),
-              ("gender_acc", "gender accuracy (actor folds)"),
+              ("gender_uar", "gender UAR (actor folds)"),
               ("speaker_id_acc", "speaker-ID accuracy (split by repetition)")]
     reps = list(table["representation"])
     y = np.arange(len(reps))
@@ -563,9 +861,10 @@ def plot_probe_summary(
     ref_colors = sns.color_palette("dark", max(len(references or {}), 1))
     for ax, (col, name) in zip(axes, panels):
         vals = table[col].to_numpy(dtype=float)
-        err = table["emotion_uar_std"].to_numpy(dtype=float) if col == "emotion_uar_mean" else None
+        err = _uar_error_bars(table, vals) if col == "emotion_uar_mean" else None
         ax.barh(y, np.nan_to_num(vals), xerr=err, color="tab:blue", alpha=0.75, capsize=3, height=0.7)
-        right = np.nan_to_num(vals) + (np.nan_to_num(err) if err is not None else 0.0)
+        right = np.nan_to_num(vals) + (np.nan_to_num(np.max(err, axis=0) if np.ndim(err) == 2 else err)
+                                       if err is not None else 0.0)
         if col == "emotion_uar_mean" and fold_values:
             for k, (yi, rep) in enumerate(zip(y, reps)):
                 if rep in fold_values:
@@ -583,12 +882,97 @@ def plot_probe_summary(
                     ax.axvspan(val[0], val[1], color=color, alpha=0.15, label=f"{ref} ({val[0]:.2f}-{val[1]:.2f})")
                 else:
                     ax.axvline(val, color=color, ls=":", lw=1.5, label=f"{ref} ({val:.2f})")
-        ax.set(xlim=(0, 1.07), title=name, xlabel="UAR" if col == "emotion_uar_mean" else "accuracy")
+        ax.set(xlim=(0, 1.07), title=name, xlabel="accuracy" if col == "speaker_id_acc" else "UAR")
         ax.legend(fontsize=7, loc="lower right")
     axes[0].set_yticks(y, reps)
     axes[0].invert_yaxis()
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_count_sensitivity(
+    table: pd.DataFrame, claimed: float | tuple[float, str] | None = None, title: str = "", n_dims: int = 8,
+) -> matplotlib.figure.Figure:
+    """How robust "k of 8 dimensions separate emotions" is: the count per seed under each counting rule.
+
+    One row per setting (in order of first appearance, top to bottom): each
+    seed's count as a dot, dots of equal count spread vertically around the
+    row (a deterministic jitter, so every seed stays visible and x stays the
+    exact integer), and the mean over seeds as a hollow diamond. The right
+    margin gives the mean, the number of seeds and how many of them count
+    exactly ``claimed``.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Long table with columns ``seed``, ``setting`` (str, e.g. ``"NMI ≥ 0.10,
+        20 equal-width bins"``) and ``count`` (int); one row per seed and setting.
+    claimed : float or (float, str), optional
+        The published count, drawn as a vertical dashed line, e.g. ``3`` or
+        ``(3, "report")`` (label "claimed" when only a number is given).
+    title : str
+    n_dims : int, default 8
+        Latent dimensions: the x axis runs over the integers 0 .. n_dims
+        (further if a count exceeds it).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        When a column is missing.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"seed": [0, 1, 0, 1], "setting": ["a", "a", "b", "b"], "count": [3, 2, 3, 3]})
+    >>> fig = plot_count_sensitivity(t, claimed=(3, "report"))
+    >>> [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    ['a', 'b']
+    >>> plt.close(fig)
+    """
+    missing = {"seed", "setting", "count"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks the column(s) {sorted(missing)}")
+    value, name = claimed if isinstance(claimed, tuple) else (claimed, "claimed")
+    settings = list(pd.unique(table["setting"]))
+    fig, ax = plt.subplots(figsize=(8.5, 0.55 * len(settings) + 1.9), layout="constrained")
+    top = n_dims
+    for i, setting in enumerate(settings):
+        counts = table.loc[table["setting"] == setting, "count"].to_numpy(dtype=float)
+        counts = counts[np.isfinite(counts)]
+        if not counts.size:
+            ax.text(0, i, " no seed", va="center", fontsize=8, color="0.5")
+            continue
+        top = max(top, int(counts.max()))
+        offsets = np.zeros(counts.size)
+        for v in np.unique(counts):  # equal counts side by side, vertically
+            idx = np.flatnonzero(counts == v)
+            offsets[idx] = (np.arange(idx.size) - (idx.size - 1) / 2) * min(0.12, 0.5 / max(idx.size - 1, 1))
+        ax.scatter(counts, i + offsets, s=24, color="tab:blue", alpha=0.8, lw=0, zorder=3,
+                   label="one seed" if i == 0 else None)
+        mean = float(counts.mean())
+        ax.scatter(mean, i, marker="D", s=90, facecolor="none", edgecolor="black", lw=1.5, zorder=4,
+                   label="mean over seeds" if i == 0 else None)
+        note = f"mean {mean:.1f} (n={counts.size})"
+        if value is not None:
+            note += f"; {int((counts == value).sum())}/{counts.size} seeds at {value:g}"
+        ax.text(1.01, i, note, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    if value is not None:
+        ax.axvline(value, color="tab:red", ls="--", lw=1.3, zorder=2, label=f"{name}: {value:g}")
+    ax.set_yticks(np.arange(len(settings)), [str(s) for s in settings])
+    ax.set_ylim(len(settings) - 0.5, -0.5)  # first setting on top
+    ax.set_xticks(np.arange(top + 1))
+    ax.set_xlim(-0.5, top + 0.5)
+    ax.grid(axis="x", color="0.9", zorder=0)
+    ax.set_axisbelow(True)
+    ax.set_xlabel(f"dimensions that separate emotions (of {n_dims})")
+    if settings:
+        fig.legend(loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title)
     return fig
 
 

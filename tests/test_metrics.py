@@ -244,13 +244,72 @@ def test_emotion_probe_at_chance_for_noise(table: pd.DataFrame) -> None:
 
 
 def test_uar_is_balanced_not_plain_accuracy() -> None:
-    """90 % of one class and uninformative features: accuracy high, UAR at chance."""
+    """90 % of one class and uninformative features: the unweighted probe's accuracy is high, its UAR at chance."""
     rng = np.random.default_rng(7)
     groups = np.tile(np.arange(1, 25), 20)
     labels = np.where(rng.random(groups.size) < 0.9, "a", "b")
-    res = m.probe_uar(rng.standard_normal((groups.size, 4)), labels, groups)
+    res = m.probe_uar(rng.standard_normal((groups.size, 4)), labels, groups, class_weight=None)
     assert res.accuracy_mean > 0.8
     assert res.uar_mean < 0.6
+
+
+def _imbalanced(seed: int = 11) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two overlapping classes (means 1 apart, unit noise), minority 'b' ~ 15 % of the clips."""
+    rng = np.random.default_rng(seed)
+    groups = np.tile(np.arange(1, 25), 40)
+    labels = np.where(rng.random(groups.size) < 0.15, "b", "a")
+    X = (labels == "b")[:, None] * 1.0 + rng.standard_normal((groups.size, 2))
+    return X, labels, groups
+
+
+def test_balanced_class_weight_raises_minority_recall_and_uar() -> None:
+    X, labels, groups = _imbalanced()
+    plain = m.probe_uar(X, labels, groups, class_weight=None)
+    balanced = m.probe_uar(X, labels, groups)  # the default
+    recall = {name: res.confusion_matrix(normalize=True).loc["b", "b"]
+              for name, res in (("plain", plain), ("balanced", balanced))}
+    assert recall["plain"] < 0.3 < 0.5 < recall["balanced"], recall
+    assert balanced.uar_mean > plain.uar_mean + 0.05
+    assert (balanced.fold_uar > plain.fold_uar).sum() >= 4
+    assert plain.accuracy_mean > balanced.accuracy_mean  # the price: more majority clips called 'b'
+    # the same as weighting the training rows by hand, fold by fold
+    for k, fold in enumerate(m.ACTOR_FOLDS):
+        test = np.isin(groups, fold)
+        counts = pd.Series(labels[~test]).value_counts()
+        weights = (len(labels[~test]) / (2 * counts))[labels[~test]].to_numpy()
+        by_hand = m.make_probe(class_weight=None).fit(
+            X[~test], labels[~test], logisticregression__sample_weight=weights)
+        np.testing.assert_array_equal(balanced.predictions[test], by_hand.predict(X[test]))
+
+
+def test_class_weight_is_threaded_through_every_probe(table: pd.DataFrame, monkeypatch) -> None:
+    assert m.make_probe()[-1].class_weight == "balanced"
+    assert m.make_probe(class_weight=None)[-1].class_weight is None
+    seen: list[object] = []
+    real = m.probes.make_probe
+
+    def spy(*args, **kwargs):
+        probe = real(*args, **kwargs)
+        seen.append(probe[-1].class_weight)
+        return probe
+
+    monkeypatch.setattr(m.probes, "make_probe", spy)
+    X = _class_features(table["emotion"].to_numpy(), scale=0.3)
+    default = m.probe_representation(X, table)
+    assert seen == ["balanced"] * 3
+    seen.clear()
+    unweighted = m.probe_representation(X, table, class_weight=None)
+    assert seen == [None] * 3
+    seen.clear()
+    actors, reps = table["actor"].to_numpy(), table["repetition"].to_numpy()
+    m.speaker_id_accuracy(X, actors, reps, class_weight=None)
+    m.cross_validate_probe(X, table["emotion"], actors, m.ACTOR_FOLDS[:1], class_weight={1: 2.0})
+    assert seen == [None, {1: 2.0}]
+    # neutral has half the clips of the other emotions: the weighting changes the emotion probe
+    emo = table["emotion"].to_numpy()
+    np.testing.assert_array_equal(unweighted["emotion"].fold_uar,
+                                  m.probe_uar(X, emo, actors, class_weight=None).fold_uar)
+    assert not np.array_equal(default["emotion"].fold_uar, unweighted["emotion"].fold_uar)
 
 
 def test_emotion_probe_cannot_use_speaker_features(table: pd.DataFrame) -> None:
@@ -418,11 +477,68 @@ def test_results_table(table: pd.DataFrame) -> None:
     out = m.results_table([row, {"representation": "empty", "dims": 0}])
     assert tuple(out.columns) == m.RESULT_COLUMNS
     assert out.shape == (2, 6)
+    assert "gender_acc" not in m.RESULT_COLUMNS and m.RESULT_COLUMNS[-1] == "gender_uar"
     assert out.loc[0, "emotion_uar_mean"] > 0.95
     assert out.loc[0, "speaker_id_acc"] < 0.2
     assert np.isnan(out.loc[1, "emotion_uar_mean"])
     with pytest.raises(ValueError, match="unknown"):
         m.results_table([{"representation": "x", "emotion_uar": 0.5}])
+    with pytest.raises(ValueError, match="unknown"):
+        m.results_table([{"representation": "x", "gender_acc": 0.5}])
+
+
+def test_gender_is_scored_as_uar(table: pd.DataFrame) -> None:
+    """gender_uar is the mean balanced accuracy over the actor folds, not the plain accuracy."""
+    gender, actors = table["gender"].to_numpy(), table["actor"].to_numpy()
+    emo = table["emotion"].to_numpy()
+    keep = ~((gender == "female") & (table["repetition"].to_numpy() == 2))  # 1 female clip for 2 male clips
+    X = _noise(len(table), seed=4)[keep]
+    gender_res = m.probe_uar(X, gender[keep], actors[keep], class_weight=None)
+    assert abs(gender_res.uar_mean - gender_res.accuracy_mean) > 0.02  # the two differ here
+    row = m.summary_row("noise", 8, m.probe_uar(X, emo[keep], actors[keep]), gender=gender_res)
+    assert row["gender_uar"] == gender_res.uar_mean
+    assert m.results_table([row]).loc[0, "gender_uar"] == pytest.approx(np.mean(gender_res.fold_uar))
+
+
+# --- per-fold rows in long form ------------------------------------------------------
+
+
+def test_probe_rows_one_row_per_target_and_fold(table: pd.DataFrame) -> None:
+    X = _class_features(table["emotion"].to_numpy(), scale=0.5)
+    probes = m.probe_representation(X, table)
+    rows = m.probe_rows(probes, "synthetic", seed=3)
+    assert tuple(rows.columns) == m.PROBE_ROW_COLUMNS == (
+        "representation", "seed", "target", "fold", "held_out", "uar", "accuracy", "n_test")
+    assert rows.groupby("target", sort=False).size().to_dict() == {"emotion": 5, "gender": 5, "speaker_id": 2}
+    assert (rows["representation"] == "synthetic").all() and (rows["seed"] == 3).all()
+    for target, res in probes.items():
+        part = rows[rows["target"] == target]
+        assert part["fold"].tolist() == list(range(len(res.held_out)))
+        assert part["uar"].mean() == pytest.approx(res.uar_mean)
+        assert part["accuracy"].mean() == pytest.approx(res.accuracy_mean)
+        assert part["n_test"].sum() == len(table)  # every clip is tested once
+        assert part["held_out"].tolist() == [" ".join(map(str, fold)) for fold in res.held_out]
+    actors = table["actor"].to_numpy()
+    emotion = rows[rows["target"] == "emotion"]
+    assert emotion["held_out"].iloc[0] == "2 5 14 15 16"
+    assert emotion["n_test"].tolist() == [int(np.isin(actors, f).sum()) for f in m.ACTOR_FOLDS]
+    assert rows.loc[rows["target"] == "speaker_id", "held_out"].tolist() == ["1", "2"]
+    # seeds and representations stack into one long table; no seed is missing, not 0
+    other = m.probe_rows({"emotion": probes["emotion"]}, "other")
+    both = pd.concat([rows, other], ignore_index=True)
+    assert len(both) == 17 and both["seed"].isna().sum() == 5 and str(both["seed"].dtype) == "Int64"
+
+
+def test_probe_rows_refuses_what_it_cannot_lay_out(table: pd.DataFrame) -> None:
+    res = m.probe_uar(_noise(len(table)), table["emotion"], table["actor"])
+    np.testing.assert_array_equal(res.fold_n_test, [np.isin(table["actor"], f).sum() for f in m.ACTOR_FOLDS])
+    with pytest.raises(ValueError, match="empty"):
+        m.probe_rows({}, "x")
+    with pytest.raises(TypeError, match="ProbeResult"):
+        m.probe_rows({"emotion": res.to_dict()}, "x")
+    by_hand = m.ProbeResult(res.fold_uar, res.fold_accuracy, res.confusion, res.predictions, res.held_out)
+    with pytest.raises(ValueError, match="fold_n_test"):
+        m.probe_rows({"emotion": by_hand}, "x")
 
 
 # --- section 5.3 helpers: encoders, per-fold encoders, cached eGeMAPS, t-SNE ------------
@@ -514,7 +630,7 @@ def test_factor_separation(codes: np.ndarray, factors: pd.DataFrame) -> None:
 def test_egemaps_cached_computes_once_and_rebuilds_on_change(tmp_path, monkeypatch) -> None:
     calls = []
 
-    def fake(sources, sampling_rate=16000, *, n_jobs=1, progress=True, index=None):
+    def fake(sources, sampling_rate=16000, *, audio="raw", config=None, n_jobs=1, progress=True, index=None):
         calls.append(len(sources))
         return pd.DataFrame(np.arange(len(sources) * 88, dtype=float).reshape(len(sources), 88) / 7,
                             index=pd.Index(index), columns=[f"f{i}" for i in range(88)])
@@ -547,3 +663,110 @@ def test_tsne_embedding_is_deterministic_and_keeps_clusters() -> None:
     gap = np.linalg.norm(a[:30].mean(0) - a[30:].mean(0))
     assert gap > 3 * max(a[:30].std(0).max(), a[30:].std(0).max())
     assert m.tsne_embedding(codes[:6], perplexity=30, standardise=True, max_iter=250).shape == (6, 2)
+
+
+# --- eGeMAPS of the audio the VAE sees ------------------------------------------------
+
+
+def _tone(n: int, sr: int = 16000) -> np.ndarray:
+    """A 7.9 kHz tone: the VAD finds no speech in it (n a multiple of its 480-sample frames), so
+    preprocessing keeps all n samples."""
+    return (0.5 * np.sin(2 * np.pi * 7900 * np.arange(n) / sr)).astype(np.float32)
+
+
+@pytest.mark.parametrize("bursts", [(1.5, 1.5), (0.5,)])
+def test_preprocess_audio_is_what_the_log_mel_is_made_of(bursts) -> None:
+    from conftest import utterance
+
+    from emovae_utils import dsp
+
+    y = utterance(bursts=bursts)
+    config = dsp.PreprocessConfig(top_db=None)  # top_db clips relative to the loudest frame of each input
+    audio, info = dsp.preprocess_audio(y, 48000, config)
+    S, info_signal = dsp.preprocess_signal(y, 48000, config)
+    assert info == info_signal and audio.dtype == np.float32 and audio.max() == 1.0
+    assert len(audio) == info.n_voiced_samples < info.n_samples == len(y) // 3
+    assert info.n_voiced_frames == 1 + len(audio) // 256 == dsp.log_mel(audio, config).shape[1]
+    np.testing.assert_array_equal(S, dsp.fix_frames(dsp.log_mel(audio, config), 128))
+
+    window, info_window = dsp.preprocess_audio(y, 48000, config, window=True)
+    assert window.shape == (128 * 256,) and window.dtype == np.float32 and info_window == info
+    T = info.n_voiced_frames
+    if T > 128:  # centre crop: the frames fix_frames keeps, from the same samples
+        start = (T - 128) // 2 * 256
+        np.testing.assert_array_equal(window, audio[start:start + 128 * 256])
+        np.testing.assert_array_equal(dsp.log_mel(window, config)[:, 2:126], S[:, 2:126])
+    else:  # zero-padded on the right, where fix_frames repeats the last frame
+        np.testing.assert_array_equal(window[:len(audio)], audio)
+        assert not window[len(audio):].any()
+        np.testing.assert_array_equal(dsp.log_mel(window, config)[:, :T - 2], S[:, :T - 2])
+
+
+def test_preprocess_audio_window_lengths_at_the_edges() -> None:
+    from emovae_utils import dsp
+
+    for n, start in ((31680, 0), (32640, 0), (33120, 256), (40320, 3840)):  # 124, 128, 130, 158 frames
+        y = _tone(n)
+        audio, info = dsp.preprocess_audio(y, 16000)
+        window, _ = dsp.preprocess_audio(y, 16000, window=True)
+        assert not info.speech_found and len(audio) == n and info.n_voiced_frames == 1 + n // 256
+        assert len(window) == 32768
+        kept = min(n - start, 32768)  # 128 frames of 32640 samples run 128 samples past the end: zeros
+        np.testing.assert_array_equal(window[:kept], audio[start:start + kept])
+        assert not window[kept:].any()
+    with pytest.raises(dsp.AudioError, match="mono"):
+        dsp.preprocess_audio(np.zeros((2, 100)), 16000)
+    with pytest.raises(dsp.AudioError, match="silent"):
+        dsp.preprocess_audio(np.zeros(100), 16000)
+
+
+@pytest.mark.usefixtures("smile_ok")
+def test_egemaps_of_preprocessed_audio_is_egemaps_of_preprocess_audio() -> None:
+    from emovae_utils import dsp
+
+    sig = np.concatenate([np.zeros(8000, np.float32), _voice(2.5), np.zeros(8000, np.float32)])
+    for audio in ("preprocessed", "window"):
+        direct = m.egemaps_functionals([sig], audio=audio, progress=False)
+        by_hand = m.egemaps_functionals([dsp.preprocess_audio(sig, 16000, window=audio == "window")[0]],
+                                        progress=False)
+        pd.testing.assert_frame_equal(direct, by_hand)
+    with pytest.raises(ValueError, match="audio='vae'"):
+        m.egemaps_functionals([sig], audio="vae")
+    with pytest.raises(ValueError, match="sampling_rate=16000"):
+        m.egemaps_functionals([sig], 22050, audio="window")
+    assert set(m.EGEMAPS_AUDIO) == {"raw", "preprocessed", "window"}
+
+
+@pytest.mark.usefixtures("smile_ok")
+def test_egemaps_cached_variants_differ_and_never_share_a_cache(ravdess_dir, tmp_path, monkeypatch) -> None:
+    from emovae_utils import dsp
+
+    paths = sorted((ravdess_dir / "Actor_01").glob("03-01-0[15]-01-01-01-01.*"))
+    assert len(paths) == 2, paths
+    calls: list[str] = []
+    real = baselines.egemaps_functionals
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["audio"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(baselines, "egemaps_functionals", counting)
+    cache = tmp_path / "cache"
+    tables = {audio: m.egemaps_cached(paths, cache, audio=audio, progress=False) for audio in m.EGEMAPS_AUDIO}
+    assert calls == ["raw", "preprocessed", "window"] and len(list(cache.glob("egemaps-*.csv"))) == 3
+    for audio, table in tables.items():
+        assert table.shape == (2, 88) and np.isfinite(table.to_numpy()).all()
+        pd.testing.assert_frame_equal(m.egemaps_cached(paths, cache, audio=audio, progress=False), table,
+                                      check_names=False)
+    assert len(calls) == 3  # all three read back from their own files
+    for a, b in itertools.combinations(tables.values(), 2):
+        assert not np.allclose(a.to_numpy(), b.to_numpy())
+    # the VAD drops the silence around the sentence: less unvoiced time in the preprocessed audio
+    pause = "MeanUnvoicedSegmentLength"
+    assert (tables["preprocessed"][pause] < tables["raw"][pause]).all()
+    # the preprocessing recipe is part of the key of the preprocessed variants only
+    other = dsp.PreprocessConfig(vad_mode=1)
+    m.egemaps_cached(paths, cache, audio="raw", config=other, progress=False)
+    assert len(calls) == 3
+    m.egemaps_cached(paths, cache, audio="window", config=other, progress=False)
+    assert calls[3:] == ["window"] and len(list(cache.glob("egemaps-*.csv"))) == 4

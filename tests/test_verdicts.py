@@ -203,3 +203,55 @@ def test_single_run_claim_sentences():
     assert claim_b_sentence(strong, weak, p_high, p_low).startswith("**Claim (b) holds**")
     s = claim_b_sentence(weak, strong, p_low, p_high)
     assert s.startswith("**Claim (b) does not hold**") and "lower in 1 of 5 folds" in s
+
+
+def test_claim_rows_have_the_verdict_columns_and_clear_cut_verdicts(tmp_path):
+    from emovae_utils.metrics.verdicts import claim_a_row, claim_b_row, convergence_row, not_converged_row
+
+    a = claim_a_row([0, 1, 0, 0, 1])
+    assert tuple(a) == VERDICT_COLUMNS and a["verdict"] == "does not hold" and a["n_runs"] == 5
+    assert a["claim"] == "(a) 3 of 8 latent dimensions separate emotions (one-actor encoder, all 24 actors' clips)"
+    assert "Holm" in a["rule"] and a["statistic"] == pytest.approx(0.4)
+    assert claim_a_row([3, 3, 4, 3, 3])["verdict"] == "holds"
+    assert claim_a_row([0, 4, 1, 5, 3])["verdict"] == "inconclusive"
+    assert "(12-actor encoder, Actor 01's clips)" in claim_a_row([1], where="Actor 01's clips",
+                                                                 encoder="12-actor encoder")["claim"]
+
+    hi, lo = np.array([0.30, 0.32, 0.31, 0.33, 0.30]), np.array([0.20, 0.21, 0.20, 0.22, 0.19])
+    b = claim_b_row(hi, lo)
+    assert tuple(b) == VERDICT_COLUMNS and b["verdict"] == "holds" and b["statistic"] == pytest.approx(np.mean(hi - lo))
+    assert b["claim"] == "(b) emotion separation is weaker with 12 actors than with one (emotion UAR)"
+    assert claim_b_row(lo, hi, measure="max NMI")["verdict"] == "does not hold"
+    assert claim_b_row(hi, hi + np.array([0.02, -0.03, 0.01, -0.01, 0.0]))["verdict"] == "inconclusive"
+    grid = claim_b_row(hi[:, None] + np.zeros((5, 4)), lo[:, None] + np.zeros((5, 4)))  # seeds x folds
+    assert grid["verdict"] == "holds" and grid["n_runs"] == 5 and "seeds and folds" in grid["rule"]
+
+    c = convergence_row([15500, 16200, 17000, 16500, 15800])
+    assert tuple(c) == VERDICT_COLUMNS and c["verdict"] == "holds" and c["claim"] == "losses flatten near epoch 16000"
+    assert c["statistic"] == pytest.approx(16200) and 12000 <= c["ci_low"] <= c["ci_high"] <= 20000
+    assert "[12000, 20000]" in c["rule"]
+    assert convergence_row([4000, 5000, 4500])["verdict"] == "does not hold"  # wholly outside
+    assert convergence_row([15500, None, 17000, np.nan, 16000])["verdict"] == "inconclusive"  # 2 of 5 never flatten
+    assert convergence_row([15500, None, None, None, 16000])["verdict"] == "does not hold"  # most never flatten
+    assert convergence_row([9000, 19000, 14000, 21000])["verdict"] == "inconclusive"  # interval spans the edge
+    assert convergence_row([9000, 10000], tolerance_epochs=8000)["verdict"] == "holds"
+    none = convergence_row([None, None, None])
+    assert none["verdict"] == "does not hold" and np.isnan(none["statistic"]) and none["n_runs"] == 3
+    assert convergence_row(pd.Series([15500, pd.NA, 17000], dtype="Int64"))["verdict"] == "inconclusive"
+
+    n = not_converged_row([None] * 5, 20000)
+    assert tuple(n) == VERDICT_COLUMNS and n["verdict"] == "holds" and n["statistic"] == 0.0
+    assert n["claim"] == "training on all 24 actors does not converge" and "15000 of 20000" in n["rule"]
+    assert not_converged_row([19000, None, None, None, None], 20000)["verdict"] == "holds"  # flat only at the end
+    assert not_converged_row([9000, 8000, 12000, 10000, 9500], 20000)["verdict"] == "does not hold"
+    assert not_converged_row([9000, None, 12000, None, 9500], 20000)["verdict"] == "inconclusive"
+    assert not_converged_row([9000, None, None, None, None], 20000)["verdict"] == "inconclusive"
+    assert not_converged_row([19000] * 5, 20000, min_flat_epochs=500)["verdict"] == "does not hold"
+    with pytest.raises(ValueError, match="past the end"):
+        not_converged_row([25000], 20000)
+    with pytest.raises(ValueError, match="at least one seed"):
+        convergence_row([])
+    write_verdicts([a, b, c, none, n], tmp_path / "verdicts.csv")
+    back = pd.read_csv(tmp_path / "verdicts.csv")
+    assert back["verdict"].tolist() == ["does not hold", "holds", "holds", "does not hold", "holds"]
+    assert back["statistic"].isna().tolist() == [False, False, False, True, False]  # no seed flat: no mean epoch

@@ -48,3 +48,9 @@ from . import verdicts  # noqa: E402
 from .verdicts import *  # noqa: E402, F403
 
 __all__ += verdicts.__all__
+
+# Claim (a): active latent dimensions, which of them separate emotions, the trivial predictor.
+from . import latents  # noqa: E402
+from .latents import *  # noqa: E402, F403
+
+__all__ += latents.__all__

@@ -5,7 +5,9 @@ discrete factor (emotion, actor, gender, intensity). Codes are discretised as
 in the MIG implementation of Locatello et al. (2019, ``disentanglement_lib``,
 ``_histogram_discretize``): per dimension, ``n_bins`` **equal-width** bins
 spanning that dimension's [min, max] (``np.histogram`` edges, then
-``np.digitize``); the factor entropy is I(f; f), as there.
+``np.digitize``); the factor entropy is I(f; f), as there. Every function
+also takes ``strategy="quantile"``: **equal-count** bins per dimension (a
+robustness check: the plug-in estimate depends on the binning).
 """
 
 from __future__ import annotations
@@ -74,12 +76,22 @@ def _mi_batch(a: np.ndarray, bs: np.ndarray) -> np.ndarray:
     return np.maximum(terms.sum(axis=(1, 2)), 0.0)
 
 
-def discretize_codes(codes: np.ndarray, n_bins: int = 20) -> np.ndarray:
-    """Discretise each code dimension into ``n_bins`` equal-width bins.
+_STRATEGIES = ("uniform", "quantile")
 
-    Follows ``_histogram_discretize`` of ``disentanglement_lib`` (Locatello et
-    al., 2019): the edges are ``np.histogram(z, n_bins)`` over that dimension's
-    own [min, max], and ``np.digitize`` against all but the last edge.
+
+def discretize_codes(codes: np.ndarray, n_bins: int = 20, strategy: str = "uniform") -> np.ndarray:
+    """Discretise each code dimension into ``n_bins`` equal-width or equal-count bins.
+
+    ``strategy="uniform"`` follows ``_histogram_discretize`` of
+    ``disentanglement_lib`` (Locatello et al., 2019): the edges are
+    ``np.histogram(z, n_bins)`` over that dimension's own [min, max], and
+    ``np.digitize`` against all but the last edge.
+
+    ``strategy="quantile"`` bins by rank: a value goes to bin
+    ``floor(n_bins * r / N)`` where ``r`` is the number of values of that
+    dimension strictly below it, so tied values share a bin (the bin of their
+    lowest rank). Without ties and with N a multiple of ``n_bins``, every bin
+    holds exactly ``N / n_bins`` values; ties can leave bins empty.
 
     Parameters
     ----------
@@ -87,20 +99,49 @@ def discretize_codes(codes: np.ndarray, n_bins: int = 20) -> np.ndarray:
         Continuous codes (e.g. the encoder means ``mu``).
     n_bins : int, default 20
         Bins per dimension.
+    strategy : {"uniform", "quantile"}, default "uniform"
+        Equal-width bins over [min, max], or equal-count bins.
 
     Returns
     -------
     np.ndarray of int, shape (N, D)
         Bin index per value, in ``0 .. n_bins - 1``. A constant dimension
-        falls into a single bin (and so carries zero information).
+        falls into a single bin (and so carries zero information), by either strategy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> z = np.column_stack([[0.0, 0.1, 0.2, 10.0], [5.0, 5.0, 5.0, 5.0]])
+    >>> discretize_codes(z, n_bins=2)[:, 0].tolist(), discretize_codes(z, n_bins=2, strategy="quantile")[:, 0].tolist()
+    ([0, 0, 0, 1], [0, 0, 1, 1])
+    >>> discretize_codes(z, n_bins=2, strategy="quantile")[:, 1].tolist()  # constant: one bin
+    [0, 0, 0, 0]
     """
     codes = _check_codes(codes)
     if n_bins < 2:
         raise ValueError("n_bins must be at least 2")
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"strategy must be 'uniform' (equal-width bins) or 'quantile' (equal-count bins), "
+                         f"got {strategy!r}")
+    if strategy == "quantile":
+        return _quantile_bins(codes, int(n_bins))
     out = np.empty(codes.shape, dtype=np.int64)
     for j in range(codes.shape[1]):
         edges = np.histogram(codes[:, j], bins=n_bins)[1]
         out[:, j] = np.digitize(codes[:, j], edges[:-1]) - 1
+    return out
+
+
+def _quantile_bins(codes: np.ndarray, n_bins: int) -> np.ndarray:
+    """Equal-count bins: ``floor(n_bins * (values strictly below) / N)`` per column, vectorised."""
+    n = codes.shape[0]
+    order = np.argsort(codes, axis=0, kind="stable")
+    ranked = np.take_along_axis(codes, order, axis=0)
+    first = np.ones(ranked.shape, dtype=bool)
+    first[1:] = ranked[1:] != ranked[:-1]  # the first of each run of ties
+    below = np.maximum.accumulate(np.where(first, np.arange(n)[:, None], 0), axis=0)
+    out = np.empty(codes.shape, dtype=np.int64)
+    np.put_along_axis(out, order, below * n_bins // max(n, 1), axis=0)
     return out
 
 
@@ -129,7 +170,9 @@ def factor_entropy(factors: pd.DataFrame) -> pd.Series:
     )
 
 
-def latent_factor_mi(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20) -> pd.DataFrame:
+def latent_factor_mi(
+    codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20, *, strategy: str = "uniform"
+) -> pd.DataFrame:
     """Mutual information I(z_i; f) in nats between code dimensions and factors.
 
     Parameters
@@ -142,6 +185,8 @@ def latent_factor_mi(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20)
         intensity), row-aligned with ``codes``.
     n_bins : int, default 20
         Histogram bins per code dimension.
+    strategy : {"uniform", "quantile"}, default "uniform"
+        Equal-width or equal-count bins (:func:`discretize_codes`).
 
     Returns
     -------
@@ -157,7 +202,7 @@ def latent_factor_mi(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20)
     """
     encoded = _encode_factors(factors)
     codes = _check_codes(codes, n_rows=len(factors))
-    binned = discretize_codes(codes, n_bins)
+    binned = discretize_codes(codes, n_bins, strategy)
     table = {
         name: [_mi_from_labels(binned[:, j], labels) for j in range(binned.shape[1])]
         for name, labels in encoded.items()
@@ -165,12 +210,14 @@ def latent_factor_mi(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20)
     return pd.DataFrame(table, index=pd.RangeIndex(codes.shape[1], name="dim"), dtype=float)
 
 
-def normalised_mi(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20) -> pd.DataFrame:
+def normalised_mi(
+    codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20, *, strategy: str = "uniform"
+) -> pd.DataFrame:
     """I(z_i; f) / H(f): the share of each factor's entropy held by each dimension.
 
     Parameters
     ----------
-    codes, factors, n_bins
+    codes, factors, n_bins, strategy
         As in :func:`latent_factor_mi`.
 
     Returns
@@ -186,12 +233,12 @@ def normalised_mi(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20) ->
     >>> normalised_mi(codes, pd.DataFrame({"emotion": emotion})).round(2)["emotion"].tolist()  # dim 1: bias
     [1.0, 0.1]
     """
-    mi = latent_factor_mi(codes, factors, n_bins)
+    mi = latent_factor_mi(codes, factors, n_bins, strategy=strategy)
     ent = factor_entropy(factors).replace(0.0, np.nan)
     return mi / ent
 
 
-def mig(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20) -> pd.Series:
+def mig(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20, *, strategy: str = "uniform") -> pd.Series:
     """Mutual information gap per factor (Chen et al. 2018; Locatello et al. 2019).
 
     ``MIG(f) = (I_(1) - I_(2)) / H(f)`` where ``I_(1) >= I_(2)`` are the two
@@ -201,7 +248,7 @@ def mig(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20) -> pd.Series
 
     Parameters
     ----------
-    codes, factors, n_bins
+    codes, factors, n_bins, strategy
         As in :func:`latent_factor_mi`; ``codes`` needs at least 2 dimensions.
 
     Returns
@@ -219,7 +266,7 @@ def mig(codes: np.ndarray, factors: pd.DataFrame, n_bins: int = 20) -> pd.Series
     >>> [round(float(mig(np.column_stack(dims), f)["emotion"]), 2) for dims in ([emotion, noise], [emotion, emotion])]
     [0.9, 0.0]
     """
-    mi = latent_factor_mi(codes, factors, n_bins)
+    mi = latent_factor_mi(codes, factors, n_bins, strategy=strategy)
     if mi.shape[0] < 2:
         raise ValueError("MIG needs at least 2 code dimensions")
     top = np.sort(mi.to_numpy(), axis=0)[::-1]
@@ -234,6 +281,8 @@ def mi_permutation_null(
     n_permutations: int = 200,
     quantile: float = 0.95,
     random_state: int = 0,
+    *,
+    strategy: str = "uniform",
 ) -> pd.DataFrame:
     """Quantile of I(z_i; f) when the factor labels are shuffled.
 
@@ -244,7 +293,7 @@ def mi_permutation_null(
 
     Parameters
     ----------
-    codes, factors, n_bins
+    codes, factors, n_bins, strategy
         As in :func:`latent_factor_mi`.
     n_permutations : int, default 200
         Shuffles of each factor column (the same shuffles for every dimension).
@@ -272,7 +321,7 @@ def mi_permutation_null(
     """
     encoded = _encode_factors(factors)
     codes = _check_codes(codes, n_rows=len(factors))
-    binned = discretize_codes(codes, n_bins)
+    binned = discretize_codes(codes, n_bins, strategy)
     rng = np.random.default_rng(random_state)
     table = {}
     for name, labels in encoded.items():
@@ -291,6 +340,8 @@ def informative_dims(
     n_permutations: int = 200,
     alpha: float = 0.05,
     random_state: int = 0,
+    *,
+    strategy: str = "uniform",
 ) -> dict[str, list[int]]:
     """Code dimensions that hold a factor, by a stated two-part criterion.
 
@@ -303,7 +354,7 @@ def informative_dims(
 
     Parameters
     ----------
-    codes, factors, n_bins
+    codes, factors, n_bins, strategy
         As in :func:`latent_factor_mi`.
     threshold : float, default 0.1
         Minimum normalised MI.
@@ -326,9 +377,9 @@ def informative_dims(
     >>> informative_dims(codes, factors, n_permutations=50)
     {'emotion': [0], 'actor': []}
     """
-    mi = latent_factor_mi(codes, factors, n_bins)
+    mi = latent_factor_mi(codes, factors, n_bins, strategy=strategy)
     nmi = mi / factor_entropy(factors).replace(0.0, np.nan)
-    null = mi_permutation_null(codes, factors, n_bins, n_permutations, 1.0 - alpha, random_state)
+    null = mi_permutation_null(codes, factors, n_bins, n_permutations, 1.0 - alpha, random_state, strategy=strategy)
     keep = (nmi >= threshold) & (mi > null)
     return {str(f): [int(d) for d in keep.index[keep[f]]] for f in keep.columns}
 
@@ -339,6 +390,8 @@ def factor_separation(
     factor: str = "emotion",
     threshold: float = 0.1,
     n_bins: int = 20,
+    *,
+    strategy: str = "uniform",
     **kwargs: Any,
 ) -> dict[str, Any]:
     """How many code dimensions hold one factor, and how much of it.
@@ -349,9 +402,9 @@ def factor_separation(
     factors : pandas.DataFrame
         Must contain the column ``factor``.
     factor : str, default "emotion"
-    threshold, n_bins, **kwargs
+    threshold, n_bins, strategy, **kwargs
         Criterion of :func:`informative_dims` (``n_permutations``,
-        ``alpha``, ``random_state``).
+        ``alpha``, ``random_state``); ``strategy`` as in :func:`latent_factor_mi`.
 
     Returns
     -------
@@ -370,8 +423,8 @@ def factor_separation(
     (1, [0], 0, 0.92)
     """
     sub = factors[[factor]]
-    nmi = normalised_mi(codes, sub, n_bins)[factor]
-    dims = informative_dims(codes, sub, threshold, n_bins, **kwargs)[factor]
+    nmi = normalised_mi(codes, sub, n_bins, strategy=strategy)[factor]
+    dims = informative_dims(codes, sub, threshold, n_bins, strategy=strategy, **kwargs)[factor]
     return {
         "n_clips": int(len(sub)),
         "n_informative": len(dims),
@@ -379,5 +432,5 @@ def factor_separation(
         "max_nmi": float(nmi.max()),
         "sum_nmi": float(nmi.sum()),
         "best_dim": int(nmi.idxmax()),
-        "mig": float(mig(codes, sub, n_bins)[factor]) if nmi.size > 1 else float("nan"),
+        "mig": float(mig(codes, sub, n_bins, strategy=strategy)[factor]) if nmi.size > 1 else float("nan"),
     }

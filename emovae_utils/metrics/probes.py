@@ -9,6 +9,14 @@ Emotion and gender are probed speaker-independently with the 5 actor folds of
 training, so it is probed across repetitions (train on repetition 1, test on
 2, and vice versa; :data:`REPETITION_FOLDS`).
 
+The target is UAR (balanced accuracy), and RAVDESS has half as many neutral
+clips as clips of each other emotion, so the logistic regression weights each
+class inversely to its frequency by default (``class_weight="balanced"``);
+``class_weight=None`` gives the unweighted probe.
+
+:func:`probe_rows` lays out the per-fold numbers of one representation's
+probes in long form (one row per target and fold), for tables over seeds.
+
 Leakage-free evaluation of learned features: every probe accepts a
 ``transform``, an unfitted scikit-learn transformer that becomes the first
 step of the probe's pipeline. It is cloned and fitted in each fold on that
@@ -21,7 +29,7 @@ actors.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +57,19 @@ __all__ = [
     "probe_uar",
     "speaker_id_accuracy",
     "probe_representation",
+    "probe_rows",
+    "PROBE_ROW_COLUMNS",
     "EncoderFoldTransform",
 ]
 
 #: Held-out groups for the speaker-identity probe: fold 0 tests repetition 1
 #: (trains on 2), fold 1 tests repetition 2 (trains on 1).
 REPETITION_FOLDS: tuple[tuple[int, ...], ...] = ((1,), (2,))
+
+#: Columns of :func:`probe_rows`, in order.
+PROBE_ROW_COLUMNS: tuple[str, ...] = (
+    "representation", "seed", "target", "fold", "held_out", "uar", "accuracy", "n_test",
+)
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,9 @@ class ProbeResult:
         Out-of-fold prediction for each input row (None for rows never held out).
     held_out : tuple of tuple
         The groups held out in each fold.
+    fold_n_test : np.ndarray of int, shape (n_folds,), or None
+        Number of test rows (clips) per fold; None when not recorded (a
+        result built by hand), which :func:`probe_rows` refuses.
     """
 
     fold_uar: np.ndarray
@@ -80,6 +98,7 @@ class ProbeResult:
     confusion: pd.DataFrame
     predictions: np.ndarray
     held_out: tuple[tuple[Any, ...], ...]
+    fold_n_test: np.ndarray | None = None
 
     @property
     def uar_mean(self) -> float:
@@ -130,7 +149,7 @@ class ProbeResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Scalar summary (means, stds, chance, per-fold lists)."""
-        return {
+        out = {
             "uar_mean": self.uar_mean,
             "uar_std": self.uar_std,
             "accuracy_mean": self.accuracy_mean,
@@ -139,6 +158,9 @@ class ProbeResult:
             "fold_uar": self.fold_uar.tolist(),
             "fold_accuracy": self.fold_accuracy.tolist(),
         }
+        if self.fold_n_test is not None:
+            out["fold_n_test"] = np.asarray(self.fold_n_test).tolist()
+        return out
 
 
 def predefined_split(
@@ -197,7 +219,12 @@ def held_out_splits(
 
 
 def make_probe(
-    C: float = 1.0, max_iter: int = 5000, random_state: int = 0, features: Any | None = None
+    C: float = 1.0,
+    max_iter: int = 5000,
+    random_state: int = 0,
+    features: Any | None = None,
+    *,
+    class_weight: str | dict[Any, float] | None = "balanced",
 ) -> Pipeline:
     """The probe: ``StandardScaler`` then multinomial ``LogisticRegression``.
 
@@ -211,6 +238,12 @@ def make_probe(
     features : sklearn transformer, optional
         Prepended as the step ``"features"`` (e.g.
         :func:`~emovae_utils.metrics.baselines.pca_transform`, :class:`EncoderFoldTransform`).
+    class_weight : "balanced", dict or None, default "balanced"
+        ``LogisticRegression``'s ``class_weight``. ``"balanced"`` weights each
+        class by ``n_samples / (n_classes * count)`` in the training rows, so
+        every class counts equally in the loss, as it does in UAR (RAVDESS
+        neutral has half the clips of each other emotion). ``None``: every
+        clip weighs 1 (the probe before this option existed).
 
     Returns
     -------
@@ -219,11 +252,15 @@ def make_probe(
 
     Examples
     --------
-    >>> [name for name, _ in make_probe().steps]
-    ['standardscaler', 'logisticregression']
+    >>> probe = make_probe()
+    >>> [name for name, _ in probe.steps], probe[-1].class_weight
+    (['standardscaler', 'logisticregression'], 'balanced')
+    >>> make_probe(class_weight=None)[-1].class_weight is None
+    True
     """
     probe = make_pipeline(
-        StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=random_state)
+        StandardScaler(),
+        LogisticRegression(C=C, max_iter=max_iter, random_state=random_state, class_weight=class_weight),
     )
     if features is not None:
         probe.steps.insert(0, ("features", features))
@@ -240,6 +277,7 @@ def cross_validate_probe(
     C: float = 1.0,
     max_iter: int = 5000,
     random_state: int = 0,
+    class_weight: str | dict[Any, float] | None = "balanced",
 ) -> ProbeResult:
     """Generic group-held-out cross-validation of a linear probe.
 
@@ -267,12 +305,14 @@ def cross_validate_probe(
         :func:`~emovae_utils.metrics.baselines.pca_transform` or
         :class:`EncoderFoldTransform`. A transformer whose ``fit`` takes
         ``test_fold`` receives the split's ``test_fold`` of its training rows.
-    C, max_iter, random_state
-        See :func:`make_probe`.
+    C, max_iter, random_state, class_weight
+        See :func:`make_probe`; ``class_weight="balanced"`` (default) weights
+        the classes of each fold's training rows equally, ``None`` does not.
 
     Returns
     -------
     ProbeResult
+        With ``fold_n_test``, the test rows of each fold.
     """
     labels = np.asarray(labels)
     groups = np.asarray(groups)
@@ -290,7 +330,8 @@ def cross_validate_probe(
     if transform is not None and has_fit_parameter(transform, "test_fold"):
         params["features__test_fold"] = split.test_fold
     cv = cross_validate(
-        make_probe(C=C, max_iter=max_iter, random_state=random_state, features=transform),
+        make_probe(C=C, max_iter=max_iter, random_state=random_state, features=transform,
+                   class_weight=class_weight),
         X, labels, cv=split, scoring=("balanced_accuracy", "accuracy"), params=params,
         return_estimator=True, return_indices=True, error_score="raise",
     )
@@ -311,6 +352,7 @@ def cross_validate_probe(
         confusion=conf,
         predictions=predictions,
         held_out=tuple(tuple(f) for f in held_out),
+        fold_n_test=np.array([len(test) for test in tests], dtype=np.int64),
     )
 
 
@@ -319,6 +361,8 @@ def probe_uar(
     labels: Sequence[Any] | np.ndarray,
     groups: Sequence[Any] | np.ndarray,
     folds: Sequence[Sequence[int]] = ACTOR_FOLDS,
+    *,
+    class_weight: str | dict[Any, float] | None = "balanced",
     **kwargs: Any,
 ) -> ProbeResult:
     """Speaker-independent probe: UAR with whole actors held out per fold.
@@ -335,6 +379,8 @@ def probe_uar(
         Actor number (1-24) of each clip.
     folds : sequence of sequences of int, default :data:`~emovae_utils.data.ACTOR_FOLDS`
         Actors held out in each fold.
+    class_weight : "balanced", dict or None, default "balanced"
+        See :func:`make_probe`.
     **kwargs
         ``transform``, ``C``, ``max_iter``, ``random_state`` of
         :func:`cross_validate_probe`.
@@ -344,7 +390,7 @@ def probe_uar(
     ProbeResult
         ``uar_mean``, ``uar_std``, ``fold_uar``, ``confusion_matrix(normalize=...)``.
     """
-    return cross_validate_probe(X, labels, groups, folds, **kwargs)
+    return cross_validate_probe(X, labels, groups, folds, class_weight=class_weight, **kwargs)
 
 
 def speaker_id_accuracy(
@@ -352,6 +398,8 @@ def speaker_id_accuracy(
     actors: Sequence[Any] | np.ndarray,
     split_groups: Sequence[Any] | np.ndarray,
     held_out: Sequence[Sequence[Any]] = REPETITION_FOLDS,
+    *,
+    class_weight: str | dict[Any, float] | None = "balanced",
     **kwargs: Any,
 ) -> ProbeResult:
     """Actor-identity probe within actors: train on one repetition, test on the other.
@@ -372,6 +420,9 @@ def speaker_id_accuracy(
     split_groups : array-like, shape (N,)
         Repetition (1 or 2) of each clip.
     held_out : sequence of sequences, default ``((1,), (2,))``
+    class_weight : "balanced", dict or None, default "balanced"
+        See :func:`make_probe` (the actors are balanced here, so it changes
+        little).
     **kwargs
         ``transform``, ``C``, ``max_iter``, ``random_state`` of
         :func:`cross_validate_probe`.
@@ -392,7 +443,7 @@ def speaker_id_accuracy(
         missing = all_actors - set(np.unique(actors_arr[train_idx]).tolist())
         if missing:
             raise ValueError(f"actors {sorted(missing)} have no training clips in some fold")
-    return cross_validate_probe(X, actors_arr, split_arr, held_out, **kwargs)
+    return cross_validate_probe(X, actors_arr, split_arr, held_out, class_weight=class_weight, **kwargs)
 
 
 def probe_representation(
@@ -402,6 +453,7 @@ def probe_representation(
     transform: Any | None = None,
     speaker_id: bool = True,
     folds: Sequence[Sequence[int]] = ACTOR_FOLDS,
+    class_weight: str | dict[Any, float] | None = "balanced",
     **kwargs: Any,
 ) -> dict[str, ProbeResult]:
     """The three probes of one representation on the same clips.
@@ -419,6 +471,8 @@ def probe_representation(
         Also run :func:`speaker_id_accuracy` (split by repetition).
     folds : sequence of sequences of int, default :data:`~emovae_utils.data.ACTOR_FOLDS`
         Actor folds of the emotion and gender probes.
+    class_weight : "balanced", dict or None, default "balanced"
+        See :func:`make_probe`; used for all three probes.
     **kwargs
         ``C``, ``max_iter``, ``random_state`` of :func:`cross_validate_probe`.
 
@@ -442,15 +496,94 @@ def probe_representation(
     (1.0, 0.125, True)
     """
     actors = index["actor"].to_numpy()
+    kwargs.update(transform=transform, class_weight=class_weight)
     out = {
-        "emotion": probe_uar(X, index["emotion"].to_numpy(), actors, folds, transform=transform, **kwargs),
-        "gender": probe_uar(X, index["gender"].to_numpy(), actors, folds, transform=transform, **kwargs),
+        "emotion": probe_uar(X, index["emotion"].to_numpy(), actors, folds, **kwargs),
+        "gender": probe_uar(X, index["gender"].to_numpy(), actors, folds, **kwargs),
     }
     if speaker_id:
-        out["speaker_id"] = speaker_id_accuracy(
-            X, actors, index["repetition"].to_numpy(), transform=transform, **kwargs
-        )
+        out["speaker_id"] = speaker_id_accuracy(X, actors, index["repetition"].to_numpy(), **kwargs)
     return out
+
+
+def probe_rows(
+    probes: Mapping[str, ProbeResult], representation: str, seed: int | None = None
+) -> pd.DataFrame:
+    """Per-fold probe results of one representation in long form.
+
+    One row per target and fold, so the rows of several representations and
+    seeds concatenate (``pd.concat``) into one table for per-fold and
+    across-seed statistics.
+
+    Parameters
+    ----------
+    probes : mapping of str to ProbeResult
+        E.g. from :func:`probe_representation`: ``{"emotion": ..., "gender":
+        ..., "speaker_id": ...}`` (``"speaker_id"`` optional). The keys become
+        the ``target`` column, in the mapping's order.
+    representation : str
+        Name of the representation, e.g. ``"VAE mu, 12-actor encoder (male)"``.
+    seed : int, optional
+        Seed of the run that made the representation; None (missing) when
+        there is only one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`PROBE_ROW_COLUMNS`: ``representation`` (str), ``seed``
+        (nullable ``Int64``), ``target`` (str), ``fold`` (int, 0-based index
+        into the result's ``held_out``), ``held_out`` (the fold's held-out
+        groups as text, e.g. ``"2 5 14 15 16"``), ``uar`` (balanced
+        accuracy), ``accuracy``, ``n_test`` (test clips of the fold). The
+        mean of ``uar`` over a target's rows is that result's ``uar_mean``.
+
+    Raises
+    ------
+    TypeError
+        If a value is not a :class:`ProbeResult`.
+    ValueError
+        If ``probes`` is empty, or a result lacks ``fold_n_test`` (built by
+        hand rather than by :func:`cross_validate_probe`).
+
+    Examples
+    --------
+    >>> import itertools, numpy as np, pandas as pd
+    >>> index = pd.DataFrame(list(itertools.product(range(1, 25), range(8), (1, 2))),
+    ...                      columns=["actor", "emotion", "repetition"])
+    >>> index["gender"] = np.where(index.actor % 2, "male", "female")
+    >>> X = np.eye(8)[index.emotion] + 0.1 * np.random.default_rng(0).standard_normal((len(index), 8))
+    >>> rows = probe_rows(probe_representation(X, index), "one-hot emotion", seed=0)
+    >>> rows.groupby("target", sort=False).size().to_dict()
+    {'emotion': 5, 'gender': 5, 'speaker_id': 2}
+    >>> print(rows.iloc[[0, 1, 10]][["target", "fold", "held_out", "n_test"]].to_string(index=False))
+        target  fold     held_out  n_test
+       emotion     0 2 5 14 15 16      80
+       emotion     1  3 6 7 13 18      80
+    speaker_id     0            1     192
+    """
+    if not probes:
+        raise ValueError("probes is empty: pass the dict probe_representation returns")
+    frames = []
+    for target, res in probes.items():
+        if not isinstance(res, ProbeResult):
+            raise TypeError(f"probes[{target!r}] is a {type(res).__name__}, not a ProbeResult")
+        if res.fold_n_test is None:
+            raise ValueError(
+                f"probes[{target!r}] has no fold_n_test (test clips per fold); "
+                "make it with cross_validate_probe / probe_uar / probe_representation"
+            )
+        n_folds = len(res.fold_uar)
+        frames.append(pd.DataFrame({
+            "representation": representation,
+            "seed": pd.array([seed] * n_folds, dtype="Int64"),
+            "target": target,
+            "fold": np.arange(n_folds),
+            "held_out": [" ".join(str(g) for g in fold) for fold in res.held_out],
+            "uar": np.asarray(res.fold_uar, dtype=float),
+            "accuracy": np.asarray(res.fold_accuracy, dtype=float),
+            "n_test": np.asarray(res.fold_n_test, dtype=np.int64),
+        }, columns=list(PROBE_ROW_COLUMNS)))
+    return pd.concat(frames, ignore_index=True)
 
 
 class _TrainedEncoders:

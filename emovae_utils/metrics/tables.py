@@ -1,4 +1,10 @@
-"""One row per representation: the results table of the probes."""
+"""One row per representation: the results table of the probes.
+
+Emotion and gender are scored as UAR (mean over the actor folds of the
+balanced accuracy), speaker identity as accuracy (its test classes are
+balanced, so the two agree). Per-fold numbers in long form come from
+:func:`~emovae_utils.metrics.probes.probe_rows`.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "emotion_uar_mean",
     "emotion_uar_std",
     "speaker_id_acc",
-    "gender_acc",
+    "gender_uar",
 )
 
 
@@ -43,8 +49,9 @@ def summary_row(
     speaker_id : ProbeResult, optional
         From :func:`speaker_id_accuracy`: ``speaker_id_acc`` = mean accuracy.
     gender : ProbeResult, optional
-        From :func:`probe_uar` with gender labels: ``gender_acc`` = mean plain
-        accuracy over the actor folds.
+        From :func:`probe_uar` with gender labels: ``gender_uar`` = mean over
+        the actor folds of the balanced accuracy (``gender.uar_mean``; chance
+        0.5 whatever the folds' gender mix).
 
     Returns
     -------
@@ -68,7 +75,7 @@ def summary_row(
         "emotion_uar_mean": emotion.uar_mean,
         "emotion_uar_std": emotion.uar_std,
         "speaker_id_acc": np.nan if speaker_id is None else speaker_id.accuracy_mean,
-        "gender_acc": np.nan if gender is None else gender.accuracy_mean,
+        "gender_uar": np.nan if gender is None else gender.uar_mean,
     }
 
 
@@ -94,7 +101,7 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     Examples
     --------
     >>> table = results_table([{"representation": "PCA-8", "dims": 8, "emotion_uar_mean": 0.31}])
-    >>> table.loc[0, "representation"], float(table.loc[0, "emotion_uar_mean"]), bool(table["gender_acc"].isna()[0])
+    >>> table.loc[0, "representation"], float(table.loc[0, "emotion_uar_mean"]), bool(table["gender_uar"].isna()[0])
     ('PCA-8', 0.31, True)
     >>> list(table.columns) == list(RESULT_COLUMNS)
     True

@@ -15,6 +15,8 @@ does not separate the claim from its negation). :func:`verdict_row` and
 * :func:`permutation_pvalues`, :func:`holm`, :func:`holm_adjusted`,
   :func:`bias_corrected_nmi`: which latent dimensions beat the permutation null
   of their mutual information, corrected for testing all of them.
+* :func:`claim_a_row`, :func:`claim_b_row`, :func:`convergence_row`,
+  :func:`not_converged_row`: the rows of ``verdicts.csv``, one per claim.
 
 All functions are pure and deterministic (seeded by ``random_state``).
 """
@@ -34,6 +36,7 @@ __all__ = [
     "bootstrap_ci", "hierarchical_bootstrap_ci", "interval_verdict", "paired_difference", "count_verdict",
     "holm", "holm_adjusted", "permutation_pvalues", "bias_corrected_nmi", "verdict_row", "write_verdicts",
     "claim_a_sentence", "claim_b_sentence",
+    "claim_a_row", "claim_b_row", "convergence_row", "not_converged_row",
 ]
 
 #: The three verdicts a claim can get.
@@ -404,11 +407,13 @@ def permutation_pvalues(
     n_bins: int = 20,
     n_permutations: int = 1000,
     random_state: int = 0,
+    *,
+    strategy: str = "uniform",
 ) -> pd.DataFrame:
     """Permutation p-value of the mutual information of every code dimension with every factor.
 
     The same estimator as :func:`~emovae_utils.metrics.information.latent_factor_mi`
-    (equal-width bins); the null shuffles each factor's labels (the same
+    (equal-width bins, or equal-count with ``strategy="quantile"``); the null shuffles each factor's labels (the same
     shuffles for every dimension, as :func:`~emovae_utils.metrics.information.mi_permutation_null`).
     ``p = (1 + #{null MI >= observed}) / (1 + n_permutations)``, never 0.
 
@@ -421,6 +426,8 @@ def permutation_pvalues(
         The smallest possible p-value is ``1 / (n_permutations + 1)``: with
         Holm over D dimensions, ``n_permutations`` must exceed ``D / alpha``.
     random_state : int, default 0
+    strategy : {"uniform", "quantile"}, default "uniform"
+        Equal-width or equal-count bins (:func:`~emovae_utils.metrics.information.discretize_codes`).
 
     Returns
     -------
@@ -444,9 +451,9 @@ def permutation_pvalues(
     if not isinstance(factors, pd.DataFrame):
         raise TypeError("factors must be a pandas DataFrame of discrete columns")
     codes = np.asarray(codes, dtype=float)
-    observed = latent_factor_mi(codes, factors, n_bins)
+    observed = latent_factor_mi(codes, factors, n_bins, strategy=strategy)
     entropy = factor_entropy(factors)
-    binned = discretize_codes(codes, n_bins)
+    binned = discretize_codes(codes, n_bins, strategy)
     rng = np.random.default_rng(random_state)
     rows = []
     for name in factors.columns:
@@ -605,3 +612,222 @@ def claim_b_sentence(one: Any, twelve: Any, uar_one: Any, uar_twelve: Any) -> st
             f"{float(one['max_nmi']):.3f}, emotion UAR {uar_twelve.uar_mean:.3f} vs {uar_one.uar_mean:.3f} "
             f"(lower in {lower} of {len(np.asarray(uar_one.fold_uar))} folds). One training run each: "
             "see the issue on verdicts over seeds before reading this as a result.")
+
+
+def claim_a_row(
+    counts_per_seed: Sequence[int] | np.ndarray,
+    claimed: int = 3,
+    where: str = "all 24 actors' clips",
+    *,
+    encoder: str = "one-actor encoder",
+    n_dims: int = 8,
+    mode: str = "at_least",
+    margin: float = 0.5,
+    n_boot: int = 10000,
+    ci: float = 0.95,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Verdict row of claim (a), "3 of 8 latent dimensions separate emotions", from its count per seed.
+
+    Parameters
+    ----------
+    counts_per_seed : array-like of int
+        Per seed, the dimensions that separate emotions: active, with a
+        Holm-corrected permutation p-value at most alpha
+        (``emotion_dimensions(...)["separates"].sum()`` of :mod:`~emovae_utils.metrics.latents`).
+    claimed : int, default 3
+    where : str, default "all 24 actors' clips"
+        Which clips were encoded.
+    encoder : str, default "one-actor encoder"
+        Which model, for the claim text.
+    n_dims : int, default 8
+        Latent size, for the claim text.
+    mode, margin, n_boot, ci, random_state
+        As in :func:`count_verdict`.
+
+    Returns
+    -------
+    dict
+        A :func:`verdict_row`: exactly :data:`VERDICT_COLUMNS`.
+
+    Examples
+    --------
+    >>> row = claim_a_row([1, 0, 1, 1, 0])
+    >>> row["claim"], row["verdict"]
+    ("(a) 3 of 8 latent dimensions separate emotions (one-actor encoder, all 24 actors' clips)", 'does not hold')
+    """
+    claim = f"(a) {claimed} of {n_dims} latent dimensions separate emotions ({encoder}, {where})"
+    what = "active dimensions whose emotion MI beats the Holm-corrected permutation null"
+    return verdict_row(claim, **count_verdict(counts_per_seed, claimed, mode, margin, n_boot, ci, random_state, what))
+
+
+def claim_b_row(
+    one: pd.DataFrame | np.ndarray | Sequence[float],
+    twelve: pd.DataFrame | np.ndarray | Sequence[float],
+    measure: str = "emotion UAR",
+    *,
+    n_boot: int = 10000,
+    ci: float = 0.95,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Verdict row of claim (b), "emotion separation is weaker with 12 actors than with one", on one measure.
+
+    Parameters
+    ----------
+    one, twelve : array-like, 1-D (runs) or 2-D (seeds x folds), same shape
+        The measure of the one-actor and of the 12-actor encoder, paired entry
+        by entry (same seed, same fold, same clips). Larger must mean more
+        separation (UAR, normalised MI, a count of dimensions).
+    measure : str, default "emotion UAR"
+        Name of the measure, for the claim and rule texts.
+    n_boot, ci, random_state
+        As in :func:`paired_difference`.
+
+    Returns
+    -------
+    dict
+        A :func:`verdict_row` of :func:`paired_difference` ``(one, twelve,
+        claim="greater")``: holds when the interval of the mean of
+        ``one - twelve`` lies above 0.
+
+    Examples
+    --------
+    >>> claim_b_row([0.30, 0.32, 0.31, 0.33], [0.20, 0.21, 0.20, 0.22])["verdict"]
+    'holds'
+    """
+    out = paired_difference(one, twelve, "greater", n_boot, ci, random_state,
+                            what=f"{measure} (one-actor) - {measure} (12-actor)")
+    return verdict_row(f"(b) emotion separation is weaker with 12 actors than with one ({measure})", **out)
+
+
+def convergence_row(
+    epochs_per_seed: Sequence[float | None] | np.ndarray,
+    claimed: int = 16000,
+    tolerance_epochs: int = 4000,
+    *,
+    what: str = "losses",
+    n_boot: int = 10000,
+    ci: float = 0.95,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Verdict row of "losses flatten near epoch 16000" from the epoch each seed's loss flattens.
+
+    The statistic is the mean flat epoch over the seeds that flatten, with a
+    bootstrap interval over those seeds (:func:`bootstrap_ci`). A seed whose
+    loss never flattens (``None`` or NaN, e.g. from
+    :func:`~emovae_utils.metrics.convergence.flat_by_slope`) counts against the claim:
+
+    * **holds** when every seed flattens and the interval lies within
+      ``claimed ± tolerance_epochs``;
+    * **does not hold** when fewer than half the seeds flatten, or the
+      interval lies wholly outside ``claimed ± tolerance_epochs``;
+    * **inconclusive** otherwise.
+
+    Parameters
+    ----------
+    epochs_per_seed : array-like of int, None or NaN
+        1-based flat epoch of each seed; None/NaN: not flat by the end of the run.
+    claimed : int, default 16000
+    tolerance_epochs : int, default 4000
+        How near is "near".
+    what : str, default "losses"
+        Which curve, for the claim text.
+    n_boot, ci, random_state
+        As in :func:`bootstrap_ci`.
+
+    Returns
+    -------
+    dict
+        A :func:`verdict_row`; ``n_runs`` counts all seeds, ``statistic`` and
+        the interval are NaN when no seed flattens.
+
+    Examples
+    --------
+    >>> [convergence_row(e)["verdict"] for e in ([15500, 16200, 17000], [15500, None, 17000], [4000, 5000, 4500])]
+    ['holds', 'inconclusive', 'does not hold']
+    """
+    epochs = _flat_epochs(epochs_per_seed, "convergence_row")
+    flat = epochs[~np.isnan(epochs)]
+    lo, hi = claimed - tolerance_epochs, claimed + tolerance_epochs
+    interval = bootstrap_ci(flat, n_boot, ci, random_state) if flat.size else Interval(np.nan, np.nan, np.nan, 0)
+    if 2 * flat.size < epochs.size or interval.high < lo or interval.low > hi:
+        verdict = "does not hold"
+    elif flat.size == epochs.size and lo <= interval.low and interval.high <= hi:
+        verdict = "holds"
+    else:
+        verdict = "inconclusive"
+    rule = (f"mean epoch at which the loss flattens, {ci:.0%} bootstrap interval over the seeds that flatten; "
+            f"holds when every seed flattens and the interval lies within [{lo:g}, {hi:g}]; does not hold when "
+            "fewer than half the seeds flatten or the interval lies wholly outside; else inconclusive")
+    return verdict_row(f"{what} flatten near epoch {claimed}", verdict, rule, interval.estimate, interval.low,
+                       interval.high, epochs.size)
+
+
+def not_converged_row(
+    flat_epochs_per_seed: Sequence[float | None] | np.ndarray,
+    n_epochs: int,
+    *,
+    min_flat_epochs: int | None = None,
+    where: str = "all 24 actors",
+    n_boot: int = 10000,
+    ci: float = 0.95,
+    random_state: int = 0,
+) -> dict[str, Any]:
+    """Verdict row of "training on all 24 actors does not converge" from where each seed's loss flattens.
+
+    A seed **converges** when the slope rule
+    (:func:`~emovae_utils.metrics.convergence.flat_by_slope`) finds its loss
+    flat from an epoch at most ``n_epochs - min_flat_epochs``: its final slope
+    stayed below the rule's tolerance over at least the last
+    ``min_flat_epochs`` epochs. A seed still changing at the end (``None``)
+    does not converge, nor does one that flattened only within the last
+    ``min_flat_epochs`` (too short a flat stretch to call it converged).
+
+    The statistic is the share of seeds that converge, with a bootstrap
+    interval over seeds: the claim **holds** when the whole interval is below
+    1/2 (e.g. no seed of 5 converges), **does not hold** when it is wholly at
+    or above 1/2 (most seeds converge), else **inconclusive**.
+
+    Parameters
+    ----------
+    flat_epochs_per_seed : array-like of int, None or NaN
+        1-based flat epoch of each seed's loss by the slope rule; None/NaN: not flat.
+    n_epochs : int
+        Length of the runs in epochs.
+    min_flat_epochs : int, optional
+        Default ``n_epochs // 4``: flat over the last quarter of training.
+    where : str, default "all 24 actors"
+        For the claim text.
+    n_boot, ci, random_state
+        As in :func:`bootstrap_ci`.
+
+    Returns
+    -------
+    dict
+        A :func:`verdict_row`.
+
+    Examples
+    --------
+    >>> [not_converged_row(e, 20000)["verdict"] for e in ([None] * 5, [None, None, 19500, None, None], [9000] * 5)]
+    ['holds', 'holds', 'does not hold']
+    """
+    epochs = _flat_epochs(flat_epochs_per_seed, "not_converged_row")
+    if np.nanmax(epochs, initial=0) > n_epochs:
+        raise ValueError(f"a flat epoch is past the end of the runs (n_epochs={n_epochs}); pass the runs' length")
+    min_flat = n_epochs // 4 if min_flat_epochs is None else int(min_flat_epochs)
+    converged = np.nan_to_num(epochs, nan=np.inf) <= n_epochs - min_flat
+    interval = bootstrap_ci(converged.astype(float), n_boot, ci, random_state)
+    rule = (f"share of seeds whose loss is flat (slope rule) from epoch {n_epochs - min_flat} of {n_epochs} or "
+            f"earlier, {ci:.0%} bootstrap interval over seeds; holds when the interval lies below 1/2, does not "
+            "hold when it lies at or above 1/2, else inconclusive")
+    return verdict_row(f"training on {where} does not converge",
+                       interval_verdict(interval.low, interval.high, 0.5, "less"), rule, interval.estimate,
+                       interval.low, interval.high, interval.n)
+
+
+def _flat_epochs(values: Any, caller: str) -> np.ndarray:
+    """Flat epochs as floats, None / NaN / pandas.NA (not flat) as NaN."""
+    epochs = np.array([np.nan if pd.isna(e) else float(e) for e in np.asarray(values, dtype=object).ravel()])
+    if epochs.size == 0:
+        raise ValueError(f"{caller} needs the flat epoch (or None: not flat) of at least one seed")
+    return epochs

@@ -1,0 +1,421 @@
+"""The report's experiments over seeds: its trainings as trials, and the files its verdicts come from.
+
+Every model a verdict rests on is trained several times (one trial per seed,
+:mod:`emovae_utils.experiments`), side by side on all cores. The notebooks use
+this module to
+
+* build the trials of one experiment (:func:`seeded_trials`: the same data and
+  settings, one trial per seed and fold; training samples for one seed only),
+* run them with one torch thread per trial (:func:`run_seeds`; trials that are
+  already complete are reused, so an interrupted run resumes),
+* keep which trials made an experiment in a small manifest next to the models
+  (:func:`write_manifest`, :func:`read_manifest`), so a later notebook
+  evaluates exactly those,
+* load their histories and models (:func:`histories`, :func:`load_models`),
+* summarise where the losses flatten over seeds (:func:`flat_epochs`), and
+* collect one verdict row per claim in ``figures/verdicts.csv``
+  (:func:`record_verdicts`), each notebook adding the claims it decides.
+
+Examples
+--------
+>>> trials = seeded_trials("single_actor", {"actor": 1, "statement": 1}, seeds=[0, 1], epochs=5, sample_every=100)
+>>> [t.seed for t in trials], [t.fit.get("sample_every") for t in trials]
+([0, 1], [100, None])
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .experiments import Trial, run_trials, sweep
+from .io import atomic_write
+
+__all__ = [
+    "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
+    "load_models", "flat_epochs", "record_verdicts", "describe_seeds", "verdict_markdown", "actor_uar",
+    "probe_summary", "record_losses", "LOSSES_NAME",
+    "VERDICTS_NAME", "TRIALS_DIR",
+]
+
+#: Sub-folder of ``models_dir`` holding one folder per trial.
+TRIALS_DIR = "trials"
+#: The verdicts table, in ``figures_dir``.
+VERDICTS_NAME = "verdicts.csv"
+
+
+def seeded_trials(
+    label: str,
+    data: Mapping[str, Any],
+    seeds: Sequence[int],
+    *,
+    folds: Iterable[int | None] = (None,),
+    model: str = "emotion_vae",
+    config: Mapping[str, Any] | None = None,
+    sample_seed: int | None = None,
+    sample_every: int | None = None,
+    **fit: Any,
+) -> list[Trial]:
+    """One experiment as trials: the same data and training settings, one trial per seed (and fold).
+
+    Parameters
+    ----------
+    label : str
+        Names the experiment (part of each trial id), e.g. ``"single_actor"``.
+    data : mapping
+        Data selection (index column -> value(s)); see :class:`~emovae_utils.experiments.Trial`.
+    seeds : sequence of int
+        One trial per seed: the seed of the initial weights and of the batch order.
+    folds : iterable of int or None, default (None,)
+        Held-out actor folds (``range(5)`` for the leakage-free per-fold models).
+    model, config
+        Registered model name and its constructor arguments.
+    sample_seed : int, optional
+        The one seed whose training renders audio samples (default: the first
+        seed); the others skip this work.
+    sample_every : int, optional
+        :func:`~emovae_utils.train.fit`'s ``sample_every`` for that seed.
+    **fit
+        The other settings of :func:`~emovae_utils.train.fit` (``epochs`` required).
+
+    Returns
+    -------
+    list of Trial
+        Seed-major, folds fastest.
+
+    Examples
+    --------
+    >>> ts = seeded_trials("fold_vae", {"statement": 1}, seeds=[0], folds=range(5), epochs=3)
+    >>> len(ts), ts[-1].fold, ts[-1].label
+    (5, 4, 'fold_vae')
+    """
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeded_trials needs at least one seed")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct, got {seeds}")
+    sample_seed = seeds[0] if sample_seed is None else int(sample_seed)
+    out: list[Trial] = []
+    for seed in seeds:
+        settings = dict(fit, sample_every=sample_every if seed == sample_seed else None)
+        out += sweep((model, dict(config or {})), dict(data), [seed], list(folds), label=label, **settings)
+    return out
+
+
+def workers_for(threads: int = 1, cores: int | None = None) -> int:
+    """Trials to run side by side so that ``threads`` per trial fill the cores (at least 1).
+
+    Examples
+    --------
+    >>> workers_for(1, cores=2), workers_for(2, cores=2), workers_for(4, cores=2)
+    (2, 1, 1)
+    """
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:
+            cores = os.cpu_count() or 1
+    return max(1, int(cores) // max(1, int(threads)))
+
+
+def run_seeds(
+    trials: Sequence[Trial],
+    models_dir: str | os.PathLike,
+    data: Any,
+    *,
+    threads: int = 1,
+    address: str | None = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run an experiment's trials under ``models_dir/trials/``, side by side, and return their rows.
+
+    Parameters
+    ----------
+    trials : sequence of Trial
+        E.g. from :func:`seeded_trials`; their ``fit["threads"]`` should equal ``threads``.
+    models_dir : path-like
+        The notebook's ``models_dir``.
+    data : (X, index)
+        All features and their index (:func:`emovae_utils.data.load_features`).
+    threads : int, default 1
+        Torch threads per trial; :func:`workers_for` trials run at once.
+    address : str, optional
+        A Ray cluster instead of local processes (see :func:`~emovae_utils.experiments.run_trials`).
+    progress : bool, default True
+        One line per finished trial.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The result rows (:func:`~emovae_utils.experiments.run_trials`).
+
+    Raises
+    ------
+    RuntimeError
+        If a trial failed, naming its traceback file (rerun to retry: complete trials are reused).
+    """
+    root = Path(models_dir) / TRIALS_DIR
+    rows = run_trials(trials, root, data, address=address, workers=workers_for(threads), progress=progress)
+    failed = rows.attrs.get("failed", [])
+    if failed:
+        raise RuntimeError(f"{len(failed)} trial(s) failed: see {root / failed[0] / 'error.txt'}; "
+                           "run the cell again to retry them (complete trials are reused)")
+    return rows
+
+
+def write_manifest(rows: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Keep which trials made an experiment (their result rows, as CSV) for later notebooks.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> p = write_manifest(pd.DataFrame({"trial_id": ["a"], "seed": [0], "path": ["x"]}),
+    ...                    pathlib.Path(tempfile.mkdtemp()) / "m.csv")
+    >>> read_manifest(p)["trial_id"].tolist()
+    ['a']
+    """
+    path = Path(path)
+    return atomic_write(path, lambda p: rows.to_csv(p, index=False))
+
+
+def read_manifest(path: str | os.PathLike, notebook: str = "") -> pd.DataFrame:
+    """The rows :func:`write_manifest` kept; a clear error naming the notebook to run when missing."""
+    path = Path(path)
+    if not path.exists():
+        hint = f"run notebooks/{notebook}.ipynb first (same preset)" if notebook else "train these models first"
+        raise FileNotFoundError(f"{path} not found: {hint}")
+    return pd.read_csv(path)
+
+
+def _by_seed(rows: pd.DataFrame) -> pd.DataFrame:
+    if rows["seed"].duplicated().any() and "fold" in rows and rows["fold"].notna().any():
+        raise ValueError("rows hold several folds per seed; select one fold first")
+    return rows.sort_values("seed")
+
+
+def histories(rows: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """Seed -> training history (``history.csv`` of each trial).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / "h.csv").write_text("epoch,reconstruction,kl,total\\n1,2,3,5\\n")
+    >>> histories(pd.DataFrame({"seed": [3], "history": [str(d / "h.csv")]}))[3]["total"].tolist()
+    [5]
+    """
+    return {int(r.seed): pd.read_csv(r.history) for r in _by_seed(rows).itertuples()}
+
+
+def load_models(rows: pd.DataFrame, by: str = "seed") -> dict[int, Any]:
+    """``by`` (seed or fold) -> trained model (``model.pt`` of each trial), in eval mode."""
+    from . import models
+
+    out = {}
+    for r in rows.sort_values(by).itertuples():
+        model, _ = models.load_model(r.model_path)
+        out[int(getattr(r, by))] = model.eval()
+    return out
+
+
+def flat_epochs(
+    runs: Mapping[int, pd.DataFrame],
+    tolerance: float = 0.01,
+    per_epochs: int = 1000,
+    losses: Sequence[str] = ("reconstruction", "kl"),
+) -> pd.DataFrame:
+    """Where each seed's losses flatten by the slope rule, each loss separately and both together.
+
+    A loss is flat from the first epoch after which its running median changes
+    by less than ``tolerance`` (relative) per ``per_epochs`` epochs
+    (:func:`~emovae_utils.metrics.flat_by_slope`); the run is flat when every
+    loss in ``losses`` is (the later of their epochs). ``NaN``: still changing
+    at the end of the run.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``seed``; one column per loss and ``both``; ``n_epochs``.
+
+    Examples
+    --------
+    >>> t = np.arange(1, 3001)
+    >>> h = pd.DataFrame({"epoch": t, "reconstruction": np.where(t < 1200, 2000.0 - t, 800.0), "kl": 5.0 + 0 * t})
+    >>> flat_epochs({0: h}, per_epochs=100).loc[0, ["reconstruction", "kl", "both"]].tolist()
+    [1193.0, 1.0, 1193.0]
+    """
+    from .metrics import flat_by_slope
+
+    rows = []
+    for seed, h in sorted(runs.items()):
+        row: dict[str, Any] = {"seed": int(seed)}
+        for loss in losses:
+            epoch = flat_by_slope(h[loss], per_epochs=per_epochs, tolerance=tolerance)
+            row[loss] = np.nan if epoch is None else float(epoch)
+        row["both"] = max(row[loss] for loss in losses) if not any(np.isnan(row[k]) for k in losses) else np.nan
+        row["n_epochs"] = len(h)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("seed")
+
+
+def record_verdicts(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.PathLike) -> pd.DataFrame:
+    """Add or replace (by ``claim``) rows of ``figures_dir/verdicts.csv``; each notebook adds its claims.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from emovae_utils.metrics import verdict_row
+    >>> d = tempfile.mkdtemp()
+    >>> _ = record_verdicts([verdict_row("x", "holds", "r", 1, 0, 2, 3)], d)
+    >>> record_verdicts([verdict_row("x", "inconclusive", "r", 1, 0, 2, 3)], d)["verdict"].tolist()
+    ['inconclusive']
+    """
+    from .metrics import VERDICT_COLUMNS, write_verdicts
+
+    path = Path(figures_dir) / VERDICTS_NAME
+    new = pd.DataFrame([{k: r[k] for k in VERDICT_COLUMNS} for r in rows], columns=list(VERDICT_COLUMNS))
+    if path.exists():
+        old = pd.read_csv(path)
+        old = old[~old["claim"].isin(new["claim"])]
+        new = pd.concat([old, new], ignore_index=True) if len(old) else new
+    return write_verdicts(new.to_dict("records"), path)
+
+
+def describe_seeds(values: Mapping[int, float] | Sequence[float], digits: int = 3) -> str:
+    """``mean [low, high] over n seeds`` (95 % bootstrap interval) as text.
+
+    Examples
+    --------
+    >>> describe_seeds([0.19, 0.24, 0.21])
+    '0.213 [0.190, 0.240] over 3 seeds'
+    """
+    from .metrics import bootstrap_ci
+
+    vals = list(values.values()) if isinstance(values, Mapping) else list(values)
+    ci = bootstrap_ci(vals)
+    return f"{ci.estimate:.{digits}f} [{ci.low:.{digits}f}, {ci.high:.{digits}f}] over {ci.n} seeds"
+
+
+def verdict_markdown(row: Mapping[str, Any], digits: int = 3) -> str:
+    """One verdict row (``verdicts.csv``) as a Markdown sentence: claim, verdict, statistic and interval, rule.
+
+    Examples
+    --------
+    >>> verdict_markdown({"claim": "(a) 3 of 8", "verdict": "does not hold", "rule": "mean count >= 2.5",
+    ...                   "statistic": 0.4, "ci_low": 0.0, "ci_high": 0.8, "n_runs": 5})
+    '**(a) 3 of 8: does not hold.** Statistic 0.400, 95 % interval [0.000, 0.800] over 5 runs. Rule: mean count >= 2.5.'
+    """
+    f = f"{{:.{digits}f}}"
+    return (f"**{row['claim']}: {row['verdict']}.** Statistic {f.format(float(row['statistic']))}, 95 % interval "
+            f"[{f.format(float(row['ci_low']))}, {f.format(float(row['ci_high']))}] over {int(row['n_runs'])} runs. "
+            f"Rule: {str(row['rule']).rstrip('.')}.")
+
+
+def actor_uar(result: Any, actors: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.ndarray) -> pd.Series:
+    """Each held-out actor's UAR (balanced accuracy of its own clips) from a probe's held-out predictions.
+
+    Parameters
+    ----------
+    result : ProbeResult
+        With ``predictions`` for every clip (speaker-independent folds: each clip predicted once, by the
+        probe that never saw its actor).
+    actors, labels : array-like, shape (N,)
+
+    Returns
+    -------
+    pandas.Series
+        Index: actor; the unit the probes' intervals resample.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> r = NS(predictions=np.array(["a", "b", "a", "a"], dtype=object))
+    >>> actor_uar(r, [1, 1, 2, 2], ["a", "b", "a", "b"]).tolist()
+    [1.0, 0.5]
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    frame = pd.DataFrame({"actor": np.asarray(actors), "true": np.asarray(labels),
+                          "pred": np.asarray(result.predictions)})
+    frame = frame[frame["pred"].notna()]
+    return frame.groupby("actor").apply(lambda g: balanced_accuracy_score(g["true"], g["pred"].astype(g["true"].dtype)),
+                                        include_groups=False).rename("uar")
+
+
+def probe_summary(per_actor: pd.DataFrame, long: pd.DataFrame, random_state: int = 0) -> pd.DataFrame:
+    """One row per representation: emotion UAR mean with its 95 % interval over seeds and actors, and the other probes.
+
+    Parameters
+    ----------
+    per_actor : pandas.DataFrame
+        Columns ``representation, seed, actor, uar`` (emotion probe; :func:`actor_uar` per seed).
+        The interval resamples seeds and actors (:func:`~emovae_utils.metrics.hierarchical_bootstrap_ci`);
+        a representation with one seed (the baselines) resamples actors only.
+    long : pandas.DataFrame
+        Per-fold rows of :func:`~emovae_utils.metrics.probe_rows` (``representation, seed, target, fold, uar,
+        accuracy``) for the speaker-ID accuracy and the gender UAR (means over folds and seeds).
+    random_state : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``representation, n_seeds, emotion_uar_mean, emotion_uar_ci_low, emotion_uar_ci_high,
+        speaker_id_acc, gender_uar`` in the order the representations first appear.
+    """
+    from .metrics import bootstrap_ci, hierarchical_bootstrap_ci
+
+    rows = []
+    for rep, g in per_actor.groupby("representation", sort=False):
+        table = g.assign(seed=g["seed"].fillna(-1)).pivot_table(index="seed", columns="actor", values="uar")
+        ci = (hierarchical_bootstrap_ci(table, random_state=random_state) if len(table) > 1
+              else bootstrap_ci(table.to_numpy().ravel(), random_state=random_state))
+        other = long[long["representation"] == rep]
+        mean = lambda target, col: float(other.loc[other["target"] == target, col].mean())  # noqa: E731
+        rows.append({"representation": rep, "n_seeds": len(table), "emotion_uar_mean": ci.estimate,
+                     "emotion_uar_ci_low": ci.low, "emotion_uar_ci_high": ci.high,
+                     "speaker_id_acc": mean("speaker_id", "accuracy"), "gender_uar": mean("gender", "uar")})
+    return pd.DataFrame(rows)
+
+
+#: Per-seed loss summary of every trained experiment, in ``figures_dir``.
+LOSSES_NAME = "loss_summary.csv"
+
+
+def record_losses(experiment: str, runs: Mapping[int, pd.DataFrame], flat: pd.DataFrame,
+                  figures_dir: str | os.PathLike) -> pd.DataFrame:
+    """Add or replace one experiment's rows of ``figures_dir/loss_summary.csv``: per seed, final losses and flat epoch.
+
+    Parameters
+    ----------
+    experiment : str
+        E.g. ``"one actor"``.
+    runs : mapping of seed to history
+    flat : pandas.DataFrame
+        :func:`flat_epochs` of the same runs (its ``both`` column: NaN when not flat by the end).
+    figures_dir : path-like
+
+    Returns
+    -------
+    pandas.DataFrame
+        The whole table: ``experiment, seed, epochs, final_reconstruction, final_kl, flat_epoch``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> h = pd.DataFrame({"epoch": [1, 2], "reconstruction": [9.0, 8.0], "kl": [1.0, 2.0]})
+    >>> out = record_losses("one actor", {0: h}, pd.DataFrame({"both": [np.nan]}, index=[0]), tempfile.mkdtemp())
+    >>> out[["experiment", "seed", "final_reconstruction", "flat_epoch"]].values.tolist()
+    [['one actor', 0, 8.0, nan]]
+    """
+    path = Path(figures_dir) / LOSSES_NAME
+    new = pd.DataFrame([{"experiment": experiment, "seed": int(s), "epochs": len(h),
+                         "final_reconstruction": float(h["reconstruction"].iloc[-1]),
+                         "final_kl": float(h["kl"].iloc[-1]), "flat_epoch": float(flat.loc[s, "both"])}
+                        for s, h in sorted(runs.items())])
+    if path.exists():
+        old = pd.read_csv(path)
+        new = pd.concat([old[old["experiment"] != experiment], new], ignore_index=True)
+    atomic_write(path, lambda p: new.to_csv(p, index=False, float_format="%.6g"))
+    return new
