@@ -37,7 +37,7 @@ from .io import atomic_write
 __all__ = [
     "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
     "load_models", "flat_epochs", "record_verdicts", "describe_seeds", "verdict_markdown", "actor_uar",
-    "probe_summary", "record_losses", "LOSSES_NAME",
+    "probe_summary", "record_losses", "compare_verdicts", "LOSSES_NAME",
     "VERDICTS_NAME", "TRIALS_DIR",
 ]
 
@@ -419,3 +419,38 @@ def record_losses(experiment: str, runs: Mapping[int, pd.DataFrame], flat: pd.Da
         new = pd.concat([old[old["experiment"] != experiment], new], ignore_index=True)
     atomic_write(path, lambda p: new.to_csv(p, index=False, float_format="%.6g"))
     return new
+
+
+def compare_verdicts(first: pd.DataFrame | str | os.PathLike, second: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
+    """Do two runs of the study (e.g. threads=1 and threads=2, or two machines) replicate each other?
+
+    Parameters
+    ----------
+    first, second : DataFrame or path of a ``verdicts.csv``
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per claim of either run: both verdicts and statistics, ``same_verdict``, and
+        ``inside_each_other`` (each run's statistic lies in the other's 95 % interval; NaN
+        statistics, e.g. no seed flattened in both, count as inside).
+
+    Examples
+    --------
+    >>> a = pd.DataFrame({"claim": ["x"], "verdict": ["holds"], "statistic": [1.0], "ci_low": [0.5], "ci_high": [1.5]})
+    >>> b = a.assign(statistic=[1.2], ci_low=[0.9], ci_high=[1.6])
+    >>> compare_verdicts(a, b)[["same_verdict", "inside_each_other"]].values.tolist()
+    [[True, True]]
+    """
+    a = first if isinstance(first, pd.DataFrame) else pd.read_csv(first)
+    b = second if isinstance(second, pd.DataFrame) else pd.read_csv(second)
+    both = a.merge(b, on="claim", how="outer", suffixes=("_1", "_2"))
+
+    def inside(stat: pd.Series, low: pd.Series, high: pd.Series) -> pd.Series:
+        return stat.isna() & low.isna() | ((low <= stat) & (stat <= high))
+
+    both["same_verdict"] = both["verdict_1"] == both["verdict_2"]
+    both["inside_each_other"] = (inside(both["statistic_1"], both["ci_low_2"], both["ci_high_2"])
+                                 & inside(both["statistic_2"], both["ci_low_1"], both["ci_high_1"]))
+    return both[["claim", "verdict_1", "verdict_2", "statistic_1", "ci_low_1", "ci_high_1", "statistic_2",
+                 "ci_low_2", "ci_high_2", "same_verdict", "inside_each_other"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -19,8 +20,15 @@ def pytest_configure(config):
     if not os.environ.get("EMOVAE_DATA_DIR") and SHARED_RAVDESS.is_dir():
         os.environ["EMOVAE_DATA_DIR"] = str(SHARED_RAVDESS)
     if not os.environ.get("EMOVAE_CACHE_DIR"):
-        os.environ["EMOVAE_CACHE_DIR"] = tempfile.mkdtemp(prefix="emovae-test-cache-")
+        os.environ["EMOVAE_CACHE_DIR"] = config._emovae_cache = tempfile.mkdtemp(prefix="emovae-test-cache-")
     os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_unconfigure(config):
+    # The session's own feature cache (never one the user pointed us at) goes with the session.
+    cache = getattr(config, "_emovae_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -158,3 +158,25 @@ def test_update_readme_replaces_only_the_marked_block(tmp_path):
     path.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(ValueError, match="marker"):
         readme.update_readme(path, tmp_path)
+
+
+def test_the_committed_readme_says_what_the_committed_result_files_say():
+    from emovae_utils.paths import PROJECT_ROOT
+
+    figures = PROJECT_ROOT / "figures"
+    if not (figures / "verdicts.csv").exists():
+        pytest.skip("no paper-preset result files committed yet (make reproduce writes them)")
+    assert readme.readme_block(PROJECT_ROOT / "README.md") == readme.results_markdown(figures), (
+        "README.md's results section differs from figures/*.csv: run `emovae readme` (make reproduce does)")
+
+
+def test_compare_verdicts_flags_a_changed_verdict_and_a_number_outside_the_interval(tmp_path):
+    a = pd.DataFrame([verdict_row("x", "holds", "r", 1.0, 0.5, 1.5, 3), verdict_row("y", "inconclusive", "r", 0, -1, 1, 3),
+                      verdict_row("z", "does not hold", "r", np.nan, np.nan, np.nan, 3)])
+    a.to_csv(tmp_path / "a.csv", index=False)
+    b = a.copy()
+    b.loc[0, ["statistic", "ci_low", "ci_high"]] = [1.8, 1.6, 2.0]  # outside a's interval
+    b.loc[1, "verdict"] = "holds"
+    out = replication.compare_verdicts(tmp_path / "a.csv", b).set_index("claim")
+    assert out["same_verdict"].to_dict() == {"x": True, "y": False, "z": True}
+    assert out["inside_each_other"].to_dict() == {"x": False, "y": True, "z": True}
