@@ -36,7 +36,7 @@ from .io import atomic_write
 
 __all__ = [
     "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
-    "load_models", "flat_epochs", "record_verdicts", "describe_seeds", "verdict_markdown", "actor_uar",
+    "load_models", "flat_epochs", "record_verdicts", "verdict_markdown", "actor_uar",
     "probe_summary", "record_losses", "compare_verdicts", "LOSSES_NAME",
     "VERDICTS_NAME", "TRIALS_DIR",
 ]
@@ -281,21 +281,6 @@ def record_verdicts(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.Pat
         old = old[~old["claim"].isin(new["claim"])]
         new = pd.concat([old, new], ignore_index=True) if len(old) else new
     return write_verdicts(new.to_dict("records"), path)
-
-
-def describe_seeds(values: Mapping[int, float] | Sequence[float], digits: int = 3) -> str:
-    """``mean [low, high] over n seeds`` (95 % bootstrap interval) as text.
-
-    Examples
-    --------
-    >>> describe_seeds([0.19, 0.24, 0.21])
-    '0.213 [0.190, 0.240] over 3 seeds'
-    """
-    from .metrics import bootstrap_ci
-
-    vals = list(values.values()) if isinstance(values, Mapping) else list(values)
-    ci = bootstrap_ci(vals)
-    return f"{ci.estimate:.{digits}f} [{ci.low:.{digits}f}, {ci.high:.{digits}f}] over {ci.n} seeds"
 
 
 def verdict_markdown(row: Mapping[str, Any], digits: int = 3) -> str:

@@ -187,24 +187,6 @@ def test_exported_from_metrics_and_docstring_examples():
     assert doctest.testmod(verdicts).failed == 0
 
 
-def test_single_run_claim_sentences():
-    from types import SimpleNamespace
-
-    from emovae_utils.metrics.verdicts import claim_a_sentence, claim_b_sentence
-
-    three = {"n_informative": 3, "dims": [0, 4, 5], "max_nmi": 0.2}
-    assert claim_a_sentence(three, "x", 0.1).startswith("**Claim (a) holds** on x: 3 of 8")
-    none = {"n_informative": 0, "dims": [], "max_nmi": 0.05}
-    assert "does not hold** on x: 0 of 8 dimensions separate emotions (no dimension" in claim_a_sentence(none, "x", 0.1)
-    p_low = SimpleNamespace(uar_mean=0.2, fold_uar=np.array([0.2, 0.1, 0.3, 0.2, 0.2]))
-    p_high = SimpleNamespace(uar_mean=0.3, fold_uar=np.array([0.3, 0.3, 0.2, 0.3, 0.4]))
-    strong = {"n_informative": 2, "max_nmi": 0.2}
-    weak = {"n_informative": 1, "max_nmi": 0.1}
-    assert claim_b_sentence(strong, weak, p_high, p_low).startswith("**Claim (b) holds**")
-    s = claim_b_sentence(weak, strong, p_low, p_high)
-    assert s.startswith("**Claim (b) does not hold**") and "lower in 1 of 5 folds" in s
-
-
 def test_claim_rows_have_the_verdict_columns_and_clear_cut_verdicts(tmp_path):
     from emovae_utils.metrics.verdicts import claim_a_row, claim_b_row, convergence_row, not_converged_row
 

@@ -35,7 +35,6 @@ __all__ = [
     "VERDICTS", "VERDICT_COLUMNS", "Interval",
     "bootstrap_ci", "hierarchical_bootstrap_ci", "interval_verdict", "paired_difference", "count_verdict",
     "holm", "holm_adjusted", "permutation_pvalues", "bias_corrected_nmi", "verdict_row", "write_verdicts",
-    "claim_a_sentence", "claim_b_sentence",
     "claim_a_row", "claim_b_row", "convergence_row", "not_converged_row",
 ]
 
@@ -556,62 +555,6 @@ def write_verdicts(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -
     table = pd.DataFrame(checked, columns=list(VERDICT_COLUMNS))
     atomic_write(Path(path), lambda p: table.to_csv(p, index=False, float_format="%.6g"))
     return table
-
-
-def claim_a_sentence(separation: Any, where: str, threshold: float, claimed: int = 3) -> str:
-    """Markdown sentence: does one encoder have ``claimed`` dimensions that separate emotions? (one run)
-
-    Parameters
-    ----------
-    separation : mapping or pandas.Series
-        A row of :func:`~emovae_utils.metrics.factor_separation`: ``n_informative``,
-        ``dims`` (0-based), ``max_nmi``.
-    where : str
-        Which clips, e.g. ``"all 24 actors' clips"``.
-    threshold : float
-        The normalised-MI threshold of the criterion.
-
-    Examples
-    --------
-    >>> claim_a_sentence({"n_informative": 1, "dims": [2], "max_nmi": 0.12}, "all clips", 0.1)
-    '**Claim (a) does not hold** on all clips: 1 of 8 dimensions separate emotions (dimensions [2]; largest normalised MI 0.120, threshold 0.1); the report says 3.'
-    """
-    k = int(separation["n_informative"])
-    verdict = "holds" if k == claimed else "does not hold"
-    found = f"dimensions {list(separation['dims'])}" if k else "no dimension"
-    return (f"**Claim (a) {verdict}** on {where}: {k} of 8 dimensions separate emotions ({found}; largest "
-            f"normalised MI {float(separation['max_nmi']):.3f}, threshold {threshold}); the report says {claimed}.")
-
-
-def claim_b_sentence(one: Any, twelve: Any, uar_one: Any, uar_twelve: Any) -> str:
-    """Markdown sentence: is emotion separation weaker with 12 actors than with one? (one run, three measures)
-
-    Parameters
-    ----------
-    one, twelve : mapping or pandas.Series
-        :func:`~emovae_utils.metrics.factor_separation` rows of the one-actor and the 12-actor encoder
-        on the same clips (``n_informative``, ``max_nmi``).
-    uar_one, uar_twelve : ProbeResult
-        Their emotion probes (``uar_mean``, ``fold_uar``).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from types import SimpleNamespace as NS
-    >>> p1, p12 = NS(uar_mean=0.2, fold_uar=np.full(5, 0.2)), NS(uar_mean=0.25, fold_uar=np.full(5, 0.25))
-    >>> claim_b_sentence({"n_informative": 1, "max_nmi": 0.1}, {"n_informative": 0, "max_nmi": 0.09}, p1, p12)[:38]
-    '**Claim (b) holds on 2 of 3 measures**'
-    """
-    weaker = [twelve["n_informative"] < one["n_informative"], twelve["max_nmi"] < one["max_nmi"],
-              uar_twelve.uar_mean < uar_one.uar_mean]
-    n = int(sum(bool(w) for w in weaker))
-    verdict = "holds" if n == 3 else "does not hold" if n == 0 else f"holds on {n} of 3 measures"
-    lower = int((np.asarray(uar_twelve.fold_uar) < np.asarray(uar_one.fold_uar)).sum())
-    return (f"**Claim (b) {verdict}**: 12-actor vs 1-actor encoder on the same clips: {twelve['n_informative']} "
-            f"vs {one['n_informative']} dimensions pass, largest NMI {float(twelve['max_nmi']):.3f} vs "
-            f"{float(one['max_nmi']):.3f}, emotion UAR {uar_twelve.uar_mean:.3f} vs {uar_one.uar_mean:.3f} "
-            f"(lower in {lower} of {len(np.asarray(uar_one.fold_uar))} folds). One training run each: "
-            "see the issue on verdicts over seeds before reading this as a result.")
 
 
 def claim_a_row(
