@@ -15,6 +15,11 @@ from .base import BaseVAE, gaussian_kl
 from .registry import ModelFileError, available, build, load_model, register, registered_name, save_model
 from .emotion_vae import EmotionVAE  # noqa: E402  (registers "emotion_vae")
 from .beta_vae import BetaVAE  # noqa: E402  (registers "beta_vae")
+from .sigma_vae import SigmaVAE  # noqa: E402  (registers "sigma_vae")
+from .tc_vae import TCVAE  # noqa: E402  (registers "tc_vae")
+from .conditional_vae import SpeakerConditionedVAE  # noqa: E402  (registers "speaker_vae")
+from .supervised_vae import EmotionSupervisedVAE  # noqa: E402  (registers "supervised_vae")
 
-__all__ = ["BaseVAE", "EmotionVAE", "BetaVAE", "build", "register", "available", "save_model",
-           "load_model", "registered_name", "ModelFileError", "gaussian_kl"]
+__all__ = ["BaseVAE", "EmotionVAE", "BetaVAE", "SigmaVAE", "TCVAE", "SpeakerConditionedVAE", "EmotionSupervisedVAE",
+           "build", "register", "available", "save_model", "load_model", "registered_name", "ModelFileError",
+           "gaussian_kl"]

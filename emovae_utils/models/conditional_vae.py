@@ -1,0 +1,228 @@
+"""Speaker-conditioned VAE: the decoder (optionally the encoder) is told who speaks.
+
+The question "which VAE learns emotion apart from speaker" asks the latent to
+hold what varies within a speaker. A conditional VAE (Sohn, Lee & Yan 2015)
+gives the decoder a description of the speaker, so the latent need not spend
+capacity on it. The study's folds are speaker-independent: the test speakers
+are never seen in training, so the condition must be formable for a new
+speaker without any label. Two such codes are provided:
+
+* :func:`speaker_codes`: the speaker's mean log-mel spectrum, averaged over
+  time and over all of that speaker's clips (a long-term average spectrum, a
+  classic speaker descriptor). It needs only the speaker's own audio and the
+  knowledge of which clips are theirs, never an emotion label, so it is formed
+  for an unseen test speaker from their own (unlabeled) test clips. In RAVDESS
+  every actor reads the same design (the same 8 emotions x intensities x
+  statements x repetitions, 60 clips each), so the average is over the same
+  emotion mix for every speaker and carries (up to recording noise) no
+  emotion information of a particular clip.
+* :func:`clip_codes`: the clip's own time-averaged spectrum. Needs nothing but
+  the clip, but it also carries that clip's emotion-related level and tilt
+  (anger is loud, sadness soft), so the decoder can read part of the emotion
+  from the condition instead of the latent.
+
+:class:`SpeakerConditionedVAE` subclasses :class:`EmotionVAE` and keeps all its
+layers (they stay the authors'); the condition enters through one added
+``Linear`` per conditioned network (see the class notes).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .emotion_vae import EmotionVAE
+from .registry import register
+
+__all__ = ["SpeakerConditionedVAE", "speaker_codes", "clip_codes"]
+
+
+def _spectrograms(X: Any) -> np.ndarray:
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    if X.ndim != 3:
+        raise ValueError(f"X must be (N, n_mels, frames) spectrograms, got shape {X.shape}")
+    return X
+
+
+def clip_codes(X: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Each clip's time-averaged log-mel spectrum: the condition formed from the clip alone.
+
+    Parameters
+    ----------
+    X : array or tensor, (N, n_mels, frames)
+        Log-mel spectrograms (dB).
+
+    Returns
+    -------
+    np.ndarray, (N, n_mels), float32
+        ``X.mean(axis=2)``. Label-free, but it carries the clip's own
+        emotion-related loudness and spectral tilt (see the module notes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.stack([np.full((80, 128), -40.0), np.full((80, 128), -20.0)])
+    >>> clip_codes(X)[:, 0].tolist()
+    [-40.0, -20.0]
+    """
+    return _spectrograms(X).mean(axis=2, dtype=np.float64).astype(np.float32)
+
+
+def speaker_codes(X: np.ndarray | torch.Tensor, speakers: Any) -> np.ndarray:
+    """Each clip's speaker code: the mean log-mel spectrum of its speaker (over clips and time).
+
+    Parameters
+    ----------
+    X : array or tensor, (N, n_mels, frames)
+        Log-mel spectrograms (dB).
+    speakers : array-like, (N,)
+        A speaker id per clip (any hashable values, e.g. RAVDESS actor
+        numbers: ``index["actor"]``).
+
+    Returns
+    -------
+    np.ndarray, (N, n_mels), float32
+        Row ``i`` is the mean of ``X[j]`` over time and over every clip ``j``
+        with ``speakers[j] == speakers[i]`` (each clip weighted equally); all
+        clips of a speaker get the same row.
+
+    Notes
+    -----
+    Label-free for emotion: it uses only audio and the clip-to-speaker
+    grouping, never an emotion label. Available at test time: call it on the
+    test clips themselves (``speaker_codes(X_test, actors_test)``), so an unseen
+    speaker's code comes from their own unlabeled clips; the training codes
+    come from the training clips. Because every RAVDESS actor reads the same
+    balanced design, each speaker's average covers the same emotion mix, so
+    the code describes the voice (level, formant region, spectral tilt,
+    recording chain), not the emotion of any clip. With fewer clips per
+    speaker (or an unbalanced mix) the code averages over fewer emotions and
+    can leak some emotion information.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.stack([np.full((80, 128), v) for v in (-40.0, -20.0, -10.0)])
+    >>> speaker_codes(X, ["a", "a", "b"])[:, 0].tolist()
+    [-30.0, -30.0, -10.0]
+    """
+    X = _spectrograms(X)
+    speakers = np.asarray(speakers)
+    if speakers.shape != (X.shape[0],):
+        raise ValueError(f"speakers must hold one id per clip, shape ({X.shape[0]},), got {speakers.shape}")
+    per_clip = X.mean(axis=2, dtype=np.float64)  # (N, n_mels)
+    _, group = np.unique(speakers, return_inverse=True)
+    group = group.reshape(-1)
+    sums = np.zeros((group.max(initial=-1) + 1, X.shape[1]))
+    np.add.at(sums, group, per_clip)
+    means = sums / np.bincount(group)[:, None]
+    return means[group].astype(np.float32)
+
+
+@register("speaker_vae")
+class SpeakerConditionedVAE(EmotionVAE):
+    """:class:`EmotionVAE` whose decoder (and optionally encoder) gets a speaker code.
+
+    Parameters
+    ----------
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
+    cond_dim : int, default 80
+        Size of the condition: one value per mel band for :func:`speaker_codes`
+        or :func:`clip_codes` (in dB, like the input).
+    condition_encoder : bool, default False
+        Also give the condition to the encoder (a full conditional VAE,
+        q(z | x, c)); otherwise only the decoder sees it, p(x | z, c).
+
+    Notes
+    -----
+    Injection is additive, on the first feature map of each network:
+
+    * decoder: ``h = fc_dec(z) + cond_dec(c)``, reshaped to (N, 256, 1) and
+      passed to the authors' decoder stack. This equals concatenating ``c``
+      to ``z`` and widening ``fc_dec`` to ``latent_dim + cond_dim`` inputs
+      (the weight splits into the two blocks), but leaves ``fc_dec`` itself
+      the authors' layer.
+    * encoder (``condition_encoder=True``): ``(mu, logvar) = fc_enc(encoder(x)
+      + cond_enc(c))``, on the 256 features before the authors' ``fc_enc``.
+
+    ``cond_dec`` and ``cond_enc`` are ``nn.Linear(cond_dim, 256)``
+    initialised to zero (weight and bias), created after the
+    :class:`EmotionVAE` layers: every layer of :class:`EmotionVAE` is
+    unchanged, and under the same seed the untrained model computes exactly
+    the untrained :class:`EmotionVAE`'s function, so the two start from the
+    same point; the condition's pathway is learned (its gradient
+    ``dL/dh * c`` is non-zero from the first step). Zero, not PyTorch's default
+    initialisation, because the codes are raw dB (about -40): a default
+    ``Linear`` then adds terms of size ~20 to the 256 encoder features and
+    ``exp(logvar)`` overflows on the first step; with zeros training is as
+    stable as the study's model. The loss is the study's (reconstruction MSE + KL). ``cond`` is
+    required wherever it is used (``decode``, ``forward``, ``sample``, and
+    ``encode`` when ``condition_encoder``): shape (N, cond_dim), or
+    (cond_dim,) / (1, cond_dim) for the same code on every row.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from emovae_utils.models import build
+    >>> model = build("speaker_vae", latent_dim=8)
+    >>> x = torch.zeros(2, 80, 128)
+    >>> cond = torch.full((2, 80), -40.0)
+    >>> out = model(x, cond)
+    >>> out["recon"].shape
+    torch.Size([2, 80, 128])
+    >>> model.sample(3, cond[0]).shape
+    torch.Size([3, 80, 128])
+    >>> sorted(model.loss_function(x, out))
+    ['kl', 'loss', 'reconstruction']
+    """
+
+    def __init__(self, latent_dim: int = 8, n_mels: int = 80, cond_dim: int = 80,
+                 condition_encoder: bool = False) -> None:
+        super().__init__(latent_dim=latent_dim, n_mels=n_mels)
+        self.cond_dim = int(cond_dim)
+        self.condition_encoder = bool(condition_encoder)
+        self.cond_dec = nn.Linear(self.cond_dim, self.fc_dec.out_features)
+        if self.condition_encoder:
+            self.cond_enc = nn.Linear(self.cond_dim, self.fc_enc.in_features)
+        for lin in (self.cond_dec, getattr(self, "cond_enc", None)):
+            if lin is not None:  # start as EmotionVAE; see the class notes
+                nn.init.zeros_(lin.weight)
+                nn.init.zeros_(lin.bias)
+
+    def _cond(self, cond: torch.Tensor | None, n: int, where: str) -> torch.Tensor:
+        if cond is None:
+            raise ValueError(
+                f"{type(self).__name__}.{where} needs cond, a speaker code of shape (N, {self.cond_dim}) "
+                "(emovae_utils.models.conditional_vae.speaker_codes or clip_codes)"
+            )
+        p = self.fc_dec.weight
+        cond = torch.as_tensor(cond).to(device=p.device, dtype=p.dtype)
+        if cond.dim() == 1:
+            cond = cond.unsqueeze(0)
+        if cond.dim() != 2 or cond.shape[1] != self.cond_dim or cond.shape[0] not in (1, n):
+            raise ValueError(f"cond must be ({n}, {self.cond_dim}) or ({self.cond_dim},), got {tuple(cond.shape)}")
+        return cond.expand(n, -1)
+
+    def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map ``x`` (N, n_mels, 128) (and ``cond`` if ``condition_encoder``) to ``(mu, logvar)``."""
+        self._check_input(x)
+        h = self.encoder(x)
+        if self.condition_encoder:
+            h = h + self.cond_enc(self._cond(cond, x.shape[0], "encode"))
+        h = self.fc_enc(h)
+        return h[:, : self.latent_dim], h[:, self.latent_dim:]
+
+    def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Map latents (N, latent_dim) and speaker codes ``cond`` to spectrograms (N, n_mels, 128)."""
+        h = self.fc_dec(z) + self.cond_dec(self._cond(cond, z.shape[0], "decode"))
+        return self.decoder(h.unsqueeze(-1))
+
+    @torch.no_grad()
+    def sample(self, n: int, cond: torch.Tensor | None = None,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decode ``n`` prior latents with speaker code(s) ``cond`` ((n, cond_dim) or (cond_dim,); required)."""
+        self._cond(cond, n, "sample")
+        return super().sample(n, cond, generator=generator)
