@@ -6,7 +6,6 @@ of "reference" (the benchmark also checks its 0.3x time on more clips).
 """
 from __future__ import annotations
 
-import time
 
 import librosa
 import numpy as np
@@ -151,21 +150,19 @@ def test_fast_within_targets_on_real_clips(real_pairs):
     _assert_within_targets(_compare(real_pairs))
 
 
-def test_fast_is_much_faster(synthetic_pairs):
+def test_fast_path_never_runs_the_reference_inversion(synthetic_pairs, monkeypatch):
+    # How much faster it is is measured by benchmarks/inversion.py (printed numbers, quiet machine), not timed here.
     S = synthetic_pairs[1][0]
 
-    def best(method):
-        dsp.log_mel_to_audio(S, method=method)
-        ts = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            dsp.log_mel_to_audio(S, method=method)
-            ts.append(time.perf_counter() - t0)
-        return min(ts)
+    def refuse(*args, **kwargs):
+        raise AssertionError("the fast path called librosa's reference inversion")
 
-    ref, fast = best("reference"), best("fast")
-    print(f"reference {1000 * ref:.0f} ms, fast {1000 * fast:.0f} ms ({fast / ref:.2f}x)")
-    assert fast < 0.5 * ref  # the benchmark measures the 0.3x target on quiet, repeated runs
+    monkeypatch.setattr(librosa, "griffinlim", refuse)
+    monkeypatch.setattr(librosa.feature.inverse, "mel_to_stft", refuse)
+    y = dsp.log_mel_to_audio(S, method="fast")
+    assert np.isfinite(y).all() and y.size > 0
+    with pytest.raises(AssertionError, match="reference inversion"):
+        dsp.log_mel_to_audio(S, method="reference")
 
 
 def test_warm_start_from_the_previous_phase(real_pairs):
