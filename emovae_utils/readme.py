@@ -73,13 +73,31 @@ def _run_log(path: Path) -> list[str]:
             f"({parts}; run of {started}, `figures/run_log.csv`)."]
 
 
+def _replication(path: Path) -> list[str]:
+    table = pd.read_csv(path)
+    same, inside = int(table["same_verdict"].sum()), int(table["inside_each_other"].sum())
+    lines = [f"The same preset run again with two threads per run (`-p threads 2`, other floating-point order, other "
+             f"trajectories): **{same} of {len(table)} verdicts identical**; in {inside} of {len(table)} claims each "
+             "run's statistic lies inside the other's interval (`figures/replication.csv`, from "
+             "`replication.compare_verdicts`).", "",
+             "| claim | threads=1 | threads=2 | same verdict | inside each other |", "|---|---|---|---|---|"]
+    for r in table.itertuples():
+        digits = 0 if abs(float(r.statistic_1)) >= 100 else 3
+        runs = [f"{v} {_fmt(s, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]" for v, s, lo, hi in
+                ((r.verdict_1, r.statistic_1, r.ci_low_1, r.ci_high_1), (r.verdict_2, r.statistic_2, r.ci_low_2, r.ci_high_2))]
+        lines.append(f"| {r.claim} | {runs[0]} | {runs[1]} | {'yes' if r.same_verdict else 'no'} | "
+                     f"{'yes' if r.inside_each_other else 'no'} |")
+    return lines
+
+
 def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
     """The results section from the result files of a paper-preset run (files that are missing are skipped).
 
     Parameters
     ----------
     figures_dir : path-like
-        Holds ``verdicts.csv``, ``loss_summary.csv``, ``table_representation_probes.csv``, ``run_log.csv``.
+        Holds ``verdicts.csv``, ``loss_summary.csv``, ``table_representation_probes.csv``, ``run_log.csv``
+        and, after a second run, ``replication.csv`` (:func:`emovae_utils.replication.compare_verdicts`).
 
     Returns
     -------
@@ -103,6 +121,7 @@ def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
                  "(5 actor folds; emotion UAR chance 0.125, speaker ID 0.042, gender 0.5; interval over seeds and "
                  "actors; `figures/table_representation_probes.csv`, per fold and seed in "
                  "`figures/probes_per_fold.csv`):", _probes),
+                ("replication.csv", "", _replication),
                 ("run_log.csv", "", _run_log))
     for name, intro, render in sections:
         if (d / name).exists():

@@ -180,3 +180,14 @@ def test_compare_verdicts_flags_a_changed_verdict_and_a_number_outside_the_inter
     out = replication.compare_verdicts(tmp_path / "a.csv", b).set_index("claim")
     assert out["same_verdict"].to_dict() == {"x": True, "y": False, "z": True}
     assert out["inside_each_other"].to_dict() == {"x": False, "y": True, "z": True}
+
+
+def test_results_markdown_renders_a_replication_comparison(tmp_path):
+    _result_files(tmp_path)
+    first = pd.read_csv(tmp_path / "verdicts.csv")
+    second = first.assign(statistic=[1.5], ci_low=[1.2], ci_high=[1.8])  # outside the first interval
+    replication.compare_verdicts(first, second).to_csv(tmp_path / "replication.csv", index=False)
+    text = readme.results_markdown(tmp_path)
+    assert "**1 of 1 verdicts identical**; in 0 of 1 claims" in text
+    assert ("| (a) three dims | does not hold 0.500 [0.000, 1.000] | does not hold 1.500 [1.200, 1.800] | yes | no |"
+            in text)
