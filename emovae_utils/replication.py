@@ -260,6 +260,15 @@ def flat_epochs(
     return pd.DataFrame(rows).set_index("seed")
 
 
+def _upsert(path: Path, new: pd.DataFrame, key: str) -> pd.DataFrame:
+    """The CSV at ``path`` (if any) without the rows whose ``key`` appears in ``new``, then ``new``."""
+    if not path.exists():
+        return new
+    old = pd.read_csv(path)
+    old = old[~old[key].isin(new[key])]
+    return pd.concat([old, new], ignore_index=True) if len(old) else new
+
+
 def record_verdicts(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.PathLike) -> pd.DataFrame:
     """Add or replace (by ``claim``) rows of ``figures_dir/verdicts.csv``; each notebook adds its claims.
 
@@ -276,11 +285,7 @@ def record_verdicts(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.Pat
 
     path = Path(figures_dir) / VERDICTS_NAME
     new = pd.DataFrame([{k: r[k] for k in VERDICT_COLUMNS} for r in rows], columns=list(VERDICT_COLUMNS))
-    if path.exists():
-        old = pd.read_csv(path)
-        old = old[~old["claim"].isin(new["claim"])]
-        new = pd.concat([old, new], ignore_index=True) if len(old) else new
-    return write_verdicts(new.to_dict("records"), path)
+    return write_verdicts(_upsert(path, new, "claim").to_dict("records"), path)
 
 
 def verdict_markdown(row: Mapping[str, Any], digits: int = 3) -> str:
@@ -399,11 +404,9 @@ def record_losses(experiment: str, runs: Mapping[int, pd.DataFrame], flat: pd.Da
                          "final_reconstruction": float(h["reconstruction"].iloc[-1]),
                          "final_kl": float(h["kl"].iloc[-1]), "flat_epoch": float(flat.loc[s, "both"])}
                         for s, h in sorted(runs.items())])
-    if path.exists():
-        old = pd.read_csv(path)
-        new = pd.concat([old[old["experiment"] != experiment], new], ignore_index=True)
-    atomic_write(path, lambda p: new.to_csv(p, index=False, float_format="%.6g"))
-    return new
+    table = _upsert(path, new, "experiment")
+    atomic_write(path, lambda p: table.to_csv(p, index=False, float_format="%.6g"))
+    return table
 
 
 def compare_verdicts(first: pd.DataFrame | str | os.PathLike, second: pd.DataFrame | str | os.PathLike) -> pd.DataFrame:
