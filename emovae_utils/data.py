@@ -4,6 +4,7 @@
 - :func:`ravdess_index`     one row per clip, parsed from the file names
 - :func:`audio_index`       one row per audio file of any folder (your own recordings), labels where names parse
 - :func:`load_features`     (N, 80, 128) log-mels in index order, built in parallel once and cached
+- :func:`load_sequences`    (N, 80, T_max) whole voiced log-mels, right-padded, with each clip's length
 - :func:`download_ravdess`  fetch and verify the Zenodo zip (see :mod:`emovae_utils.download`)
 """
 
@@ -23,7 +24,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .dsp import AudioError, PreprocessConfig, _preprocess_path, preprocess_signal
+from .dsp import AudioError, PreprocessConfig, _preprocess_path, load_mono, log_mel, preprocess_audio, preprocess_signal
 from .download import download_ravdess
 from .io import atomic_write
 from .paths import PROJECT_ROOT, cache_root
@@ -40,6 +41,7 @@ __all__ = [
     "ravdess_labels",
     "missing_clips",
     "load_features",
+    "load_sequences",
     "download_ravdess",
 ]
 
@@ -303,10 +305,12 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
     return index
 
 
-def _cache_key(files: list[tuple], config: PreprocessConfig, by: str = "name") -> str:
+def _cache_key(files: list[tuple], config: PreprocessConfig, by: str = "name", kind: str = "windows") -> str:
     blob = {"v": _CACHE_VERSION, "config": config.to_json(), "files": files}
     if by != "name":  # the RAVDESS key (names and sizes) is unchanged, so existing caches stay valid
         blob["by"] = by
+    if kind != "windows":  # likewise: fixed-window keys are unchanged, whole sequences get keys of their own
+        blob["kind"] = kind
     return hashlib.sha256(json.dumps(blob).encode()).hexdigest()
 
 
@@ -336,7 +340,7 @@ def _read_cache(path: Path, key: str, n: int) -> dict[str, np.ndarray] | None:
     except Exception:  # truncated, corrupted or foreign file: rebuild
         ok = False
     if not ok:
-        warnings.warn(f"Feature cache {path} is stale or corrupted; rebuilding it.", stacklevel=3)
+        warnings.warn(f"Feature cache {path} is stale or corrupted; rebuilding it.", stacklevel=4)
         return None
     return data
 
@@ -350,7 +354,7 @@ def _write_cache(path: Path, key: str, data: dict[str, np.ndarray]) -> None:
         warnings.warn(
             f"Could not write the feature cache {path} ({err.strerror or err}). The features are returned, "
             "but the next call computes them again: pass cache_dir=... or set EMOVAE_CACHE_DIR to a writable "
-            "folder with free space.", stacklevel=3
+            "folder with free space.", stacklevel=4
         )
 
 
@@ -384,10 +388,23 @@ def _index_files(index: pd.DataFrame, data_dir: str | os.PathLike | None) -> tup
     return index, files
 
 
-def _work(args: tuple[str, PreprocessConfig]):
-    path, config = args
+def _preprocess_path_whole(path: str, config: PreprocessConfig):
+    """:func:`~emovae_utils.dsp.preprocess_signal`'s recipe without its last step (``fix_frames``)."""
+    y, sr = load_mono(path)
     try:
-        features, info = _preprocess_path(path, config)
+        audio, info = preprocess_audio(y, sr, config)
+    except AudioError as err:
+        raise AudioError(f"{path}: {err}") from err
+    S = log_mel(audio, config)
+    if S.shape[1] != info.n_voiced_frames:  # pragma: no cover - as in preprocess_signal
+        raise RuntimeError(f"log_mel gave {S.shape[1]} frames, preprocess_audio expected {info.n_voiced_frames}")
+    return S, info
+
+
+def _work(args: tuple[str, PreprocessConfig] | tuple[str, PreprocessConfig, bool]):
+    path, config, *whole = args
+    try:
+        features, info = (_preprocess_path_whole if whole and whole[0] else _preprocess_path)(path, config)
         return features, info, None
     except AudioError as err:
         return None, None, str(err)
@@ -400,14 +417,93 @@ def _warm_up(config: PreprocessConfig) -> None:
     preprocess_signal((0.5 * np.sin(2 * np.pi * 220 * t) * (t > 0.3)).astype(np.float32), 48000, config)
 
 
-def _compute(paths: list[str], config: PreprocessConfig, workers: int, progress: bool):
+def _compute(paths: list[str], config: PreprocessConfig, workers: int, progress: bool, whole: bool = False):
     _warm_up(config)
-    jobs = [(p, config) for p in paths]
+    jobs = [(p, config, whole) if whole else (p, config) for p in paths]
     bar = dict(total=len(jobs), desc="Preprocessing clips", unit="clip", disable=not progress)
     if workers <= 1:
         return [_work(j) for j in tqdm(jobs, **bar)]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         return list(tqdm(pool.imap(_work, jobs, chunksize=8), **bar))
+
+
+def _pad_right(S: list[np.ndarray], pad_db: float | None = None) -> np.ndarray:
+    """Stack (n_mels, T_i) spectrograms into (N, n_mels, max T_i), float32, right-padded.
+
+    The padding is each clip's own minimum (``pad_db=None``) or the constant ``pad_db``.
+    """
+    out = np.empty((len(S), S[0].shape[0], max(s.shape[1] for s in S)), dtype=np.float32)
+    for k, s in enumerate(S):
+        out[k, :, : s.shape[1]] = s
+        out[k, :, s.shape[1]:] = s.min() if pad_db is None else pad_db
+    return out
+
+
+def _load(data_dir, cache_dir, config, *, index, workers, progress, on_error, whole):
+    """What :func:`load_features` (``whole=False``) and :func:`load_sequences` (``whole=True``) share:
+    index, cache key, cached read or parallel build, skips and warnings. Returns ``(X, index)``."""
+    kind = "sequences" if whole else "windows"
+    if on_error not in ("raise", "skip"):
+        raise ValueError(
+            f"on_error={on_error!r} is not allowed: use 'raise' (one error listing every unusable file) "
+            "or 'skip' (leave them out, with one warning)."
+        )
+    config = config or PreprocessConfig()
+    if index is None:
+        index = ravdess_index(data_dir)
+        key = _cache_key([(n, os.path.getsize(p)) for n, p in zip(index["name"], index["path"])], config, kind=kind)
+    else:
+        index, files = _index_files(index, data_dir)
+        key = _cache_key(files, config, by="path", kind=kind)
+    cache_file = cache_root(cache_dir) / f"{'sequences' if whole else 'features'}-{key[:20]}.npz"
+    try:
+        cached = cache_file.is_file()
+    except OSError:
+        cached = False
+    data = _read_cache(cache_file, key, len(index)) if cached else None
+    if data is None:
+        args = (list(index["path"]), config, workers or os.cpu_count() or 1, progress)
+        results = _compute(*args, whole=True) if whole else _compute(*args)
+        errors = [err for _, _, err in results if err]
+        good = [(f, i) for f, i, err in results if err is None]
+        if not good:
+            raise AudioError(
+                f"None of the {len(index)} file(s) could be preprocessed; the first reasons:\n"
+                + "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
+                + "\nCheck that the folder holds speech recordings that play (WAV or FLAC)."
+            )
+        data = dict(
+            X=_pad_right([f for f, _ in good]) if whole else np.stack([f for f, _ in good]).astype(np.float32),
+            keep=np.array([err is None for _, _, err in results]),
+            errors=np.array(errors, dtype=str),
+            n_samples=np.array([i.n_samples for _, i in good]),
+            n_voiced_samples=np.array([i.n_voiced_samples for _, i in good]),
+            voiced_frames=np.array([i.n_voiced_frames for _, i in good]),
+            speech_found=np.array([i.speech_found for _, i in good]),
+        )
+        _write_cache(cache_file, key, data)
+    errors = [str(e) for e in data["errors"]]
+    if errors:
+        listing = "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
+        if on_error == "raise":
+            raise AudioError(
+                f"{len(errors)} of {len(index)} file(s) could not be preprocessed. Fix or remove them, or pass "
+                f"on_error='skip' to leave them out:\n{listing}"
+            )
+        warnings.warn(
+            f"Skipped {len(errors)} of {len(index)} file(s) that could not be preprocessed (on_error='skip'):\n"
+            f"{listing}\nThe cache remembers these; after fixing them in place, delete {cache_file} to retry.",
+            stacklevel=3
+        )
+    index = index[data["keep"]].reset_index(drop=True)
+    for col in _INFO:
+        index[col] = data[col]
+    silent = index.loc[~index["speech_found"], "name" if "name" in index.columns else "path"].astype(str).tolist()
+    if silent:
+        warnings.warn(
+            f"VAD found no speech in {len(silent)} clip(s), kept whole: {_first(silent)}", stacklevel=3
+        )
+    return data["X"], index
 
 
 def load_features(
@@ -485,63 +581,74 @@ def load_features(
     (1440, 80, 128)
     >>> X, index = load_features("my_recordings", index=audio_index("my_recordings"))  # doctest: +SKIP
     """
-    if on_error not in ("raise", "skip"):
-        raise ValueError(
-            f"on_error={on_error!r} is not allowed: use 'raise' (one error listing every unusable file) "
-            "or 'skip' (leave them out, with one warning)."
-        )
-    config = config or PreprocessConfig()
-    if index is None:
-        index = ravdess_index(data_dir)
-        key = _cache_key([(n, os.path.getsize(p)) for n, p in zip(index["name"], index["path"])], config)
-    else:
-        index, files = _index_files(index, data_dir)
-        key = _cache_key(files, config, by="path")
-    cache_file = cache_root(cache_dir) / f"features-{key[:20]}.npz"
-    try:
-        cached = cache_file.is_file()
-    except OSError:
-        cached = False
-    data = _read_cache(cache_file, key, len(index)) if cached else None
-    if data is None:
-        results = _compute(list(index["path"]), config, workers or os.cpu_count() or 1, progress)
-        errors = [err for _, _, err in results if err]
-        good = [(f, i) for f, i, err in results if err is None]
-        if not good:
-            raise AudioError(
-                f"None of the {len(index)} file(s) could be preprocessed; the first reasons:\n"
-                + "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
-                + "\nCheck that the folder holds speech recordings that play (WAV or FLAC)."
-            )
-        data = dict(
-            X=np.stack([f for f, _ in good]).astype(np.float32),
-            keep=np.array([err is None for _, _, err in results]),
-            errors=np.array(errors, dtype=str),
-            n_samples=np.array([i.n_samples for _, i in good]),
-            n_voiced_samples=np.array([i.n_voiced_samples for _, i in good]),
-            voiced_frames=np.array([i.n_voiced_frames for _, i in good]),
-            speech_found=np.array([i.speech_found for _, i in good]),
-        )
-        _write_cache(cache_file, key, data)
-    errors = [str(e) for e in data["errors"]]
-    if errors:
-        listing = "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
-        if on_error == "raise":
-            raise AudioError(
-                f"{len(errors)} of {len(index)} file(s) could not be preprocessed. Fix or remove them, or pass "
-                f"on_error='skip' to leave them out:\n{listing}"
-            )
-        warnings.warn(
-            f"Skipped {len(errors)} of {len(index)} file(s) that could not be preprocessed (on_error='skip'):\n"
-            f"{listing}\nThe cache remembers these; after fixing them in place, delete {cache_file} to retry.",
-            stacklevel=2
-        )
-    index = index[data["keep"]].reset_index(drop=True)
-    for col in _INFO:
-        index[col] = data[col]
-    silent = index.loc[~index["speech_found"], "name" if "name" in index.columns else "path"].astype(str).tolist()
-    if silent:
-        warnings.warn(
-            f"VAD found no speech in {len(silent)} clip(s), kept whole: {_first(silent)}", stacklevel=2
-        )
-    return data["X"], index
+    return _load(data_dir, cache_dir, config, index=index, workers=workers, progress=progress,
+                 on_error=on_error, whole=False)
+
+
+def load_sequences(
+    data_dir: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    config: PreprocessConfig | None = None,
+    *,
+    index: pd.DataFrame | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+    pad_db: float | None = None,
+    on_error: str = "raise",
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Whole voiced log-mels of every clip, right-padded to the longest, with each clip's length.
+
+    The recipe of :func:`load_features` (resample, VAD, peak-normalise,
+    :func:`~emovae_utils.dsp.log_mel`) without its last step,
+    :func:`~emovae_utils.dsp.fix_frames`: clip ``k`` is ``X[k, :, :n_frames[k]]``,
+    all its voiced frames, and ``fix_frames(X[k, :, :n_frames[k]], config.n_frames)``
+    is exactly ``load_features(...)[0][k]``. Built in parallel once and cached
+    like :func:`load_features`, in a file of its own (``sequences-<key>.npz``,
+    keyed by the configuration, the file list and the kind of features).
+
+    Parameters
+    ----------
+    data_dir, cache_dir, config, index, workers, progress, on_error
+        As :func:`load_features`.
+    pad_db : float, optional
+        Value of the padded frames ``X[k, :, n_frames[k]:]``: ``None`` (default)
+        repeats clip ``k``'s own minimum (its dB floor, so plots of the padded
+        array show silence), a number is used as is. The padding carries no
+        information: a model must mask it (see
+        :class:`emovae_utils.models.sequence_vae.SequenceVAE`, which never sees it).
+
+    Returns
+    -------
+    X : np.ndarray, float32, shape (N, n_mels, T_max)
+        ``T_max = index.n_frames.max()`` (246 frames, about 3.9 s, on RAVDESS
+        with the study's settings; the clips have 85 to 246 voiced frames,
+        median 128).
+    index : pandas.DataFrame
+        As :func:`load_features`'s, plus ``n_frames`` (int64): each clip's true
+        length, equal to ``voiced_frames``.
+
+    Raises
+    ------
+    AudioError, FileNotFoundError
+        As :func:`load_features`.
+
+    Examples
+    --------
+    >>> X, index = load_sequences()                                       # doctest: +SKIP
+    >>> X.shape, index.n_frames.min(), index.n_frames.max()               # doctest: +SKIP
+    ((1440, 80, 246), 85, 246)
+    >>> from emovae_utils.train import fit                                # doctest: +SKIP
+    >>> from emovae_utils.models.sequence_vae import SequenceVAE          # doctest: +SKIP
+    >>> fit(SequenceVAE(), X, cond=index.n_frames.to_numpy(), epochs=10)  # doctest: +SKIP
+    """
+    if pad_db is not None and not np.isfinite(pad_db):
+        raise ValueError(f"pad_db must be a finite number of dB or None (each clip's minimum), not {pad_db!r}")
+    X, index = _load(data_dir, cache_dir, config, index=index, workers=workers, progress=progress,
+                     on_error=on_error, whole=True)
+    n_frames = index["voiced_frames"].to_numpy().astype(np.int64)
+    index["n_frames"] = n_frames
+    if pad_db is not None:
+        X = X.copy()
+        for k, n in enumerate(n_frames):
+            X[k, :, n:] = pad_db
+    return X, index

@@ -124,6 +124,11 @@ class Trial:
         Griffin-Lim training samples unless asked), ``progress=False``.
     label : str
         Free name for grouping results (letters, digits, ``_.-``); part of the id.
+    cond : str or None
+        Condition of a conditioned model, by name (:data:`emovae_utils.conditions.CONDITIONS`,
+        e.g. ``"speaker_code"``), built from the training clips and passed to
+        :func:`~emovae_utils.train.fit` as ``cond``; None (the default, left out
+        of the spec and id) = unconditional.
 
     Examples
     --------
@@ -141,6 +146,7 @@ class Trial:
     fold: int | None = None
     fit: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    cond: str | None = None
 
     def __post_init__(self) -> None:
         from . import models
@@ -168,18 +174,25 @@ class Trial:
             raise ValueError(f"unknown fit settings {unknown}; see emovae_utils.train.fit")
         if not _LABEL.match(self.label):
             raise ValueError(f"label {self.label!r}: use letters, digits, '_', '.', '-' only")
+        if self.cond is not None:
+            from .conditions import CONDITIONS
+
+            if self.cond not in CONDITIONS:
+                raise KeyError(f"unknown condition {self.cond!r}; known: {', '.join(sorted(CONDITIONS))}")
 
     def spec(self) -> dict[str, Any]:
         """The fields as plain JSON-ready values (what the id hashes; ``trial.json``)."""
-        return json.loads(json.dumps({
-            "model": self.model, "config": self.config, "data": self.data, "seed": self.seed,
-            "fold": self.fold, "fit": self.fit, "label": self.label,
-        }))
+        spec = {"model": self.model, "config": self.config, "data": self.data, "seed": self.seed,
+                "fold": self.fold, "fit": self.fit, "label": self.label}
+        if self.cond is not None:  # absent when unconditional: ids of earlier trials are unchanged
+            spec["cond"] = self.cond
+        return json.loads(json.dumps(spec))
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> "Trial":
         """The trial of a :meth:`spec` (e.g. a ``trial.json``)."""
-        return cls(**{k: spec[k] for k in ("model", "config", "data", "seed", "fold", "fit", "label") if k in spec})
+        return cls(**{k: spec[k] for k in ("model", "config", "data", "seed", "fold", "fit", "label", "cond")
+                      if k in spec})
 
     @property
     def content_hash(self) -> str:
@@ -198,6 +211,8 @@ class Trial:
         ``data.*``, ``fit.*`` (lists and dicts as JSON text)."""
         out: dict[str, Any] = {"trial_id": self.trial_id, "label": self.label, "model": self.model,
                                "seed": self.seed, "fold": self.fold}
+        if self.cond is not None:
+            out["cond"] = self.cond
         for group in ("config", "data", "fit"):
             for k, v in sorted(getattr(self, group).items()):
                 out[f"{group}.{k}"] = json.dumps(v) if isinstance(v, (tuple, dict)) else v
@@ -231,6 +246,7 @@ def sweep(
     folds: int | None | Iterable[int | None] = (None,),
     *,
     label: str = "",
+    cond: str | None = None,
     **fit: Any,
 ) -> list[Trial]:
     """Trials for every combination of model spec x data selection x seed x fold.
@@ -247,6 +263,8 @@ def sweep(
         Held-out actor folds; ``range(5)`` = the five speaker-independent folds.
     label : str
         Given to every trial.
+    cond : str, optional
+        Condition name given to every trial (see :class:`Trial`).
     **fit
         Settings of :func:`~emovae_utils.train.fit` (``epochs`` required).
 
@@ -266,7 +284,7 @@ def sweep(
     seed_list = _as_list(seeds, lambda v: isinstance(v, (int, np.integer)))
     fold_list = _as_list(folds, lambda v: isinstance(v, (int, np.integer)))
     return [
-        Trial(name, config, sel or {}, int(seed), fold, fit, label)
+        Trial(name, config, sel or {}, int(seed), fold, fit, label, cond)
         for name, config in specs for sel in selections for seed in seed_list for fold in fold_list
     ]
 
@@ -396,6 +414,7 @@ def run_trial(
         :func:`run_trials`, which records it instead).
     """
     from . import models
+    from .conditions import make_condition
     from .data import ACTOR_FOLDS
     from .train import HISTORY_NAME, RUN_NAME, fit, set_determinism
 
@@ -414,7 +433,9 @@ def run_trial(
     t0 = time.perf_counter()
     set_determinism(trial.seed, settings["threads"])  # the initial weights depend on the seed only
     model = models.build(trial.model, **trial.config)
-    history = fit(model, np.asarray(X)[positions], seed=trial.seed, out_dir=folder, resume=True, progress=False,
+    X_train = np.asarray(X)[positions]
+    cond = make_condition(trial.cond, X_train, None if index is None else index.iloc[positions].reset_index(drop=True))
+    history = fit(model, X_train, cond=cond, seed=trial.seed, out_dir=folder, resume=True, progress=False,
                   **settings)
     models.save_model(folder / MODEL_NAME, model, trial=trial.spec(), trial_id=trial.trial_id)
     run_info = json.loads((folder / RUN_NAME).read_text(encoding="utf-8"))

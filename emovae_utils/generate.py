@@ -82,15 +82,18 @@ class _eval_no_grad:
         self.model.train(self._was_training)
 
 
-def decode_latents(model: nn.Module, z: np.ndarray | torch.Tensor) -> np.ndarray:
+def decode_latents(model: nn.Module, z: np.ndarray | torch.Tensor, cond: Any = None) -> np.ndarray:
     """Decode latent vectors to dB log-mel spectrograms.
 
     Parameters
     ----------
     model : nn.Module
-        Module with ``decode(z) -> (N, n_mels, T)``.
+        Module with ``decode(z, cond) -> (N, n_mels, T)``.
     z : array-like, shape (N, D) or (D,)
         Latent vectors. A single vector gives a single spectrogram.
+    cond : array-like, optional
+        The condition of a conditioned model (:func:`emovae_utils.conditions.make_condition`),
+        one row per latent (or one for all, as the model allows); unconditional models ignore it.
 
     Returns
     -------
@@ -104,8 +107,10 @@ def decode_latents(model: nn.Module, z: np.ndarray | torch.Tensor) -> np.ndarray
         zt = zt[None]
     if zt.ndim != 2:
         raise ValueError(f"z must be (N, D) or (D,), got shape {tuple(zt.shape)}")
+    dev = model_device(model)
     with _eval_no_grad(model):
-        out = model.decode(zt.to(device=model_device(model), dtype=torch.float32))
+        zt = zt.to(device=dev, dtype=torch.float32)
+        out = model.decode(zt) if cond is None else model.decode(zt, _as_cond(cond, dev))
     arr = out.detach().cpu().numpy().astype(np.float32, copy=False)
     return arr[0] if single else arr
 
@@ -179,8 +184,16 @@ def traverse(
     return spec.reshape(len(dims), len(vals), *spec.shape[1:])
 
 
+def _as_cond(cond: Any, dev: torch.device) -> torch.Tensor | None:
+    """A condition as a tensor on ``dev`` (floats as float32, integers kept), or None."""
+    if cond is None:
+        return None
+    c = torch.as_tensor(np.asarray(cond) if not torch.is_tensor(cond) else cond)
+    return c.to(device=dev, dtype=torch.float32 if c.is_floating_point() else c.dtype)
+
+
 def encode_posterior(
-    model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256
+    model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256, cond: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean and standard deviation of every clip under a trained encoder.
 
@@ -193,6 +206,9 @@ def encode_posterior(
     X : np.ndarray or torch.Tensor, shape (N, n_mels, T)
         Log-mel spectrograms (dB).
     batch_size : int, default 256
+    cond : array-like (N, ...), optional
+        One condition per clip for a conditioned encoder (sliced with the batches);
+        unconditional models ignore it.
 
     Returns
     -------
@@ -211,7 +227,9 @@ def encode_posterior(
     mus, sigmas = [], []
     with _eval_no_grad(model):
         for start in range(0, len(Xt), batch_size):
-            mu, logvar = model.encode(Xt[start:start + batch_size].to(dev))
+            x = Xt[start:start + batch_size].to(dev)
+            mu, logvar = (model.encode(x) if cond is None else
+                          model.encode(x, _as_cond(cond[start:start + batch_size], dev)))
             mus.append(mu.detach().cpu().numpy())
             sigmas.append(torch.exp(0.5 * logvar).detach().cpu().numpy())
     return (np.concatenate(mus).astype(np.float32, copy=False),

@@ -1101,3 +1101,61 @@ def plot_latent_traversal(
 
 
 __all__ += ["plot_latent_traversal"]
+
+
+def plot_emotion_vs_speaker(
+    table: pd.DataFrame, emotion_goal: float | None = None, speaker_goal: float | None = None,
+    chance: tuple[float, float] = (1 / 24, 1 / 8), title: str = "",
+) -> matplotlib.figure.Figure:
+    """Emotion UAR against speaker-ID accuracy, one point per representation, with intervals.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        ``variant``, ``emotion_uar_mean``, ``emotion_uar_ci_low``, ``emotion_uar_ci_high``,
+        ``speaker_id_acc`` and optionally ``kind`` ("variant" drawn as filled circles,
+        "baseline" as open squares) and ``dims``
+        (:func:`emovae_utils.beyond.variants_table`). Rows without a speaker-ID accuracy are
+        drawn as horizontal lines (e.g. a trivial predictor).
+    emotion_goal, speaker_goal : float, optional
+        Draw the goal region (emotion UAR >= ``emotion_goal`` with speaker ID <= ``speaker_goal``).
+    chance : (float, float), default (1/24, 1/8)
+        Speaker-ID and emotion chance levels, drawn as dotted lines.
+    title : str
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Wanted: up (emotion) and left (no speaker).
+    """
+    fig, ax = plt.subplots(figsize=(9.5, 6.5), constrained_layout=True)
+    kinds = table["kind"] if "kind" in table else pd.Series("variant", index=table.index)
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, max(len(table), 2)))
+    for i, (row, kind) in enumerate(zip(table.itertuples(index=False), kinds)):
+        y = float(row.emotion_uar_mean)
+        if not np.isfinite(y):
+            continue
+        label = str(row.variant) + (f" ({int(row.dims)} dims)" if "dims" in table and np.isfinite(row.dims) else "")
+        if not np.isfinite(float(row.speaker_id_acc)):
+            ax.axhline(y, color=colors[i], lw=1, ls="--", label=label)
+            continue
+        err = np.array([[y - row.emotion_uar_ci_low], [row.emotion_uar_ci_high - y]])
+        ax.errorbar(float(row.speaker_id_acc), y, yerr=np.where(np.isfinite(err), err, 0), fmt="o" if kind == "variant"
+                    else "s", color=colors[i], mfc=colors[i] if kind == "variant" else "white", ms=8, capsize=3,
+                    label=label)
+    ax.axvline(chance[0], color="grey", ls=":", lw=1)
+    ax.axhline(chance[1], color="grey", ls=":", lw=1)
+    ax.text(chance[0], ax.get_ylim()[0], " speaker chance", color="grey", fontsize=8, va="bottom")
+    if emotion_goal is not None and speaker_goal is not None:
+        top = max(ax.get_ylim()[1], emotion_goal + 0.05)
+        ax.fill_between([0, speaker_goal], emotion_goal, top, color="tab:green", alpha=0.12, label="goal region")
+        ax.set_ylim(top=top)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("speaker-ID accuracy from the representation (24 actors, split by repetition)")
+    ax.set_ylabel("emotion UAR, held-out actors (mean, 95 % interval)")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title(title or "Emotion kept against speaker kept")
+    return fig
+
+
+__all__ += ["plot_emotion_vs_speaker"]

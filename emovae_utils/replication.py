@@ -57,6 +57,7 @@ def seeded_trials(
     config: Mapping[str, Any] | None = None,
     sample_seed: int | None = None,
     sample_every: int | None = None,
+    cond: str | None = None,
     **fit: Any,
 ) -> list[Trial]:
     """One experiment as trials: the same data and training settings, one trial per seed (and fold).
@@ -78,6 +79,8 @@ def seeded_trials(
         seed); the others skip this work.
     sample_every : int, optional
         :func:`~emovae_utils.train.fit`'s ``sample_every`` for that seed.
+    cond : str, optional
+        Condition of a conditioned model, by name (:data:`emovae_utils.conditions.CONDITIONS`).
     **fit
         The other settings of :func:`~emovae_utils.train.fit` (``epochs`` required).
 
@@ -101,7 +104,7 @@ def seeded_trials(
     out: list[Trial] = []
     for seed in seeds:
         settings = dict(fit, sample_every=sample_every if seed == sample_seed else None)
-        out += sweep((model, dict(config or {})), dict(data), [seed], list(folds), label=label, **settings)
+        out += sweep((model, dict(config or {})), dict(data), [seed], list(folds), label=label, cond=cond, **settings)
     return out
 
 
@@ -128,6 +131,7 @@ def run_seeds(
     *,
     threads: int = 1,
     address: str | None = None,
+    evaluate: Any = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Run an experiment's trials under ``models_dir/trials/``, side by side, and return their rows.
@@ -144,6 +148,9 @@ def run_seeds(
         Torch threads per trial; :func:`workers_for` trials run at once.
     address : str, optional
         A Ray cluster instead of local processes (see :func:`~emovae_utils.experiments.run_trials`).
+    evaluate : callable, optional
+        Extra result columns per trial, computed in the worker after training (a module-level
+        function; see :func:`~emovae_utils.experiments.run_trial`).
     progress : bool, default True
         One line per finished trial.
 
@@ -158,7 +165,8 @@ def run_seeds(
         If a trial failed, naming its traceback file (rerun to retry: complete trials are reused).
     """
     root = Path(models_dir) / TRIALS_DIR
-    rows = run_trials(trials, root, data, address=address, workers=workers_for(threads), progress=progress)
+    rows = run_trials(trials, root, data, address=address, workers=workers_for(threads), evaluate=evaluate,
+                      progress=progress)
     failed = rows.attrs.get("failed", [])
     if failed:
         raise RuntimeError(f"{len(failed)} trial(s) failed: see {root / failed[0] / 'error.txt'}; "

@@ -6,7 +6,16 @@ One call shows it::
     latent_explorer(model, X=X, index=index)      # X, index from data.load_features
 
 What it offers (any model with ``encode(x) -> (mu, logvar)``, ``decode(z)`` and
-``latent_dim``):
+``latent_dim``; every registered variant, conditioned ones too:
+``explorer_for(model, X, index)`` picks the keywords below per variant):
+
+* a **condition picker** (``conditions={label: cond}``): the chosen ``cond``
+  goes to ``decode(z, cond)`` (a speaker code per actor for ``speaker_vae``,
+  an output length for a sequence model, whose width the image and the audio
+  follow); ``cond=`` gives one condition per clip for encoding ``X``;
+* **sub-latent sliders** (``dims=``): only some dimensions get a slider, the
+  others keep the start point's; a model's emotion sub-latent
+  (``emotion_dims``, ``supervised_vae``) comes first, labelled "(emotion)";
 
 * one slider per latent dimension, **ordered by use**: the mean KL divergence of
   the posterior from the prior over the clips (nats) is shown beside each
@@ -57,11 +66,13 @@ import torch
 from torch import nn
 
 from .data import INTENSITIES
-from .generate import decode_latents, emotion_mean_latents, encode_posterior, latent_dim_of
+from .generate import _eval_no_grad, emotion_mean_latents, latent_dim_of, model_device
 
 __all__ = [
     "LatentExplorer",
     "latent_explorer",
+    "explorer_for",
+    "explorer_defaults",
     "SpectrogramRenderer",
     "spectrogram_png",
     "encode_png",
@@ -206,10 +217,14 @@ class SpectrogramRenderer:
         ax = fig.add_axes((0.12, 0.17, 0.70, 0.72 if title else 0.78))
         cax = fig.add_axes((0.85, 0.17, 0.025, 0.72 if title else 0.78))
         ax.set_facecolor(tuple(v / 255 for v in _SENTINEL))
+        if self.n_mels < 1 or self.n_frames < 1:
+            raise ValueError(f"a spectrogram needs at least one band and one frame, got "
+                             f"({self.n_mels}, {self.n_frames})")
         duration = self.n_frames * c.hop_length / c.sr
         ax.set_xlim(0, duration)
         ax.set_ylim(-0.5, self.n_mels - 0.5)
-        step = 0.5 if duration > 1.5 else 0.25
+        # at most 6 tick intervals whatever the width (0.25 s up to 1.5 s, 0.5 s up to 3 s, ...)
+        step = next((s for s in (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0) if duration / s <= 6), 120.0)
         ax.set_xticks(np.arange(0, duration + 1e-9, step))
         ax.set_xlabel("time (s)", fontsize=9)
         centres = librosa.mel_frequencies(self.n_mels + 2, fmin=c.fmin, fmax=c.fmax)[1:-1]
@@ -403,6 +418,72 @@ def blend_weights(x: float, y: float, present: Sequence[bool] = (True, True, Tru
     return w / s if s > 1e-12 else np.asarray(present, float) / np.sum(present)
 
 
+# ---------------------------------------------------------------- conditions
+def _cond_value(value: Any, what: str = "condition") -> np.ndarray:
+    """A condition as a numpy array: floats as float32, integers and booleans as they are."""
+    if torch.is_tensor(value):
+        value = value.detach().cpu().numpy()
+    a = np.asarray(value)
+    if a.dtype == object or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+        raise ValueError(f"{what} must be numeric (an array, a tensor or a number), got {a.dtype} {a!r:.80}")
+    if np.issubdtype(a.dtype, np.floating):
+        a = a.astype(np.float32, copy=False)
+    return a
+
+
+def _cond_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Tensor of a condition batch: floats as float32, integers as int64 (e.g. lengths), on ``device``."""
+    t = torch.as_tensor(np.ascontiguousarray(a))
+    if t.dtype.is_floating_point:
+        t = t.to(torch.float32)
+    elif t.dtype != torch.bool:
+        t = t.to(torch.int64)
+    return t.to(device)
+
+
+def _repeat(a: np.ndarray, n: int) -> np.ndarray:
+    """One clip's condition repeated to ``n`` rows: () -> (n,), (k,) -> (n, k), ..."""
+    return np.repeat(a[None], n, axis=0)
+
+
+def _call(fn: Any, x: torch.Tensor, cond: torch.Tensor | None) -> Any:
+    """``fn(x)`` without a condition (models whose methods take none), else ``fn(x, cond)``."""
+    return fn(x) if cond is None else fn(x, cond)
+
+
+def _encode_clips(model: nn.Module, X: np.ndarray, cond: np.ndarray | None, fallback: np.ndarray | None,
+                  batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior ``(mu, logvar)`` of clips ``X``, each (N, D), float32.
+
+    ``cond`` (N, ...): one condition per clip. Without it the clips are
+    encoded without a condition; if the model refuses that (ValueError or
+    TypeError) and ``fallback`` (one clip's condition) is given, with it on
+    every clip.
+    """
+    dev = model_device(model)
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+
+    def run(get_cond) -> tuple[np.ndarray, np.ndarray]:
+        mus, lvs = [], []
+        with _eval_no_grad(model):
+            for start in range(0, len(Xt), batch_size):
+                xb = Xt[start:start + batch_size].to(dev)
+                mu, logvar = _call(model.encode, xb, get_cond(start, len(xb)))
+                mus.append(mu.detach().float().cpu().numpy())
+                lvs.append(logvar.detach().float().cpu().numpy())
+        return np.concatenate(mus).astype(np.float32, copy=False), np.concatenate(lvs).astype(np.float32, copy=False)
+
+    if cond is not None:
+        return run(lambda s, n: _cond_tensor(cond[s:s + n], dev))
+    try:
+        return run(lambda s, n: None)
+    except (ValueError, TypeError) as exc:
+        if fallback is None:
+            raise ValueError(f"{type(model).__name__}.encode needs a condition for the clips X: pass cond= "
+                             f"(one per clip, shape (N, ...)) or conditions= ({exc})") from exc
+        return run(lambda s, n: _cond_tensor(_repeat(fallback, n), dev))
+
+
 # ---------------------------------------------------------------- pad widget
 _PAD_ESM = r"""
 function render({ model, el }) {
@@ -530,7 +611,10 @@ class LatentExplorer:
     ----------
     model : nn.Module
         VAE with ``encode(x) -> (mu, logvar)``, ``decode(z)`` and (ideally)
-        ``latent_dim``; called without ``cond``.
+        ``latent_dim``; ``encode(x, cond)`` / ``decode(z, cond)`` with a
+        condition (``conditions``, ``cond``), called without one otherwise.
+        A model whose ``decode`` refuses ``cond=None`` (ValueError or
+        TypeError, e.g. ``speaker_vae``) needs ``conditions``.
     X : np.ndarray, optional
         Spectrograms (N, n_mels, T) of the clips: encoded to the posteriors
         (for the start points and the KL per dimension); a clip's own rendering
@@ -565,15 +649,44 @@ class LatentExplorer:
         Colour range in dB; default from ``X``, else from the origin's decoding.
     config : PreprocessConfig, optional
         Sample rate and STFT settings (the study's by default).
+    conditions : mapping of str to array-like, optional
+        Condition picker: label -> the ``cond`` of one clip (e.g. a speaker
+        code (80,), or a length in frames for a sequence model). The chosen
+        one, repeated to the batch, is passed to ``model.decode(z, cond)``;
+        changing it re-renders. A condition may change the output width
+        (T other than 128): the image's time axis and the audio follow.
+    condition : str, optional
+        The label chosen first (default: the first one).
+    cond : array-like (N, ...), optional
+        One condition per clip of ``X``, for encoding them
+        (``model.encode(X, cond)``). Without it the clips are encoded
+        without a condition, or, if the model refuses that, with the chosen
+        condition of ``conditions``.
+    dims : sequence of int, optional
+        Latent dimensions that get a slider (default: all); the others keep
+        the start point's values (a clip, a mean, the pad's blend, 0).
+        For a model with an ``emotion_dims`` attribute (``supervised_vae``)
+        the emotion sub-latent ``z0 .. z{emotion_dims-1}`` comes first,
+        labelled "(emotion)", never folded away.
 
     Attributes
     ----------
     widget : ipywidgets.VBox
         What to display (its static view says it needs a live kernel).
     sliders : list of ipywidgets.FloatSlider
-        One per dimension, ``sliders[i]`` for ``z_i`` (displayed in ``order``).
+        One per dimension of ``dims``, in ``dims`` order: ``sliders[k]`` for
+        ``z_{dims[k]}`` (with all dimensions, ``sliders[i]`` for ``z_i``).
+    dims : list of int
+        Dimensions with a slider, ascending; ``slider_of[d]`` is d's slider.
+    slider_order : list of int
+        The order in which they are displayed (emotion sub-latent, then by use).
+    emotion_dims : list of int
+        The model's emotion sub-latent (empty for models without one).
     order : list of int
         Dimensions, most used first.
+    conditions : dict of str to np.ndarray
+        The condition picker's entries (empty without conditions);
+        ``condition`` is its drop-down (None without conditions).
     usage : pandas.DataFrame
         :func:`dimension_usage` of the clips (None without clips).
     dropdown, direction, amount, pad, pad_corners, autoplay, image, audio, ab_audio, status
@@ -604,6 +717,10 @@ class LatentExplorer:
         clim: tuple[float, float] | None = None,
         config: Any = None,
         sr: int | None = None,
+        conditions: Any = None,
+        condition: str | None = None,
+        cond: Any = None,
+        dims: Sequence[int] | None = None,
     ) -> None:
         import ipywidgets as W
 
@@ -623,6 +740,50 @@ class LatentExplorer:
         self.value_range = (float(value_range[0]), float(value_range[1]))
         self.X = None if X is None else np.asarray(X, dtype=np.float32)
 
+        # condition picker (before anything is decoded)
+        self.conditions: dict[str, np.ndarray] = {}
+        if conditions is not None:
+            items = list(conditions.items()) if hasattr(conditions, "items") else list(conditions)
+            if not items:
+                raise ValueError("conditions is empty: give at least one label -> cond, or None")
+            for label, value in items:
+                self.conditions[str(label)] = _cond_value(value, f"conditions[{label!r}]")
+        self.condition = None
+        if self.conditions:
+            labels = list(self.conditions)
+            if condition is not None and str(condition) not in self.conditions:
+                raise KeyError(f"condition {condition!r} is not one of {labels}")
+            self.condition = W.Dropdown(options=labels, value=str(condition) if condition is not None else labels[0],
+                                        description="condition", style={"description_width": "70px"},
+                                        layout=W.Layout(width="430px"))
+            self.condition.add_class("emovae-condition")
+        elif condition is not None:
+            raise ValueError("condition= needs conditions=")
+        self.cond = None if cond is None else _cond_value(cond, "cond")
+        if self.cond is not None:
+            if self.X is None:
+                raise ValueError("cond= holds one condition per clip of X; X is missing")
+            if self.cond.ndim == 0 or len(self.cond) != len(self.X):
+                raise ValueError(f"cond must hold one condition per clip, ({len(self.X)}, ...), "
+                                 f"got shape {self.cond.shape}")
+
+        # the origin's decoding: checks that decode works as called (with or without a condition)
+        origin = np.zeros(self.latent_dim, np.float32)
+        try:
+            S0 = self.decode(origin)
+        except (ValueError, TypeError) as exc:
+            name = type(model).__name__
+            if self.conditions:
+                raise ValueError(f"{name}.decode(z, cond) failed with condition {self.condition.value!r}: "
+                                 f"{exc}") from exc
+            raise ValueError(
+                f"{name}.decode needs a condition (cond) and none was given: pass conditions={{label: cond}}, "
+                f"one cond per choice (e.g. a speaker code per actor), or build the explorer with "
+                f"emovae_utils.widgets.explorer_for(model, X, index), which picks them. The model said: "
+                f"{type(exc).__name__}: {exc}") from exc
+        if S0.ndim != 2:
+            raise ValueError(f"decode must give (N, n_mels, T) spectrograms, got {(1,) + S0.shape}")
+
         def _np(a):
             if a is None:
                 return None
@@ -631,8 +792,8 @@ class LatentExplorer:
 
         mu, logvar = _np(mu), _np(logvar)
         if mu is None and self.X is not None and len(self.X):
-            mu, sigma = encode_posterior(model, self.X)
-            logvar = 2.0 * np.log(np.maximum(sigma, 1e-30))
+            fallback = self.conditions[self.condition.value] if self.condition is not None else None
+            mu, logvar = _encode_clips(model, self.X, self.cond, fallback)
         if mu is not None and (mu.ndim != 2 or mu.shape[1] != self.latent_dim):
             raise ValueError(f"mu must be (N, {self.latent_dim}), got shape {mu.shape}")
         if logvar is not None and mu is not None and logvar.shape != mu.shape:
@@ -679,24 +840,49 @@ class LatentExplorer:
             if self.X is not None and len(self.X):
                 lo, hi = np.percentile(self.X, [1, 99])
             else:
-                S0 = decode_latents(model, self.starts[ORIGIN])
                 lo, hi = np.percentile(S0, [1, 99])
             clim = (float(lo), float(hi))
         self.clim = (float(clim[0]), float(clim[1]))
-        S0 = decode_latents(model, self.starts[ORIGIN])
-        self.renderer = SpectrogramRenderer(S0.shape[0], S0.shape[1], self.clim, self.config,
-                                            title="decoded log-mel spectrogram")
+        # one renderer per spectrogram shape (a condition may change the width), same colours
+        self._renderers: dict[tuple[int, int], SpectrogramRenderer] = {}
+        self.renderer = self._renderer_for(S0.shape)
         self._inverter = inversion.FastInverter(self.config)
+        self._inverter_shape: tuple[int, int] | None = None
 
-        # ------------------------------------------------------------ widgets
+        # ------------------------------------------------------------ sliders
+        D = self.latent_dim
+        if dims is None:
+            shown = list(range(D))
+        else:
+            shown = [int(d) for d in np.asarray(dims, dtype=np.int64).reshape(-1)]
+            bad = [d for d in shown if not 0 <= d < D]
+            if bad or not shown or len(set(shown)) != len(shown):
+                raise ValueError(f"dims must be distinct dimensions in 0..{D - 1}, at least one; got {list(dims)}")
+        self.dims = sorted(shown)
+        k = getattr(model, "emotion_dims", None)
+        try:
+            k = int(k) if k is not None and np.ndim(k) == 0 else 0
+        except (TypeError, ValueError):
+            k = 0
+        self.emotion_dims = list(range(min(max(k, 0), D)))
+        emotion = [d for d in self.emotion_dims if d in self.dims]
+        rest = [d for d in self.order if d in self.dims and d not in self.emotion_dims]
+        self.slider_order = emotion + rest
+
         lo, hi = self.value_range
+        wide = bool(emotion)
         self.sliders = []
+        self.slider_of = {}
         rows = {}
-        for i in range(self.latent_dim):
-            s = W.FloatSlider(value=0.0, min=lo, max=hi, step=step, description=f"z{i}",
+        for i in self.dims:
+            s = W.FloatSlider(value=0.0, min=lo, max=hi, step=step,
+                              description=f"z{i} (emotion)" if i in self.emotion_dims else f"z{i}",
                               continuous_update=True, readout_format=".2f",
-                              style={"description_width": "32px"}, layout=W.Layout(width="430px"))
+                              style={"description_width": "96px" if wide else "32px"},
+                              layout=W.Layout(width="494px" if wide else "430px"))
             s.add_class("emovae-slider")
+            if i in self.emotion_dims:
+                s.add_class("emovae-emotion-slider")
             if self.usage is not None and not np.isnan(self.usage.loc[i, "kl"]):
                 kl = float(self.usage.loc[i, "kl"])
                 text = f"{kl:.2f} nats" + ("" if self.active[i] else " · inactive")
@@ -710,16 +896,24 @@ class LatentExplorer:
                 row.add_class("emovae-inactive")
                 s.add_class("emovae-inactive-slider")
             self.sliders.append(s)
+            self.slider_of[i] = s
             rows[i] = row
-        active_rows = [rows[i] for i in self.order if self.active[i]]
-        inactive_rows = [rows[i] for i in self.order if not self.active[i]]
+        # the emotion sub-latent is shown even where inactive; the others as before
+        emotion_rows = [rows[i] for i in emotion]
+        active_rows = [rows[i] for i in rest if self.active[i]]
+        inactive_rows = [rows[i] for i in rest if not self.active[i]]
         kl_known = self.usage is not None and not self.usage["kl"].isna().all()
-        head = W.HTML(
-            "<span class='emovae-note'>"
-            + ("Sliders ordered by use: mean KL from the prior over the clips (nats), beside each."
-               if kl_known else "Sliders ordered by the spread of the clips' posterior means.")
-            + "</span>")
-        slider_box = [head, *active_rows]
+        note = ("Sliders ordered by use: mean KL from the prior over the clips (nats), beside each."
+                if kl_known else "Sliders ordered by the spread of the clips' posterior means.")
+        if emotion:
+            span = f"z0–z{len(self.emotion_dims) - 1}" if len(self.emotion_dims) > 1 else "z0"
+            note = (f"First the emotion sub-latent ({span}, the dimensions trained to carry the emotion)"
+                    + ("; then the others. " + note if rest else "."))
+        if len(self.dims) < D:
+            note += (f" {len(self.dims)} of {D} dimensions have a slider; the others keep the start "
+                     "point's values.")
+        head = W.HTML("<span class='emovae-note'>" + html.escape(note) + "</span>")
+        slider_box = [head, *emotion_rows, *active_rows]
         self.inactive_box = None
         if inactive_rows:
             inner = W.VBox(inactive_rows)
@@ -729,6 +923,8 @@ class LatentExplorer:
                    f"(KL < {self.kl_threshold:g} nats): moving them changes almost nothing")
             self.inactive_box.add_class("emovae-inactive-dims")
             slider_box.append(self.inactive_box)
+
+        # ------------------------------------------------------------ widgets
 
         self.dropdown = W.Dropdown(options=self.options, value=ORIGIN, description="start from",
                                    style={"description_width": "70px"}, layout=W.Layout(width="430px"))
@@ -788,7 +984,9 @@ class LatentExplorer:
         self.status = W.HTML()
         self.status.add_class("emovae-status")
 
-        left = W.VBox([W.HBox([self.dropdown]), W.HBox([self.back_button, self.ab_button, self.autoplay]),
+        left = W.VBox([W.HBox([self.dropdown]),
+                       *([W.HBox([self.condition])] if self.condition is not None else []),
+                       W.HBox([self.back_button, self.ab_button, self.autoplay]),
                        *slider_box])
         right = W.VBox([self.image,
                         W.HBox([W.HTML("<span class='emovae-note'>current</span>", layout=W.Layout(width="60px")),
@@ -804,6 +1002,7 @@ class LatentExplorer:
 
         # ------------------------------------------------------------ state
         self.z = np.zeros(self.latent_dim, np.float32)
+        self._z_fixed = np.zeros(self.latent_dim, np.float32)  # values of the dimensions without a slider
         self.spectrogram: np.ndarray | None = None
         self.png_bytes = b""
         self.wav_bytes = b""
@@ -831,6 +1030,8 @@ class LatentExplorer:
         for d in self.pad_corners:
             d.observe(self._on_corner, names="value")
         self.autoplay.observe(self._on_autoplay, names="value")
+        if self.condition is not None:
+            self.condition.observe(self._on_condition, names="value")
         self.back_button.on_click(lambda _b: self.back_to_start())
         self.ab_button.on_click(lambda _b: self.play_ab())
         self.update()
@@ -838,8 +1039,63 @@ class LatentExplorer:
 
     # ------------------------------------------------------------------ logic
     def get_latent(self) -> np.ndarray:
-        """Slider values as a (D,) float32 vector (before the emotion direction)."""
-        return np.array([s.value for s in self.sliders], dtype=np.float32)
+        """Slider values as a (D,) float32 vector (before the emotion direction).
+
+        Dimensions without a slider (``dims``) hold the start point's values.
+        """
+        z = self._z_fixed.copy()
+        for d, s in zip(self.dims, self.sliders):
+            z[d] = s.value
+        return z
+
+    # ------------------------------------------------------------ conditions
+    @property
+    def condition_label(self) -> str | None:
+        """Label of the chosen condition (None without conditions)."""
+        return None if self.condition is None else self.condition.value
+
+    def current_cond(self, n: int = 1) -> torch.Tensor | None:
+        """The chosen condition repeated to ``n`` rows, as passed to ``decode`` (None without conditions)."""
+        if self.condition is None:
+            return None
+        return _cond_tensor(_repeat(self.conditions[self.condition.value], n), model_device(self.model))
+
+    def decode(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Decode latents (N, D) or (D,) with the chosen condition: (N, n_mels, T) or (n_mels, T) float32."""
+        zt = torch.as_tensor(np.array(z, dtype=np.float32) if not torch.is_tensor(z) else z)
+        single = zt.ndim == 1
+        if single:
+            zt = zt[None]
+        if zt.ndim != 2:
+            raise ValueError(f"z must be (N, D) or (D,), got shape {tuple(zt.shape)}")
+        cond = self.current_cond(zt.shape[0])
+        with _eval_no_grad(self.model):
+            out = _call(self.model.decode, zt.to(device=model_device(self.model), dtype=torch.float32), cond)
+        arr = out.detach().float().cpu().numpy()
+        return arr[0] if single else arr
+
+    def set_condition(self, label: str, sync: bool = True) -> None:
+        """Choose the condition ``label`` (as the picker does) and render."""
+        if self.condition is None:
+            raise ValueError("this explorer has no conditions (conditions= was not given)")
+        if label not in self.conditions:
+            raise KeyError(f"condition {label!r} is not one of {list(self.conditions)}")
+        if self.condition.value != label:
+            self.condition.unobserve(self._on_condition, names="value")
+            try:
+                self.condition.value = label
+            finally:
+                self.condition.observe(self._on_condition, names="value")
+        self._inverter.reset()  # a jump: start the phase afresh
+        self.request_render(sync=sync)
+
+    def _renderer_for(self, shape: tuple[int, ...]) -> SpectrogramRenderer:
+        shape = (int(shape[0]), int(shape[1]))
+        r = self._renderers.get(shape)
+        if r is None:
+            r = self._renderers[shape] = SpectrogramRenderer(shape[0], shape[1], self.clim, self.config,
+                                                             title="decoded log-mel spectrogram")
+        return r
 
     def current_latent(self) -> np.ndarray:
         """The latent that is rendered: ``(1 - a) * sliders + a * mean[emotion]``."""
@@ -856,13 +1112,15 @@ class LatentExplorer:
         if z.shape[0] != self.latent_dim:
             raise ValueError(f"expected {self.latent_dim} values, got {z.shape[0]}")
         lo, hi = self.value_range
+        self._z_fixed = z.astype(np.float32)  # the dimensions without a slider keep the exact values
         self._silent = True
         try:
-            for s, v in zip(self.sliders, np.clip(z, lo, hi)):
-                s.value = float(v)
+            for d, s in zip(self.dims, self.sliders):
+                s.value = float(np.clip(z[d], lo, hi))
         finally:
             self._silent = False
-        self._clamped = bool(np.any((z < lo) | (z > hi)))
+        zs = z[self.dims]
+        self._clamped = bool(np.any((zs < lo) | (zs > hi)))
         if update:
             self.update()
 
@@ -929,16 +1187,19 @@ class LatentExplorer:
     def start_audio(self, key: str | None = None) -> np.ndarray:
         """The start point's own rendering (levelled): a clip's input spectrogram, else its decoding."""
         key = key or self.dropdown.value or ORIGIN
-        if key not in self._start_audio:
+        own = key.startswith("clip:") and self.X is not None
+        cache = key if own else f"{key}|{self.condition_label}"  # a decoding depends on the condition
+        if cache not in self._start_audio:
             from .dsp import log_mel_to_audio
 
-            if key.startswith("clip:") and self.X is not None:
+            if own:
                 S = self.X[int(key.split(":", 1)[1])]
             else:
-                S = decode_latents(self.model, self.starts[key])
+                with self._render_lock:
+                    S = self.decode(self.starts[key])
             y = log_mel_to_audio(S, self.config, method=self.method)
-            self._start_audio[key] = prepare_audio(y, self.sr, self.loudness_dbfs, self.fade_ms)
-        return self._start_audio[key]
+            self._start_audio[cache] = prepare_audio(y, self.sr, self.loudness_dbfs, self.fade_ms)
+        return self._start_audio[cache]
 
     def ab_bytes(self, gap_s: float = 0.3) -> bytes:
         """WAV of A (the start's own rendering), ``gap_s`` of silence, then B (the current point)."""
@@ -948,7 +1209,7 @@ class LatentExplorer:
             from .dsp import log_mel_to_audio
 
             with self._render_lock:
-                S = decode_latents(self.model, self.current_latent())
+                S = self.decode(self.current_latent())
             b = prepare_audio(log_mel_to_audio(S, self.config, method=self.method), self.sr,
                               self.loudness_dbfs, self.fade_ms)
         y = np.concatenate([a, np.zeros(int(gap_s * self.sr), np.float32), b])
@@ -963,9 +1224,15 @@ class LatentExplorer:
 
     def _render(self, z: np.ndarray) -> None:
         t0 = time.perf_counter()
-        S = decode_latents(self.model, z)
+        S = self.decode(z)
+        if S.ndim != 2:
+            raise ValueError(f"decode gave shape {S.shape}, expected (n_mels, T)")
+        self.renderer = self._renderer_for(S.shape)
         png = self.renderer.png(S)
         wav = None
+        if S.shape != self._inverter_shape:  # another width: the previous phase does not fit
+            self._inverter.reset()
+            self._inverter_shape = S.shape
         if self.render_audio:
             if self.method == "fast":
                 y = self._inverter(S)
@@ -988,6 +1255,8 @@ class LatentExplorer:
         note = " · values outside the slider range were clamped" if self._clamped else ""
         a = float(self.amount.value)
         toward = f" · {a:.2f} toward {self.direction.value}" if a > 0 and self.direction.value else ""
+        if self.condition is not None:
+            toward = f" · condition {self.condition.value}" + toward
         first = ("<br><i>Move a control to explore. This needs a live kernel: in a saved copy of the "
                  "notebook the controls do nothing.</i>") if self.n_updates == 1 else ""
         self.status.value = (f"<small>render {self.n_updates} ({ms:.0f} ms){html.escape(toward + note)}<br>"
@@ -1089,6 +1358,12 @@ class LatentExplorer:
     def _on_corner(self, change: dict) -> None:
         self.pad.labels = self._corner_labels()
 
+    def _on_condition(self, change: dict) -> None:
+        if change["new"] is None:
+            return
+        self._inverter.reset()
+        self.request_render()
+
     def _on_autoplay(self, change: dict) -> None:
         self.audio.autoplay = bool(change["new"])
 
@@ -1126,3 +1401,89 @@ def latent_explorer(
         so and shows the first rendering.
     """
     return LatentExplorer(model, X=X, index=index, mu=mu, **kwargs).widget
+
+
+#: Conditions of a ``sequence_vae``: output lengths in frames (16 kHz, hop 256: 62.5 frames per second).
+SEQUENCE_LENGTHS = {"1.0 s": 63, "2.05 s": 128, "3.0 s": 188}
+
+
+def _registered_name(model: nn.Module) -> str | None:
+    try:
+        from .models import registered_name
+
+        return registered_name(model)
+    except Exception:  # not registered, or the models package lacks the variant
+        return None
+
+
+def _actor_label(actor: Any) -> str:
+    try:
+        return f"Actor {int(actor):02d}"
+    except (TypeError, ValueError):
+        return f"Actor {actor}"
+
+
+def explorer_defaults(model: nn.Module, X: np.ndarray | None = None, index: Any = None) -> dict[str, Any]:
+    """The conditioning keywords :func:`explorer_for` gives :class:`LatentExplorer` for ``model``.
+
+    * a model with a ``cond_dim`` (``speaker_vae``): ``conditions`` = one
+      speaker code per actor (:func:`~emovae_utils.models.conditional_vae.speaker_codes`
+      of ``X`` and ``index["actor"]``), labelled ``"Actor 01"``..., and
+      ``cond`` = each clip's speaker code (for encoding);
+    * a ``sequence_vae``: ``conditions`` = output lengths (:data:`SEQUENCE_LENGTHS`),
+      ``cond`` = each clip's length (``index["n_frames"]``, else the width of ``X``);
+    * any other model: nothing (its ``emotion_dims``, if any, is read by the explorer itself).
+    """
+    out: dict[str, Any] = {}
+    if getattr(model, "cond_dim", None) is not None:
+        if X is None or index is None or "actor" not in getattr(index, "columns", []):
+            raise ValueError(f"{type(model).__name__} is conditioned on the speaker: explorer_for needs X and an "
+                             "index with an 'actor' column to form the speaker codes (or pass conditions=)")
+        from .models.conditional_vae import speaker_codes
+
+        actors = np.asarray(index["actor"])
+        codes = speaker_codes(X, actors)
+        conditions: dict[str, np.ndarray] = {}
+        keys = list(dict.fromkeys(actors.tolist()))
+        try:
+            keys = sorted(keys)
+        except TypeError:
+            pass
+        for a in keys:
+            conditions[_actor_label(a)] = codes[int(np.flatnonzero(actors == a)[0])]
+        out["conditions"] = conditions
+        out["cond"] = codes
+    elif _registered_name(model) == "sequence_vae":
+        out["conditions"] = dict(SEQUENCE_LENGTHS)
+        if X is not None:
+            if index is not None and "n_frames" in getattr(index, "columns", []):
+                lengths = np.asarray(index["n_frames"], dtype=np.int64)
+            else:
+                lengths = np.full(len(X), np.shape(X)[-1], np.int64)
+            out["cond"] = np.minimum(lengths, np.shape(X)[-1])
+    return out
+
+
+def explorer_for(model: nn.Module, X: np.ndarray | None = None, index: Any = None, **kwargs: Any):
+    """:func:`latent_explorer` with the defaults that fit ``model``'s variant.
+
+    Works for every registered variant: unconditional ones (``emotion_vae``,
+    ``beta_vae``, ``sigma_vae``, ``tc_vae``) as :func:`latent_explorer`;
+    ``supervised_vae`` with its emotion sub-latent first; ``speaker_vae``
+    with a speaker picker (one code per actor of ``index``); ``sequence_vae``
+    with a length picker. See :func:`explorer_defaults`; ``**kwargs``
+    (any :class:`LatentExplorer` keyword, e.g. ``conditions=``, ``dims=``)
+    override the defaults.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        As :func:`latent_explorer` (the explorer is ``widget.explorer``).
+
+    Examples
+    --------
+    >>> w = explorer_for(model, X, index)            # doctest: +SKIP
+    >>> w.explorer.set_condition("Actor 02")         # doctest: +SKIP
+    """
+    options = {**explorer_defaults(model, X, index), **kwargs}
+    return latent_explorer(model, X=X, index=index, **options)

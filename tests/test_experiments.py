@@ -258,3 +258,37 @@ def test_ray_cluster_runs_a_sweep_through_the_address(tiny, tmp_path, capsys):
 
 def test_docstring_examples():
     assert doctest.testmod(experiments).failed == 0
+
+
+def test_a_conditioned_trial_builds_its_condition_from_the_training_clips(tiny, tmp_path, monkeypatch):
+    X, index = tiny
+    index = index.assign(emotion_id=np.tile([1, 2, 3, 4], 2))
+    plain = small(model="emotion_vae", config={"latent_dim": 4}, fold=0)
+    cond = small(model="speaker_vae", config={"latent_dim": 4}, fold=0, cond="speaker_code")
+    assert "cond" not in plain.spec() and cond.spec()["cond"] == "speaker_code"
+    assert cond.trial_id != small(model="speaker_vae", config={"latent_dim": 4}, fold=0).trial_id
+    assert Trial.from_spec(cond.spec()) == cond and cond.row()["cond"] == "speaker_code"
+    with pytest.raises(KeyError, match="known"):
+        small(cond="no_such_condition")
+    seen = {}
+    from emovae_utils import train
+
+    real_fit = train.fit
+
+    @functools.wraps(real_fit)
+    def spy(model, X_, **kw):
+        seen["X"], seen["cond"] = X_, kw.get("cond")
+        return real_fit(model, X_, **kw)
+
+    monkeypatch.setattr(train, "fit", spy)
+    row = run_trial(cond, tmp_path, (X, index))
+    assert row["status"] == "ok" and row["cond"] == "speaker_code"
+    # fold 0 holds out actor 2: the codes are the training actors' own mean spectra
+    train_rows = index.index[index.actor != 2].to_numpy()
+    expect = np.stack([X[index.actor == a].mean(axis=(0, 2)) for a in index.actor[train_rows]])
+    np.testing.assert_allclose(seen["cond"], expect, rtol=1e-5, atol=1e-4)
+    assert seen["X"].shape[0] == len(train_rows)
+    # the labels condition: (emotion index, actor index), 0-based
+    run_trial(small(model="supervised_vae", config={"latent_dim": 4, "emotion_dims": 2}, cond="labels"),
+              tmp_path, (X, index))
+    assert seen["cond"].tolist() == [[e - 1, a - 1] for e, a in zip(index.emotion_id, index.actor)]

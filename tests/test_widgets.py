@@ -396,3 +396,219 @@ def test_first_status_says_a_live_kernel_is_needed(model4):
     assert "live kernel" in ex.status.value  # what a saved (static) copy shows
     ex.sliders[0].value = 1.0
     assert "live kernel" not in ex.status.value
+
+
+# ------------------------------------------------------------ every model variant
+def _variant_clips(n=8):
+    rng = np.random.default_rng(3)
+    X = rng.normal(-40, 12, size=(n, N_MELS, N_FRAMES)).astype(np.float32)
+    index = pd.DataFrame({"actor": [1, 1, 2, 2, 3, 3, 4, 4][:n], "emotion": (EMOS * 2)[:n]})
+    X += 6.0 * index["actor"].to_numpy(np.float32)[:, None, None]  # each voice its own level
+    return X, index
+
+
+def _build(name, **kw):
+    from emovae_utils.models import build
+
+    torch.manual_seed(0)
+    return build(name, latent_dim=6, **kw).eval()
+
+
+class FakeSequenceVAE(nn.Module):
+    """The interface of a variable-length model: ``cond`` = lengths (N,) in frames, required by ``decode``.
+
+    ``decode(z, lengths)`` gives (N, n_mels, max(lengths)), frames past a row's
+    length at -80 dB; ``encode(x, lengths)`` averages the frames within each length.
+    """
+
+    latent_dim = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("w", torch.randn(3, N_MELS, generator=g))
+
+    def encode(self, x, cond=None):
+        T = x.shape[-1]
+        lengths = torch.full((x.shape[0],), T) if cond is None else torch.as_tensor(cond)
+        assert lengths.dtype == torch.int64 and lengths.shape == (x.shape[0],)
+        mask = (torch.arange(T)[None] < lengths[:, None]).float()  # (N, T)
+        level = (x.mean(1) * mask).sum(1) / mask.sum(1)  # (N,)
+        mu = ((level + 40.0) / 10.0)[:, None] * torch.tensor([1.0, -0.5, 0.25])
+        return mu, torch.zeros_like(mu)
+
+    def decode(self, z, cond=None):
+        if cond is None:
+            raise ValueError("FakeSequenceVAE.decode needs cond, the lengths (N,) in frames")
+        lengths = torch.as_tensor(cond)
+        assert lengths.dtype == torch.int64 and lengths.shape == (z.shape[0],), (lengths.dtype, lengths.shape)
+        T = int(lengths.max())
+        t = torch.arange(T, dtype=torch.float32)
+        S = -40.0 + 10.0 * torch.tanh(z @ self.w)[:, :, None] * torch.cos(t / 7.0)[None, None]
+        return torch.where(t[None, None] < lengths[:, None, None], S, torch.full_like(S, -80.0))
+
+
+def test_speaker_vae_with_conditions_renders_and_the_picker_changes_the_image():
+    from emovae_utils.models.conditional_vae import speaker_codes
+
+    model = _build("speaker_vae")
+    with torch.no_grad():  # untrained, the condition's pathway is zero: give it a weight
+        model.cond_dec.weight.normal_(0, 0.05, generator=torch.Generator().manual_seed(1))
+    X, index = _variant_clips()
+    codes = speaker_codes(X, index["actor"])
+    conditions = {"Actor 01": codes[0], "Actor 02": torch.as_tensor(codes[2])}
+    ex = widgets.LatentExplorer(model, X=X, index=index, conditions=conditions, cond=codes,
+                                audio=False, threaded=False)
+    assert ex.condition is not None and list(ex.condition.options) == ["Actor 01", "Actor 02"]
+    assert ex.condition.value == "Actor 01" and "emovae-condition" in ex.condition._dom_classes
+    assert ex.spectrogram.shape == (N_MELS, N_FRAMES) and ex.png_bytes.startswith(b"\x89PNG")
+    with torch.no_grad():
+        expected = model.decode(torch.zeros(1, 6), torch.as_tensor(codes[:1]))[0].numpy()
+    np.testing.assert_allclose(ex.spectrogram, expected, rtol=1e-5, atol=1e-4)
+    png0, n0 = ex.png_bytes, ex.n_updates
+    ex.condition.value = "Actor 02"  # as a user would
+    assert ex.n_updates == n0 + 1 and ex.png_bytes != png0 and ex.image.value == ex.png_bytes
+    with torch.no_grad():
+        expected = model.decode(torch.zeros(1, 6), torch.as_tensor(codes[2:3]))[0].numpy()
+    np.testing.assert_allclose(ex.spectrogram, expected, rtol=1e-5, atol=1e-4)
+    assert "condition Actor 02" in ex.status.value
+    ex.set_condition("Actor 01")
+    assert ex.png_bytes == png0
+    # the condition goes into the A/B's decoding too (start = origin), and the sliders still work
+    y, sr = sf.read(io.BytesIO(ex.ab_bytes(gap_s=0.1)))
+    assert sr == 16000 and len(y) == 2 * EXPECTED_SAMPLES + 1600
+    ex.sliders[0].value = 1.5
+    assert ex.z[0] == pytest.approx(1.5)
+    with pytest.raises(KeyError):
+        ex.set_condition("Actor 99")
+
+
+def test_a_model_that_needs_cond_without_conditions_fails_clearly():
+    model = _build("speaker_vae")
+    X, index = _variant_clips()
+    with pytest.raises(ValueError, match=r"conditions="):
+        widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    with pytest.raises(ValueError, match=r"conditions="):
+        widgets.LatentExplorer(FakeSequenceVAE(), audio=False, threaded=False)
+    with pytest.raises(ValueError, match="empty"):
+        widgets.LatentExplorer(model, conditions={}, audio=False)
+    with pytest.raises(ValueError, match="one condition per clip"):
+        widgets.LatentExplorer(model, X=X, conditions={"a": np.zeros(80)}, cond=np.zeros((3, 80)), audio=False)
+
+
+def test_supervised_vae_emotion_sub_latent_sliders_first_and_labelled(clips):
+    X, index = clips
+    model = _build("supervised_vae", emotion_dims=2)
+    ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    assert ex.emotion_dims == [0, 1] and ex.slider_order[:2] == [0, 1] and len(ex.sliders) == 6
+    assert [ex.slider_of[d].description for d in (0, 1, 2)] == ["z0 (emotion)", "z1 (emotion)", "z2"]
+    box = ex.widget.children[1].children[0]  # left column
+    rows = [c for c in box.children if hasattr(c, "children") and c.children
+            and getattr(c.children[0], "description", "").startswith("z")]
+    assert [r.children[0].description for r in rows[:2]] == ["z0 (emotion)", "z1 (emotion)"]
+    import ipywidgets
+
+    notes = [c.value for c in box.children if isinstance(c, ipywidgets.HTML)]
+    assert any("emotion sub-latent" in v for v in notes)  # the note above the sliders
+    # only some dimensions: those get sliders, the others keep the start point's values
+    ex2 = widgets.LatentExplorer(model, X=X, index=index, dims=[0, 1], audio=False, threaded=False)
+    assert ex2.dims == [0, 1] and len(ex2.sliders) == 2
+    assert all("emotion" in s.description for s in ex2.sliders)
+    ex2.select("clip:2")
+    mu = ex2.mu[2]
+    np.testing.assert_allclose(ex2.get_latent(), mu, atol=1e-6)  # hidden dims: exact, not clamped
+    ex2.sliders[1].value = 3.0
+    expected = mu.copy()
+    expected[1] = 3.0
+    np.testing.assert_allclose(ex2.z, expected, atol=1e-6)
+    np.testing.assert_allclose(ex2.spectrogram, gen.decode_latents(model, expected), rtol=1e-5, atol=1e-4)
+    ex2.back_button.click()
+    np.testing.assert_allclose(ex2.z, mu, atol=1e-6)
+    # a plain model with dims: no emotion labels, usage order kept
+    ex3 = widgets.LatentExplorer(_build("beta_vae"), X=X, dims=[4, 1], audio=False)
+    assert ex3.dims == [1, 4] and [s.description for s in ex3.sliders] == ["z1", "z4"]
+    assert ex3.slider_order == [d for d in ex3.order if d in (1, 4)]
+    with pytest.raises(ValueError):
+        widgets.LatentExplorer(model, dims=[0, 9], audio=False)
+
+
+def test_a_condition_can_change_the_output_width():
+    X = _level_clips([1.0, -1.0, 0.5, 2.0])
+    lengths = np.array([128, 100, 64, 128])
+    conditions = {"1.0 s": 63, "2.05 s": 128, "3.0 s": 188}
+    ex = widgets.LatentExplorer(FakeSequenceVAE(), X=X, cond=lengths, conditions=conditions, threaded=False)
+    assert ex.spectrogram.shape == (N_MELS, 63) and ex.renderer.n_frames == 63
+    y, sr = sf.read(io.BytesIO(ex.wav_bytes))
+    assert len(y) == HOP * (63 - 1)
+    # the clips were encoded with their own lengths
+    np.testing.assert_allclose(ex.mu[:, 0], [1.0, -1.0, 0.5, 2.0], atol=1e-5)
+    png63 = ex.png_bytes
+    ex.condition.value = "3.0 s"
+    assert ex.spectrogram.shape == (N_MELS, 188) and ex.renderer.n_frames == 188
+    assert ex.renderer.size == ex._renderer_for((N_MELS, 63)).size  # same image size, another time axis
+    assert ex.renderer.clim == ex.clim
+    y, sr = sf.read(io.BytesIO(ex.wav_bytes))
+    assert sr == 16000 and len(y) == HOP * (188 - 1)
+    ex.sliders[0].value = 1.0  # warm start at the new width
+    assert len(sf.read(io.BytesIO(ex.wav_bytes))[0]) == HOP * (188 - 1)
+    ex.set_condition("1.0 s")
+    ex.set_latent(np.zeros(3))
+    assert ex.png_bytes == png63
+    import matplotlib.pyplot as plt
+
+    img = plt.imread(io.BytesIO(ex.png_bytes))
+    assert img.shape[1::-1] == ex.renderer.size
+    # the renderer draws any width, with a readable time axis
+    for T in (1, 20, 700):
+        r = widgets.SpectrogramRenderer(n_frames=T, clim=(-80.0, 0.0))
+        assert r.png(np.zeros((N_MELS, T), np.float32)).startswith(b"\x89PNG")
+    assert widgets.spectrogram_png(np.zeros((N_MELS, 188), np.float32)).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("name", ["emotion_vae", "beta_vae", "sigma_vae", "tc_vae", "speaker_vae", "supervised_vae"])
+def test_explorer_for_every_variant(name):
+    X, index = _variant_clips()
+    model = _build(name)
+    w = widgets.explorer_for(model, X, index, audio=False, threaded=False)
+    ex = w.explorer
+    assert ex.n_updates == 1 and ex.png_bytes.startswith(b"\x89PNG")
+    assert ex.spectrogram.shape == (N_MELS, N_FRAMES) and len(ex.sliders) == 6
+    assert any(label.startswith("mean: ") for label, _ in ex.dropdown.options)
+    if name == "speaker_vae":
+        assert list(ex.conditions) == ["Actor 01", "Actor 02", "Actor 03", "Actor 04"]
+        from emovae_utils.models.conditional_vae import speaker_codes
+
+        np.testing.assert_allclose(ex.cond, speaker_codes(X, index["actor"]))
+        np.testing.assert_allclose(ex.conditions["Actor 03"], ex.cond[4])
+        ex.set_condition("Actor 04")
+        assert ex.n_updates == 2
+    else:
+        assert ex.condition is None and ex.conditions == {}
+    if name == "supervised_vae":
+        assert ex.sliders[0].description == "z0 (emotion)"
+    else:
+        assert ex.emotion_dims == [] and all("emotion" not in s.description for s in ex.sliders)
+
+
+def test_explorer_for_a_sequence_model(monkeypatch):
+    from emovae_utils import models
+
+    real = models.registered_name
+    monkeypatch.setattr(models, "registered_name",
+                        lambda m: "sequence_vae" if isinstance(m, FakeSequenceVAE) else real(m))
+    X = _level_clips([1.0, -1.0, 0.5, 2.0])
+    index = pd.DataFrame({"actor": [1, 1, 2, 2], "emotion": ["happy", "sad", "happy", "sad"],
+                          "n_frames": [128, 90, 64, 300]})
+    ex = widgets.explorer_for(FakeSequenceVAE(), X, index, audio=False, threaded=False).explorer
+    assert ex.conditions.keys() == widgets.SEQUENCE_LENGTHS.keys()
+    np.testing.assert_array_equal(ex.cond, [128, 90, 64, 128])  # at most the width of X
+    assert ex.spectrogram.shape == (N_MELS, 63)
+    ex.set_condition("2.05 s")
+    assert ex.spectrogram.shape == (N_MELS, 128)
+    # without an n_frames column: every clip at the full width
+    ex = widgets.explorer_for(FakeSequenceVAE(), X, index.drop(columns="n_frames"), audio=False).explorer
+    np.testing.assert_array_equal(ex.cond, [128] * 4)
+    # not a sequence model, no cond_dim: no conditions
+    monkeypatch.setattr(models, "registered_name", lambda m: (_ for _ in ()).throw(ValueError("not registered")))
+    ex = widgets.explorer_for(KnownKL(), _level_clips([1.0, 2.0]), audio=False).explorer
+    assert ex.conditions == {} and ex.n_updates == 1

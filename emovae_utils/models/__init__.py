@@ -19,7 +19,9 @@ from .sigma_vae import SigmaVAE  # noqa: E402  (registers "sigma_vae")
 from .tc_vae import TCVAE  # noqa: E402  (registers "tc_vae")
 from .conditional_vae import SpeakerConditionedVAE  # noqa: E402  (registers "speaker_vae")
 from .supervised_vae import EmotionSupervisedVAE  # noqa: E402  (registers "supervised_vae")
+from .sequence_vae import SequenceVAE  # noqa: E402  (registers "sequence_vae")
 
 __all__ = ["BaseVAE", "EmotionVAE", "BetaVAE", "SigmaVAE", "TCVAE", "SpeakerConditionedVAE", "EmotionSupervisedVAE",
+           "SequenceVAE",
            "build", "register", "available", "save_model", "load_model", "registered_name", "ModelFileError",
            "gaussian_kl"]

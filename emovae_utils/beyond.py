@@ -1,0 +1,436 @@
+"""Beyond the report (notebook 06): which VAE learns emotion apart from speaker.
+
+Every variant is a registered model (:mod:`emovae_utils.models`) trained per
+actor fold on that fold's training actors only, over several seeds, through the
+trial runner (:func:`emovae_utils.replication.run_seeds`). Each trial is scored
+in its worker right after training (:func:`evaluate_trial`), on the study's
+clips (statement 01, 720 clips of 24 actors):
+
+* **emotion UAR** of the variant's representation (its posterior mean, or the
+  emotion sub-latent of the supervised VAE) by a linear probe fitted on the
+  training actors and tested on the fold's held-out actors (the CNN ceiling
+  uses its own predictions), kept per held-out actor for the intervals;
+* **gender UAR**, same split;
+* **speaker-ID accuracy** from the same representation of all 24 actors,
+  trained on one repetition and tested on the other (chance 1/24);
+* **MIG** per factor (emotion, actor, gender) over the 720 clips;
+* **reconstruction MSE** (dB², element mean) of the held-out actors' clips;
+* **active dimensions** (:func:`~emovae_utils.metrics.active_dimensions`).
+
+:func:`variants_table` turns the result rows into ``figures/beyond_variants.csv``
+(mean and 95 % interval of the emotion UAR over seeds x actors, the other
+numbers as means over folds and seeds), with the baselines in the same table;
+:func:`goal_rows` states the issue's goals as met / not met / inconclusive.
+
+Examples
+--------
+>>> list(VARIANTS)[:3]
+['vae', 'beta0.25', 'beta4']
+>>> trials = variant_trials("sigma", seeds=[0, 1], folds=range(5), epochs=10)
+>>> len(trials), trials[0].model, trials[0].data["statement"]
+(10, 'sigma_vae', 1)
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .conditions import LABEL_FREE, make_condition
+from .experiments import Trial
+from .io import atomic_write
+
+__all__ = ["Variant", "VARIANTS", "STUDY_CLIPS", "variant_trials", "evaluate_trial", "representation",
+           "variant_rows", "variants_table", "write_table", "baselines_table", "goal_rows", "TABLE_COLUMNS", "TABLE_NAME",
+           "SPEAKER_GOAL", "EMOTION_GOAL", "CEILING_GOAL"]
+
+#: The clips every variant is scored on: the study's statement 01.
+STUDY_CLIPS = {"statement": 1}
+#: Result table of notebook 06, in ``figures_dir``.
+TABLE_NAME = "beyond_variants.csv"
+#: Its columns (the issue's, plus MIG of actor and gender, training time and the representation).
+TABLE_COLUMNS = ("variant", "dims", "emotion_uar_mean", "emotion_uar_ci_low", "emotion_uar_ci_high",
+                 "speaker_id_acc", "gender_uar", "mig_emotion", "mig_actor", "mig_gender", "recon_mse",
+                 "active_dims", "n_runs", "train_seconds", "kind")
+#: Goal 1: emotion UAR of an 8-dim (sub-)latent at eGeMAPS-88's level ...
+EMOTION_GOAL = 0.49
+#: ... with speaker ID from it at most twice chance (2/24).
+SPEAKER_GOAL = 2 / 24
+#: Goal 2: the supervised small model (ResLSTM-SA reports 0.623 +- 0.012).
+CEILING_GOAL = 0.62
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model of the comparison: a registered model, its config, condition and training clips.
+
+    Parameters
+    ----------
+    label : str
+        Name in tables and figures.
+    model : str
+        Registered model name.
+    config : mapping
+        Its constructor arguments.
+    cond : str, optional
+        Condition name (:data:`emovae_utils.conditions.CONDITIONS`). Only label-free
+        conditions (:data:`~emovae_utils.conditions.LABEL_FREE`) are given at evaluation;
+        training labels (``"labels"``, ``"emotion"``) never reach the test clips.
+    features : {"windows", "sequences"}
+        The study's fixed 80 x 128 windows, or variable-length log-mels
+        (:func:`emovae_utils.data.load_sequences`).
+    data : mapping
+        Training clips (before the fold removes the held-out actors).
+    fit : mapping
+        Settings of :func:`~emovae_utils.train.fit` that differ from the comparison's own.
+    """
+
+    label: str
+    model: str
+    config: Mapping[str, Any] = field(default_factory=dict)
+    cond: str | None = None
+    features: str = "windows"
+    data: Mapping[str, Any] = field(default_factory=lambda: dict(STUDY_CLIPS))
+    fit: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The variants, by key (the notebook's ``variants`` parameter lists keys).
+VARIANTS: dict[str, Variant] = {
+    "vae": Variant("VAE, the study's loss (beta = 1)", "emotion_vae"),
+    "beta0.25": Variant("beta-VAE, beta = 0.25", "beta_vae", {"beta": 0.25}),
+    "beta4": Variant("beta-VAE, beta = 4", "beta_vae", {"beta": 4.0}),
+    "beta16": Variant("beta-VAE, beta = 16", "beta_vae", {"beta": 16.0}),
+    "sigma": Variant("sigma-VAE (optimal decoder variance)", "sigma_vae", {"sigma_mode": "optimal"}),
+    "sigma_learned": Variant("sigma-VAE (learned decoder variance)", "sigma_vae", {"sigma_mode": "learned"}),
+    "tc": Variant("beta-TCVAE (beta = 6)", "tc_vae", {"beta": 6.0}),
+    "speaker": Variant("speaker-conditioned VAE (decoder gets the speaker's mean spectrum)", "speaker_vae",
+                       cond="speaker_code"),
+    "supervised": Variant("emotion-supervised VAE: 8-dim emotion sub-latent, speaker adversary", "supervised_vae",
+                          {"latent_dim": 16, "emotion_dims": 8, "classifier_weight": 100.0,
+                           "adversary_weight": 100.0}, cond="labels"),
+    "sequence": Variant("sequence VAE (variable length, masked)", "sequence_vae", cond="lengths",
+                        features="sequences"),
+    "cnn": Variant("supervised CNN on the log-mel (ceiling)", "emotion_cnn", cond="emotion", data={}),
+}
+
+
+def variant_trials(key: str, seeds: Sequence[int], folds: Iterable[int] = range(5), **fit: Any) -> list[Trial]:
+    """The trials of one variant: one per seed and fold, labelled ``beyond_<key>``.
+
+    Parameters
+    ----------
+    key : str
+        A key of :data:`VARIANTS`.
+    seeds : sequence of int
+    folds : iterable of int, default range(5)
+        Held-out actor folds.
+    **fit
+        Settings of :func:`~emovae_utils.train.fit` (``epochs`` required); the
+        variant's own ``fit`` settings override them.
+    """
+    from .replication import seeded_trials
+
+    if key not in VARIANTS:
+        raise KeyError(f"unknown variant {key!r}; known: {', '.join(VARIANTS)}")
+    v = VARIANTS[key]
+    settings = {**fit, **dict(v.fit)}
+    return seeded_trials(f"beyond_{key.replace('.', '_')}", dict(v.data), seeds, folds=folds, model=v.model,
+                         config=dict(v.config), cond=v.cond, **settings)
+
+
+# ----------------------------------------------------------------------------- scoring one trial
+
+
+def representation(model: Any, X: np.ndarray, cond: Any = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """What the probes read from a trained model: ``(R, mu, sigma)`` for clips ``X``.
+
+    ``R`` is the posterior mean ``mu`` (N, latent_dim), its emotion sub-latent
+    ``mu[:, :emotion_dims]`` for a model with ``emotion_dims``, or a
+    classifier's ``embed`` (then ``mu`` and ``sigma`` are None).
+    """
+    from .generate import encode_posterior
+
+    if hasattr(model, "embed") and not hasattr(model, "encode"):
+        return _batched(model.embed, X), None, None
+    mu, sigma = encode_posterior(model, X, cond=cond)
+    dims = getattr(model, "emotion_dims", None)
+    return (mu[:, :dims] if dims else mu), mu, sigma
+
+
+def _batched(fn: Any, X: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    import torch
+
+    p = next(fn.__self__.parameters())
+    was = fn.__self__.training
+    fn.__self__.eval()
+    try:
+        with torch.no_grad():
+            parts = [fn(torch.as_tensor(X[i:i + batch_size]).to(device=p.device, dtype=torch.float32))
+                     for i in range(0, len(X), batch_size)]
+    finally:
+        fn.__self__.train(was)
+    return torch.cat(parts).float().cpu().numpy()
+
+
+def _reconstruction_mse(model: Any, X: np.ndarray, mu: np.ndarray, cond: Any) -> float:
+    """Element-mean squared error (dB²) of decoding ``mu``; for lengths (1-D integer ``cond``) the real frames only."""
+    from .generate import decode_latents
+
+    recon = decode_latents(model, mu, cond)
+    if cond is not None and np.ndim(cond) == 1 and np.issubdtype(np.asarray(cond).dtype, np.integer):
+        lengths = np.asarray(cond)
+        sq = sum(float(np.sum((recon[i, :, :n] - X[i, :, :n]) ** 2)) for i, n in enumerate(lengths))
+        return sq / float(lengths.sum() * X.shape[1])
+    return float(np.mean((recon - X) ** 2))
+
+
+def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
+                   train_positions: np.ndarray) -> dict[str, Any]:
+    """Score one trained variant on the study's clips (the trial runner's ``evaluate``; see the module notes).
+
+    Parameters
+    ----------
+    model : trained model
+    X, index : all clips and their index (as given to the trial runner)
+    trial : Trial
+        With a fold: the held-out actors are ``ACTOR_FOLDS[trial.fold]``.
+    train_positions : np.ndarray
+        Rows the model was trained on (checked to exclude the held-out actors).
+
+    Returns
+    -------
+    dict
+        ``dims, emotion_uar, gender_uar, speaker_id_acc, actor_uar`` (JSON
+        ``{actor: uar}`` of the held-out actors), ``mig_emotion, mig_actor,
+        mig_gender, recon_mse, active_dims``.
+    """
+    from . import metrics
+    from .replication import actor_uar
+
+    if trial.fold is None:
+        raise ValueError("evaluate_trial scores held-out actors: give the trial a fold")
+    held = list(metrics.ACTOR_FOLDS[trial.fold])
+    if index["actor"].iloc[np.asarray(train_positions)].isin(held).any():
+        raise ValueError(f"trial {trial.trial_id} trained on held-out actors {held}")
+    rows = (index["statement"] == STUDY_CLIPS["statement"]).to_numpy()
+    study = index[rows].reset_index(drop=True)
+    Xs = np.asarray(X)[rows]
+    cond = make_condition(trial.cond, Xs, study) if trial.cond in LABEL_FREE else None
+    R, mu, sigma = representation(model, Xs, cond)
+    probes = metrics.probe_representation(R.astype(float), study, folds=[held], random_state=trial.seed)
+    test = study["actor"].isin(held).to_numpy()
+    emotion = probes["emotion"]
+    if hasattr(model, "predict_logits"):  # a classifier: its own predictions are the ceiling
+        pred = np.full(len(study), None, dtype=object)
+        names = dict(zip(study["emotion_id"] - 1, study["emotion"]))
+        pred[test] = [names[int(k)] for k in _batched(model.predict_logits, Xs[test]).argmax(axis=1)]
+        emotion = SimpleNamespace(predictions=pred)
+    per_actor = actor_uar(emotion, study["actor"], study["emotion"])
+    factors = study[["emotion", "actor", "gender"]]
+    mig = metrics.mig(R, factors) if R.shape[1] >= 2 else pd.Series(np.nan, index=factors.columns)
+    out = {
+        "dims": int(R.shape[1]),
+        "emotion_uar": float(per_actor.mean()),
+        "gender_uar": float(probes["gender"].uar_mean),
+        "speaker_id_acc": float(probes["speaker_id"].accuracy_mean),
+        "actor_uar": json.dumps({str(int(a)): round(float(u), 6) for a, u in per_actor.items()}),
+        "mig_emotion": float(mig["emotion"]), "mig_actor": float(mig["actor"]), "mig_gender": float(mig["gender"]),
+        "recon_mse": float("nan"), "active_dims": float("nan"),
+    }
+    if mu is not None:
+        out["active_dims"] = int(metrics.active_dimensions(mu, sigma)["active"].sum())
+        test_cond = None if cond is None else np.asarray(cond)[test]
+        try:
+            out["recon_mse"] = _reconstruction_mse(model, Xs[test], mu[test], test_cond)
+        except (TypeError, ValueError):  # a decoder that needs a condition it was not given
+            pass
+    return out
+
+
+# ----------------------------------------------------------------------------- the table
+
+
+def variant_rows(rows: pd.DataFrame, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A variant's result rows as ``(per_actor, long)`` frames for :func:`~emovae_utils.replication.probe_summary`."""
+    label = VARIANTS[key].label if key in VARIANTS else key
+    per_actor = pd.DataFrame([{"representation": label, "seed": int(r.seed), "actor": int(a), "uar": float(u)}
+                              for r in rows.itertuples() for a, u in json.loads(r.actor_uar).items()])
+    long = pd.concat([
+        pd.DataFrame({"representation": label, "seed": rows["seed"], "target": "speaker_id",
+                      "accuracy": rows["speaker_id_acc"], "uar": rows["speaker_id_acc"]}),
+        pd.DataFrame({"representation": label, "seed": rows["seed"], "target": "gender",
+                      "accuracy": np.nan, "uar": rows["gender_uar"]}),
+    ], ignore_index=True)
+    return per_actor, long
+
+
+def variants_table(results: Mapping[str, pd.DataFrame], baselines: pd.DataFrame | None = None,
+                   random_state: int = 0) -> pd.DataFrame:
+    """The comparison table (:data:`TABLE_COLUMNS`): one row per variant, then the baselines.
+
+    Parameters
+    ----------
+    results : mapping of variant key to result rows
+        The rows of :func:`~emovae_utils.replication.run_seeds` with :func:`evaluate_trial`'s columns.
+    baselines : pandas.DataFrame, optional
+        Rows of :func:`~emovae_utils.replication.probe_summary` for the baselines (``representation,
+        dims, emotion_uar_*``, ``speaker_id_acc``, ``gender_uar``; optional ``mig_*``).
+    random_state : int
+        Of the bootstrap.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The emotion-UAR interval resamples seeds and held-out actors
+        (:func:`~emovae_utils.metrics.hierarchical_bootstrap_ci`); the other numbers are means over the
+        variant's runs (folds x seeds), ``n_runs`` their count, ``kind`` "variant" or "baseline".
+    """
+    from .replication import probe_summary
+
+    out = []
+    for key, rows in results.items():
+        rows = rows[rows["status"] == "ok"] if "status" in rows else rows
+        per_actor, long = variant_rows(rows, key)
+        summary = probe_summary(per_actor, long, random_state=random_state).iloc[0].to_dict()
+        mean = lambda c: float(pd.to_numeric(rows[c], errors="coerce").mean())  # noqa: E731
+        out.append({**{k: summary[k] for k in ("emotion_uar_mean", "emotion_uar_ci_low", "emotion_uar_ci_high",
+                                             "speaker_id_acc", "gender_uar")},
+                    "variant": summary["representation"], "dims": int(rows["dims"].iloc[0]),
+                    "mig_emotion": mean("mig_emotion"), "mig_actor": mean("mig_actor"),
+                    "mig_gender": mean("mig_gender"), "recon_mse": mean("recon_mse"),
+                    "active_dims": mean("active_dims"), "n_runs": int(len(rows)),
+                    "train_seconds": mean("wall_seconds"), "kind": "variant"})
+    table = pd.DataFrame(out)
+    if baselines is not None and len(baselines):
+        base = baselines.rename(columns={"representation": "variant"}).assign(kind="baseline")
+        base["n_runs"] = base.get("n_seeds", pd.Series(1, index=base.index)).fillna(0).astype(int)
+        table = pd.concat([table, base], ignore_index=True)
+    return table.reindex(columns=list(TABLE_COLUMNS))
+
+
+def write_table(table: pd.DataFrame, figures_dir: str | os.PathLike) -> Path:
+    """Write :func:`variants_table` to ``figures_dir/beyond_variants.csv`` (atomically)."""
+    path = Path(figures_dir) / TABLE_NAME
+    return atomic_write(path, lambda p: table.to_csv(p, index=False, float_format="%.4f"))
+
+
+def _goal(goal: str, rule: str, verdict: str, statistic: float, low: float, high: float, n: int) -> dict[str, Any]:
+    return {"goal": goal, "verdict": verdict, "statistic": statistic, "ci_low": low, "ci_high": high,
+            "n_runs": n, "rule": rule}
+
+
+def goal_rows(table: pd.DataFrame, ceiling: str | None = None) -> pd.DataFrame:
+    """The issue's goals, each met / not met / inconclusive by a rule fixed before looking.
+
+    * **Goal 1**, per 8-dimensional variant: *met* when the lower end of its emotion-UAR
+      interval is >= :data:`EMOTION_GOAL` and its speaker-ID accuracy is <= :data:`SPEAKER_GOAL`;
+      *not met* when the upper end is below :data:`EMOTION_GOAL` or speaker ID exceeds the
+      bound; otherwise *inconclusive*. The goal is met if any variant meets it.
+    * **Goal 2**, the ceiling row ``ceiling``: the same interval rule at :data:`CEILING_GOAL`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``goal, verdict, statistic, ci_low, ci_high, n_runs, rule``; goal 1 names the best
+        8-dimensional variant (highest lower end among those within the speaker bound, else the
+        highest mean).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"variant": ["a", "b"], "dims": [8, 8], "emotion_uar_mean": [0.55, 0.3],
+    ...                   "emotion_uar_ci_low": [0.5, 0.25], "emotion_uar_ci_high": [0.6, 0.35],
+    ...                   "speaker_id_acc": [0.07, 0.3], "n_runs": [15, 15]})
+    >>> goal_rows(t)["verdict"].tolist()
+    ['met']
+    """
+    def interval(row: Mapping[str, Any], bound: float, extra_ok: bool = True) -> str:
+        if row["emotion_uar_ci_low"] >= bound and extra_ok:
+            return "met"
+        if row["emotion_uar_ci_high"] < bound or not extra_ok:
+            return "not met"
+        return "inconclusive"
+
+    eight = table[(table["dims"] == 8) & table["emotion_uar_mean"].notna()]
+    goals = []
+    if len(eight):
+        within = eight[eight["speaker_id_acc"] <= SPEAKER_GOAL]
+        best = (within.sort_values("emotion_uar_ci_low") if len(within) else
+                eight.sort_values("emotion_uar_mean")).iloc[-1]
+        verdict = interval(best, EMOTION_GOAL, best["speaker_id_acc"] <= SPEAKER_GOAL)
+        goals.append(_goal(
+            f"goal 1: an 8-dim (sub-)latent with emotion UAR >= {EMOTION_GOAL} and speaker ID <= "
+            f"{SPEAKER_GOAL:.3f} (best: {best['variant']}, speaker ID {best['speaker_id_acc']:.3f})",
+            "met if the 95 % interval's lower end >= 0.49 and speaker ID <= 2/24; not met if its upper end "
+            "< 0.49 or speaker ID > 2/24; else inconclusive", verdict, float(best["emotion_uar_mean"]),
+            float(best["emotion_uar_ci_low"]), float(best["emotion_uar_ci_high"]), int(best["n_runs"])))
+    if ceiling is not None and ceiling in set(table["variant"]):
+        row = table.set_index("variant").loc[ceiling]
+        goals.append(_goal(
+            f"goal 2: the supervised small model reaches emotion UAR >= {CEILING_GOAL} ({ceiling})",
+            "met if the 95 % interval's lower end >= 0.62; not met if its upper end < 0.62; else inconclusive",
+            interval(row, CEILING_GOAL), float(row["emotion_uar_mean"]), float(row["emotion_uar_ci_low"]),
+            float(row["emotion_uar_ci_high"]), int(row["n_runs"])))
+    return pd.DataFrame(goals)
+
+
+def baselines_table(X: np.ndarray, study: pd.DataFrame, *, egemaps_audio: Sequence[str] = (),
+                    cache_dir: str | os.PathLike | None = None, random_state: int = 0) -> pd.DataFrame:
+    """The baselines of the comparison on the same clips and actor folds, as :func:`variants_table` rows.
+
+    PCA-8 of the log-mel (fitted per fold on the training actors; no MIG, which would need one
+    PCA for all clips, test actors included), the pooled log-mel (mean and
+    standard deviation per band), eGeMAPS-88 for each ``egemaps_audio`` (see
+    :data:`~emovae_utils.metrics.EGEMAPS_AUDIO`; cached), and the trivial majority-class predictor.
+
+    Parameters
+    ----------
+    X : np.ndarray, (N, 80, 128)
+        The study's clips (statement 01).
+    study : pandas.DataFrame, N rows
+        Their index rows (``actor, emotion, gender, repetition``; ``path, name`` for eGeMAPS).
+    egemaps_audio : sequence of str, default ()
+        Which eGeMAPS inputs to add (none: no openSMILE run).
+    cache_dir : path-like, optional
+        Where eGeMAPS is cached.
+    random_state : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``representation, dims, n_seeds, emotion_uar_mean, emotion_uar_ci_low, emotion_uar_ci_high,
+        speaker_id_acc, gender_uar, mig_emotion, mig_actor, mig_gender``.
+    """
+    from . import metrics
+    from .replication import actor_uar, probe_summary
+
+    reps: dict[str, tuple[np.ndarray, Any, int]] = {
+        "PCA-8 of the log-mel (fitted per fold)": (X, metrics.pca_transform(8, random_state), 8),
+        "pooled log-mel (mean, std per band)": (metrics.pooled_log_mel(X), None, 2 * X.shape[1]),
+    }
+    for audio in egemaps_audio:
+        F = metrics.egemaps_cached(study["path"], cache_dir, names=study["name"], audio=audio, progress=False)
+        reps[metrics.EGEMAPS_AUDIO[audio]] = (F.to_numpy(), None, F.shape[1])
+    per_actor, long, extra = [], [], {}
+    factors = study[["emotion", "actor", "gender"]]
+    for name, (F, transform, dims) in reps.items():
+        res = metrics.probe_representation(F, study, transform=transform, random_state=random_state)
+        per_actor.append(actor_uar(res["emotion"], study["actor"], study["emotion"]).reset_index()
+                         .assign(representation=name, seed=None))
+        long.append(metrics.probe_rows(res, name))
+        # MIG needs one code for all clips: none for PCA, which is fitted per fold
+        mig = metrics.mig(F, factors) if transform is None else pd.Series(np.nan, index=factors.columns)
+        extra[name] = {"dims": dims, **{f"mig_{k}": float(mig[k]) for k in ("emotion", "actor", "gender")}}
+    table = probe_summary(pd.concat(per_actor, ignore_index=True), pd.concat(long, ignore_index=True),
+                          random_state=random_state)
+    table = table.assign(**{k: table["representation"].map(lambda n, k=k: extra[n][k])
+                            for k in ("dims", "mig_emotion", "mig_actor", "mig_gender")})
+    trivial = {"representation": "trivial: majority class", "dims": 0, "n_seeds": 0, "emotion_uar_mean": 1 / 8,
+               "emotion_uar_ci_low": 1 / 8, "emotion_uar_ci_high": 1 / 8, "speaker_id_acc": 1 / 24,
+               "gender_uar": 0.5}
+    return pd.concat([table, pd.DataFrame([trivial])], ignore_index=True)

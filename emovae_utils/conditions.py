@@ -1,0 +1,114 @@
+"""Conditions by name: what a conditioned model gets as ``cond``, built from the clips and their index.
+
+A :class:`~emovae_utils.experiments.Trial` names its condition (``cond="speaker_code"``)
+rather than carrying arrays, so it stays a small, hashable spec; the trial
+runner, the evaluation of notebook 06 and the latent explorer all build the
+condition of any set of clips with :func:`make_condition`, in this one place.
+
+=================  ==========================================  ==========================================
+name               value per clip                              label-free for emotion?
+=================  ==========================================  ==========================================
+``speaker_code``   its speaker's mean log-mel (n_mels,)        yes: audio and speaker grouping only
+``clip_code``      its own time-averaged log-mel (n_mels,)     label-free, but carries the clip's level
+``labels``         (emotion index, speaker index), int         no: training labels (supervised models)
+``emotion``        emotion index, int                          no: training labels (classifiers)
+``lengths``        voiced frames (the sequence VAE)            yes
+=================  ==========================================  ==========================================
+
+Emotion index = ``emotion_id - 1`` (0..7); speaker index = ``actor - 1`` (0..23).
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> X = np.stack([np.full((80, 128), v) for v in (-40.0, -20.0, -10.0)]).astype("float32")
+>>> index = pd.DataFrame({"actor": [1, 1, 2], "emotion_id": [1, 5, 8]})
+>>> make_condition("speaker_code", X, index)[:, 0].tolist()
+[-30.0, -30.0, -10.0]
+>>> make_condition("labels", X, index).tolist()
+[[0, 0], [4, 0], [7, 1]]
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["CONDITIONS", "LABEL_FREE", "make_condition"]
+
+
+def _speaker_code(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
+    from .models.conditional_vae import speaker_codes
+
+    return speaker_codes(X, _column(index, "actor", "speaker_code"))
+
+
+def _clip_code(X: np.ndarray, index: pd.DataFrame | None) -> np.ndarray:
+    from .models.conditional_vae import clip_codes
+
+    return clip_codes(X)
+
+
+def _emotion(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
+    return _column(index, "emotion_id", "emotion").astype(np.int64) - 1
+
+
+def _labels(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
+    return np.stack([_emotion(X, index), _column(index, "actor", "labels").astype(np.int64) - 1], axis=1)
+
+
+def _lengths(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
+    column = "n_frames" if index is not None and "n_frames" in index.columns else "voiced_frames"
+    return np.minimum(_column(index, column, "lengths").astype(np.int64), X.shape[-1])
+
+
+#: Condition name -> ``builder(X, index) -> array (N, ...)``.
+CONDITIONS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
+    "speaker_code": _speaker_code,
+    "clip_code": _clip_code,
+    "labels": _labels,
+    "emotion": _emotion,
+    "lengths": _lengths,
+}
+
+
+#: Conditions formed without any label: given at evaluation to the test speakers' clips too.
+LABEL_FREE = frozenset({"speaker_code", "clip_code", "lengths"})
+
+
+def _column(index: pd.DataFrame | None, column: str, name: str) -> np.ndarray:
+    if index is None or column not in index.columns:
+        raise KeyError(f"condition {name!r} needs the clip index with a {column!r} column "
+                       "(emovae_utils.data.load_features gives it); pass data=(X, index)")
+    return index[column].to_numpy()
+
+
+def make_condition(name: str | None, X: np.ndarray, index: pd.DataFrame | None) -> np.ndarray | None:
+    """The condition ``name`` for clips ``X`` (N, n_mels, frames) with their ``index`` rows (or None for no condition).
+
+    Parameters
+    ----------
+    name : str or None
+        A key of :data:`CONDITIONS`; None returns None.
+    X : np.ndarray, (N, n_mels, frames)
+        The clips, row-aligned with ``index``.
+    index : pandas.DataFrame or None
+        Their rows of the feature index (``actor``, ``emotion_id``, ``n_frames``/``voiced_frames``).
+
+    Returns
+    -------
+    np.ndarray (N, ...) or None
+
+    Raises
+    ------
+    KeyError
+        For an unknown name (listing the known ones) or a missing index column.
+    """
+    if name is None:
+        return None
+    if name not in CONDITIONS:
+        raise KeyError(f"unknown condition {name!r}; known: {', '.join(sorted(CONDITIONS))}")
+    X = np.asarray(X)
+    if index is not None and len(index) != len(X):
+        raise ValueError(f"the index has {len(index)} rows but X has {len(X)} clips")
+    return CONDITIONS[name](X, index)
