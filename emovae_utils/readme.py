@@ -67,10 +67,43 @@ def _probes(path: Path) -> list[str]:
 
 def _run_log(path: Path) -> list[str]:
     log = pd.read_csv(path)
-    parts = ", ".join(f"{str(r.notebook)[:2]} {float(r.seconds):.0f} s" for r in log.itertuples())
-    started = str(log["started"].min())[:10]
-    return [f"Wall time of the paper preset on this 2-core CPU: **{log['seconds'].sum() / 60:.1f} min** "
-            f"({parts}; run of {started}, `figures/run_log.csv`)."]
+    study = log[log["notebook"].astype(str).str[:2] <= "05"]
+    beyond = log[log["notebook"].astype(str).str[:2] > "05"]
+    parts = ", ".join(f"{str(r.notebook)[:2]} {float(r.seconds):.0f} s" for r in study.itertuples())
+    started = str(study["started"].min())[:10]
+    lines = [f"Wall time of the paper preset on this 2-core CPU: **{study['seconds'].sum() / 60:.1f} min** "
+             f"for the study (notebooks 01-05: {parts}; run of {started}, `figures/run_log.csv`)."]
+    for r in beyond.itertuples():
+        lines[-1] += (f" Notebook {str(r.notebook)[:2]} (beyond the report, its reduced grid): "
+                      f"**{float(r.seconds) / 60:.1f} min** (run of {str(r.started)[:10]}).")
+    return lines
+
+
+def _beyond(path: Path) -> list[str]:
+    table = pd.read_csv(path)
+    lines = ["| representation | dims | runs | emotion UAR [95 % interval] | speaker ID | gender UAR | MIG emotion | "
+             "MIG actor | recon. MSE (dB²) | active dims | s per run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.variant} | {int(r.dims)} | {int(r.n_runs)} | {r.emotion_uar_mean:.3f} "
+                     f"[{r.emotion_uar_ci_low:.3f}, {r.emotion_uar_ci_high:.3f}] | {_fmt(r.speaker_id_acc, 3)} | "
+                     f"{_fmt(r.gender_uar, 3)} | {_fmt(r.mig_emotion, 3)} | {_fmt(r.mig_actor, 3)} | "
+                     f"{_fmt(r.recon_mse, 0)} | {_fmt(r.active_dims, 1)} | {_fmt(r.train_seconds, 0)} |")
+    goals = path.with_name("beyond_goals.csv")
+    if goals.exists():
+        lines += [""] + [f"* **{g.goal}: {g.verdict}.** Emotion UAR {g.statistic:.3f} [{g.ci_low:.3f}, "
+                         f"{g.ci_high:.3f}] over {int(g.n_runs)} runs. Rule: {g.rule}."
+                         for g in pd.read_csv(goals).itertuples()]
+    conv = path.with_name("emotion_conversion.csv")
+    if conv.exists():
+        c = pd.read_csv(conv).set_index("target")
+        lines += ["", "Emotion conversion with the supervised VAE's sub-latent (`figures/emotion_conversion.csv`): "
+                  f"the CNN judge hears the target emotion in **{c.loc['all', 'emotion_rate']:.3f}** of "
+                  f"{int(c.loc['all', 'n'])} converted clips (chance 0.125) and the speaker judge keeps the speaker "
+                  f"in **{c.loc['all', 'speaker_rate']:.3f}** (chance 0.042); on the original clips the judges score "
+                  f"{c.loc['original', 'emotion_rate']:.3f} and {c.loc['original', 'speaker_rate']:.3f}, on plain "
+                  f"reconstructions {c.loc['reconstruction', 'emotion_rate']:.3f} and "
+                  f"{c.loc['reconstruction', 'speaker_rate']:.3f}."]
+    return lines
 
 
 def _replication(path: Path) -> list[str]:
@@ -122,6 +155,9 @@ def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
                  "actors; `figures/table_representation_probes.csv`, per fold and seed in "
                  "`figures/probes_per_fold.csv`):", _probes),
                 ("replication.csv", "", _replication),
+                ("beyond_variants.csv", "Beyond the report (notebook 06): every variant trained per actor fold on "
+                 "that fold's training actors, scored on the held-out actors (emotion UAR interval over seeds and "
+                 "actors; `figures/beyond_variants.csv`, figure `figures/beyond_emotion_vs_speaker.png`):", _beyond),
                 ("run_log.csv", "", _run_log))
     for name, intro, render in sections:
         if (d / name).exists():

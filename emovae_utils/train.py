@@ -1,4 +1,5 @@
-"""Training any :class:`~emovae_utils.models.BaseVAE`: reproducible, resumable, with callbacks.
+"""Training any :class:`~emovae_utils.models.BaseVAE` (or a registered classifier such as
+:class:`~emovae_utils.models.classifier.EmotionCNN`): reproducible, resumable, with callbacks.
 
 The loop is written for small data sets that fit in memory: the whole training
 set is one tensor on the device; each epoch draws a seeded ``torch.randperm``
@@ -167,6 +168,9 @@ class _AutogradStep:
         cond = self.cond if index is None or self.cond is None else self.cond.index_select(0, index)
         self.optimizer.zero_grad(set_to_none=True)
         losses = self.model.loss_function(x, self.model(x, cond))
+        if "loss" not in losses:
+            raise KeyError(f"{type(self.model).__name__}.loss_function returned {sorted(losses)}; it must "
+                           "return a dict holding 'loss' (the scalar to minimise)")
         losses["loss"].backward()
         if self.clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.clip)
@@ -277,12 +281,16 @@ def fit(
     progress: bool = True,
     callbacks: Sequence[Callback | Callable[[int, dict[str, float]], None]] = (),
 ) -> pd.DataFrame:
-    """Train a VAE with Adam on its own ``loss_function``; reproducible and resumable.
+    """Train a model with Adam on its own ``loss_function``; reproducible and resumable.
 
     Parameters
     ----------
-    model : BaseVAE
-        Any model of :mod:`emovae_utils.models`; trained in place (moved to ``device``).
+    model : BaseVAE or classifier
+        Any model of :mod:`emovae_utils.models`; trained in place (moved to
+        ``device``). Besides the VAEs, any ``nn.Module`` with
+        ``forward(x, cond) -> dict`` and ``loss_function(x, out) -> dict`` holding
+        ``loss`` trains, e.g. :class:`~emovae_utils.models.classifier.EmotionCNN`
+        with the labels as ``cond``.
     X : array or tensor, (N, 80, 128)
         Training spectrograms (dB). Held as one float32 tensor on the device;
         NaN or inf is an error naming the clips.
@@ -314,7 +322,9 @@ def fit(
         ``None``: stock PyTorch. ``"gemm"``: the hand-written path of
         :mod:`emovae_utils.accel.gemm` (an error saying why for any model it
         was not written for). ``"auto"``: that path on the CPU when the model
-        qualifies, else stock; the choice and reason go to ``run.json``.
+        qualifies, else stock; the choice and reason go to ``run.json``. Only
+        :class:`~emovae_utils.models.EmotionVAE` qualifies: a classifier always
+        trains through autograd (``"gemm"`` is an error for it).
     out_dir : path-like, optional
         Where ``run.json``, ``history.csv``, ``checkpoint.pt`` and
         ``training_samples/epoch_XXXXX.wav`` go. Nothing is written without it.
@@ -323,7 +333,8 @@ def fit(
         at the end (needs ``out_dir``).
     sample_every : int or None, default 100
         :class:`~emovae_utils.callbacks.TrainingSamples` of clip 0 every this
-        many epochs (needs ``out_dir``); ``None``/0 disables them.
+        many epochs (needs ``out_dir``); ``None``/0 disables them. VAEs only:
+        ignored for any other model (a classifier has nothing to render).
     render_workers : int, optional
         Processes rendering the samples; see :class:`~emovae_utils.callbacks.TrainingSamples`.
     resume : bool, default False
@@ -341,8 +352,11 @@ def fit(
     -------
     pandas.DataFrame
         ``epoch`` (1-based), then the epoch mean of each term of the model's
-        ``loss_function`` over its batches: ``reconstruction``, ``kl``,
-        ``total`` (its ``loss``) and any other terms. Also ``out_dir/history.csv``.
+        ``loss_function`` over its batches. VAEs: ``reconstruction``, ``kl``,
+        ``total`` (its ``loss``) and any other terms. Other models: their terms
+        in the order ``loss_function`` returns them, ``loss`` named ``total``
+        (:class:`~emovae_utils.models.classifier.EmotionCNN`: ``total``,
+        ``accuracy``). Also ``out_dir/history.csv``.
 
     Raises
     ------
@@ -362,9 +376,13 @@ def fit(
     """
     from .models import BaseVAE
 
-    if not isinstance(model, BaseVAE):
-        raise TypeError(f"fit trains emovae_utils.models.BaseVAE models, got {type(model).__name__}; "
+    is_vae = isinstance(model, BaseVAE)
+    if not is_vae and not (isinstance(model, nn.Module) and callable(getattr(model, "loss_function", None))):
+        raise TypeError(f"fit trains emovae_utils.models.BaseVAE models or nn.Modules with a loss_function "
+                        f"(e.g. emovae_utils.models.classifier.EmotionCNN), got {type(model).__name__}; "
                         "subclass BaseVAE (see emovae_utils/models/beta_vae.py)")
+    if not is_vae:
+        sample_every = None  # training samples render a VAE's reconstruction; nothing to render here
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
     dev = _resolve_device(device)
@@ -380,7 +398,8 @@ def fit(
     model.to(dev)
     model.train()
     initial_sha1 = sha1_array(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
-    acc, accel_reason = accelerators.select(model, accel, dev) if cond is None or accel is None else (
+    # A non-VAE always goes through select, so that accel="gemm" is refused with the reason.
+    acc, accel_reason = accelerators.select(model, accel, dev) if cond is None or accel is None or not is_vae else (
         None, "autograd (the accelerator takes no cond)")
     step = _AcceleratedStep(acc, X, lr, clip, threads, dev) if acc is not None else _AutogradStep(
         model, X, cond, lr, clip)
@@ -448,9 +467,9 @@ def _epochs(run: Run, step: Any, n: int, full_batch: bool, bs: int, n_batches: i
             perm = torch.randperm(n, generator=run.generator).to(dev)
         for b in range(n_batches):
             losses = step(None if full_batch else perm[b * bs: (b + 1) * bs])
-            if keys is None:  # reconstruction, kl, loss first, then any other terms
-                keys = ["reconstruction", "kl", "loss"] + [k for k in losses if k not in
-                                                          ("reconstruction", "kl", "loss")]
+            if keys is None:  # VAEs: reconstruction, kl, loss first, then any other terms; else the model's order
+                first = ("reconstruction", "kl", "loss") if {"reconstruction", "kl"} <= set(losses) else ()
+                keys = list(first) + [k for k in losses if k not in first]
                 columns = ["total" if k == "loss" else k for k in keys]
                 if run.columns and run.columns != columns:
                     raise ValueError(f"the model's loss terms {columns} differ from the checkpoint's {run.columns}")

@@ -132,3 +132,12 @@ def test_variants_are_registered_models_with_known_conditions():
 
 def test_docstring_examples():
     assert doctest.testmod(beyond).failed == 0
+
+
+def test_goal_one_takes_the_best_learned_variant_not_a_baseline():
+    t = pd.DataFrame({"variant": ["low", "high", "pca"], "dims": [8, 8, 8], "kind": ["variant", "variant", "baseline"],
+                      "emotion_uar_mean": [0.2, 0.45, 0.6], "emotion_uar_ci_low": [0.15, 0.4, 0.55],
+                      "emotion_uar_ci_high": [0.25, 0.5, 0.65], "speaker_id_acc": [0.05, 0.2, 0.05],
+                      "n_runs": [15, 15, 1]})
+    goal = beyond.goal_rows(t).iloc[0]
+    assert goal.verdict == "not met" and "closest: high" in goal.goal and goal.statistic == 0.45

@@ -20,8 +20,9 @@ from .tc_vae import TCVAE  # noqa: E402  (registers "tc_vae")
 from .conditional_vae import SpeakerConditionedVAE  # noqa: E402  (registers "speaker_vae")
 from .supervised_vae import EmotionSupervisedVAE  # noqa: E402  (registers "supervised_vae")
 from .sequence_vae import SequenceVAE  # noqa: E402  (registers "sequence_vae")
+from .classifier import EmotionCNN  # noqa: E402  (registers "emotion_cnn", the supervised ceiling; not a VAE)
 
 __all__ = ["BaseVAE", "EmotionVAE", "BetaVAE", "SigmaVAE", "TCVAE", "SpeakerConditionedVAE", "EmotionSupervisedVAE",
-           "SequenceVAE",
+           "SequenceVAE", "EmotionCNN",
            "build", "register", "available", "save_model", "load_model", "registered_name", "ModelFileError",
            "gaussian_kl"]

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["BaseVAE", "gaussian_kl"]
+__all__ = ["BaseVAE", "ConfigMixin", "gaussian_kl"]
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,37 @@ def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
-class BaseVAE(nn.Module, abc.ABC):
+class ConfigMixin:
+    """Adds :attr:`config`: the constructor arguments, read back from attributes of the same name.
+
+    Any registered model (a :class:`BaseVAE`, or a classifier such as
+    :class:`~emovae_utils.models.classifier.EmotionCNN`) uses it so that
+    :func:`~emovae_utils.models.save_model` can rebuild it.
+
+    Examples
+    --------
+    >>> class Thing(ConfigMixin):
+    ...     def __init__(self, size: int = 3) -> None:
+    ...         self.size = size
+    >>> Thing(size=5).config
+    {'size': 5}
+    """
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments (read back from the attributes of the same name)."""
+        names = [name for name, par in inspect.signature(type(self).__init__).parameters.items()
+                 if name != "self" and par.kind in (par.POSITIONAL_OR_KEYWORD, par.KEYWORD_ONLY)]
+        missing = [name for name in names if not hasattr(self, name)]
+        if missing:
+            raise AttributeError(
+                f"{type(self).__name__} does not store constructor argument(s) {missing} as "
+                "attributes of the same name; set them in __init__ so the model can be saved"
+            )
+        return {name: getattr(self, name) for name in names}
+
+
+class BaseVAE(ConfigMixin, nn.Module, abc.ABC):
     """Interface of a VAE: ``encode``, ``decode``, ``forward``, ``loss_function``, ``sample``.
 
     Subclasses implement :meth:`encode`, :meth:`decode` and
@@ -107,15 +137,3 @@ class BaseVAE(nn.Module, abc.ABC):
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype).to(p.device)
         return self.decode(z, cond)
 
-    @property
-    def config(self) -> dict[str, Any]:
-        """Constructor arguments (read back from the attributes of the same name)."""
-        names = [name for name, par in inspect.signature(type(self).__init__).parameters.items()
-                 if name != "self" and par.kind in (par.POSITIONAL_OR_KEYWORD, par.KEYWORD_ONLY)]
-        missing = [name for name in names if not hasattr(self, name)]
-        if missing:
-            raise AttributeError(
-                f"{type(self).__name__} does not store constructor argument(s) {missing} as "
-                "attributes of the same name; set them in __init__ so the model can be saved"
-            )
-        return {name: getattr(self, name) for name in names}
