@@ -48,7 +48,7 @@ from .io import atomic_write
 
 __all__ = ["Variant", "VARIANTS", "STUDY_CLIPS", "variant_trials", "evaluate_trial", "representation",
            "variant_rows", "variants_table", "write_table", "baselines_table", "goal_rows", "emotion_conversion",
-           "conversion_grid", "TABLE_COLUMNS", "TABLE_NAME",
+           "conversion_grid", "describe_variants", "TABLE_COLUMNS", "TABLE_NAME",
            "SPEAKER_GOAL", "EMOTION_GOAL", "CEILING_GOAL"]
 
 #: The clips every variant is scored on: the study's statement 01.
@@ -529,3 +529,21 @@ def conversion_grid(supervised: pd.DataFrame, X: np.ndarray, study: pd.DataFrame
         spectrograms += list(converted)
         titles += [f"Actor {int(row.actor):02d} -> {target}" for target in means.index]
     return {"spectrograms": spectrograms, "titles": titles, "targets": list(means.index)}
+
+
+def describe_variants(keys: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per variant: model, config, condition in training and at test, training clips.
+
+    Examples
+    --------
+    >>> describe_variants(["speaker"]).loc["speaker", "condition at test"]
+    'speaker_code'
+    """
+    rows = {}
+    for key in (keys if keys is not None else VARIANTS):
+        v = VARIANTS[key]
+        rows[key] = {"model": v.model, "config": json.dumps(dict(v.config)) if v.config else "",
+                     "condition in training": v.cond or "", "condition at test":
+                     v.cond if v.cond in LABEL_FREE else "", "training clips": ", ".join(
+                         f"{k} {val}" for k, val in dict(v.data).items()) or "all", "features": v.features}
+    return pd.DataFrame.from_dict(rows, orient="index")

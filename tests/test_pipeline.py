@@ -135,7 +135,7 @@ def test_help_states_the_default_preset_and_where_outputs_go(capsys):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--only", "6"], "--only 6: no such notebook"),
+    (["--only", "9"], "--only 9: no such notebook"),
     (["--only", "01", "6"], "--only 6"),
     (["--preset", "nope"], "Unknown preset 'nope'"),
     (["-p", "not_declared", "1"], "-p not_declared: no selected notebook declares it"),
@@ -159,8 +159,8 @@ def test_bad_arguments_exit_before_anything_is_written(tiny_project, monkeypatch
 
 
 def test_only_typo_on_the_real_presets_is_an_error_before_any_write():
-    with pytest.raises(ValueError, match="--only 6: no such notebook.*01 \\(01_preprocess\\)"):
-        pipeline.plan_run("paper", only=["6"])
+    with pytest.raises(ValueError, match="--only 9: no such notebook.*01 \\(01_preprocess\\)"):
+        pipeline.plan_run("paper", only=["9"])
     assert [p.name for p in pipeline.select_notebooks(["2", "03_generate"])] == [
         "02_train_single_actor.ipynb", "03_generate.ipynb"]
 

@@ -141,7 +141,7 @@ def test_results_markdown_renders_every_result_file(tmp_path):
     assert "| (a) three dims | **does not hold** | 0.500 [0.000, 1.000] | 6 | count rule |" in text
     assert "| one actor | 2 | 100 | 20.0 [19.0, 21.0] | 6.25 [6.00, 6.50] | not flat in 1 of 2 seeds; others 80-80 |" in text
     assert "| PCA-8 | 8 | 1 | 0.310 [0.270, 0.350] | n/a | 0.800 |" in text
-    assert "**3.0 min** (01 60 s, 02 120 s; run of 2026-11-30" in text
+    assert "**3.0 min** for the study (notebooks 01-05: 01 60 s, 02 120 s; run of 2026-11-30" in text
     with pytest.raises(FileNotFoundError, match="make reproduce"):
         readme.results_markdown(tmp_path / "empty")
 
