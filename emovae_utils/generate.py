@@ -185,11 +185,15 @@ def traverse(
 
 
 def _as_cond(cond: Any, dev: torch.device) -> torch.Tensor | None:
-    """A condition as a tensor on ``dev`` (floats as float32, integers kept), or None."""
+    """A condition as a tensor on ``dev``: floats as float32, integers as int64 (e.g. lengths); None stays None."""
     if cond is None:
         return None
-    c = torch.as_tensor(np.asarray(cond) if not torch.is_tensor(cond) else cond)
-    return c.to(device=dev, dtype=torch.float32 if c.is_floating_point() else c.dtype)
+    c = torch.as_tensor(np.ascontiguousarray(cond) if not torch.is_tensor(cond) else cond)
+    if c.is_floating_point():
+        c = c.to(torch.float32)
+    elif c.dtype != torch.bool:
+        c = c.to(torch.int64)
+    return c.to(dev)
 
 
 def encode_posterior(

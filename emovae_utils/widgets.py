@@ -66,7 +66,7 @@ import torch
 from torch import nn
 
 from .data import INTENSITIES
-from .generate import _eval_no_grad, emotion_mean_latents, latent_dim_of, model_device
+from .generate import _as_cond, _eval_no_grad, decode_latents, emotion_mean_latents, latent_dim_of, model_device
 
 __all__ = [
     "LatentExplorer",
@@ -431,16 +431,6 @@ def _cond_value(value: Any, what: str = "condition") -> np.ndarray:
     return a
 
 
-def _cond_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Tensor of a condition batch: floats as float32, integers as int64 (e.g. lengths), on ``device``."""
-    t = torch.as_tensor(np.ascontiguousarray(a))
-    if t.dtype.is_floating_point:
-        t = t.to(torch.float32)
-    elif t.dtype != torch.bool:
-        t = t.to(torch.int64)
-    return t.to(device)
-
-
 def _repeat(a: np.ndarray, n: int) -> np.ndarray:
     """One clip's condition repeated to ``n`` rows: () -> (n,), (k,) -> (n, k), ..."""
     return np.repeat(a[None], n, axis=0)
@@ -474,14 +464,14 @@ def _encode_clips(model: nn.Module, X: np.ndarray, cond: np.ndarray | None, fall
         return np.concatenate(mus).astype(np.float32, copy=False), np.concatenate(lvs).astype(np.float32, copy=False)
 
     if cond is not None:
-        return run(lambda s, n: _cond_tensor(cond[s:s + n], dev))
+        return run(lambda s, n: _as_cond(cond[s:s + n], dev))
     try:
         return run(lambda s, n: None)
     except (ValueError, TypeError) as exc:
         if fallback is None:
             raise ValueError(f"{type(model).__name__}.encode needs a condition for the clips X: pass cond= "
                              f"(one per clip, shape (N, ...)) or conditions= ({exc})") from exc
-        return run(lambda s, n: _cond_tensor(_repeat(fallback, n), dev))
+        return run(lambda s, n: _as_cond(_repeat(fallback, n), dev))
 
 
 # ---------------------------------------------------------------- pad widget
@@ -1058,21 +1048,12 @@ class LatentExplorer:
         """The chosen condition repeated to ``n`` rows, as passed to ``decode`` (None without conditions)."""
         if self.condition is None:
             return None
-        return _cond_tensor(_repeat(self.conditions[self.condition.value], n), model_device(self.model))
+        return _as_cond(_repeat(self.conditions[self.condition.value], n), model_device(self.model))
 
     def decode(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Decode latents (N, D) or (D,) with the chosen condition: (N, n_mels, T) or (n_mels, T) float32."""
-        zt = torch.as_tensor(np.array(z, dtype=np.float32) if not torch.is_tensor(z) else z)
-        single = zt.ndim == 1
-        if single:
-            zt = zt[None]
-        if zt.ndim != 2:
-            raise ValueError(f"z must be (N, D) or (D,), got shape {tuple(zt.shape)}")
-        cond = self.current_cond(zt.shape[0])
-        with _eval_no_grad(self.model):
-            out = _call(self.model.decode, zt.to(device=model_device(self.model), dtype=torch.float32), cond)
-        arr = out.detach().float().cpu().numpy()
-        return arr[0] if single else arr
+        n = 1 if np.ndim(z) == 1 else len(z)
+        return decode_latents(self.model, z, self.current_cond(n))
 
     def set_condition(self, label: str, sync: bool = True) -> None:
         """Choose the condition ``label`` (as the picker does) and render."""
