@@ -21,34 +21,28 @@ from torch.nn import functional as F
 from .emotion_vae import EmotionVAE
 from .registry import register
 
-__all__ = ["EmotionSupervisedVAE", "GradReverse", "grad_reverse", "emotion_sublatent"]
+__all__ = ["EmotionSupervisedVAE", "grad_reverse", "emotion_sublatent"]
 
 
-class GradReverse(torch.autograd.Function):
-    """Identity forward; backward multiplies the gradient by ``-strength`` (gradient reversal).
+def grad_reverse(x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+    """Gradient reversal (Ganin & Lempitsky 2015): the identity forward, ``-strength`` times the gradient backward.
+
+    Built from stock autograd operations, no hand-written backward: ``x.detach() + (x - x.detach()) * -strength``
+    equals ``x`` exactly (the bracket is exactly 0), and its derivative with respect to ``x`` is ``-strength``.
 
     Examples
     --------
     >>> import torch
     >>> x = torch.ones(3, requires_grad=True)
-    >>> GradReverse.apply(x, 0.5).sum().backward()
+    >>> y = grad_reverse(x, 0.5)
+    >>> torch.equal(y, x)
+    True
+    >>> y.sum().backward()
     >>> x.grad.tolist()
     [-0.5, -0.5, -0.5]
     """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, strength: float) -> torch.Tensor:
-        ctx.strength = float(strength)
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return grad * -ctx.strength, None
-
-
-def grad_reverse(x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
-    """``GradReverse.apply(x, strength)``."""
-    return GradReverse.apply(x, strength)
+    frozen = x.detach()
+    return frozen + (x - frozen) * -float(strength)
 
 
 def _masked_ce(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +87,7 @@ class EmotionSupervisedVAE(EmotionVAE):
     With ``e = mu[:, :emotion_dims]`` (the posterior mean, not the sample)::
 
         emotion_logits = emotion_head(e)                              # Linear(emotion_dims, n_emotions)
-        speaker_logits = speaker_head(GradReverse(e, adversary_weight)) # Linear(emotion_dims, n_speakers)
+        speaker_logits = speaker_head(grad_reverse(e, adversary_weight))  # Linear(emotion_dims, n_speakers)
         loss = reconstruction + kl + classifier_weight * emotion_ce + speaker_ce
 
     ``reconstruction`` and ``kl`` are the study's (element-mean MSE; KL summed
