@@ -527,6 +527,12 @@ def _run_local(pending: list[Trial], root: str, data: Any, evaluate: Any, worker
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    if getattr(mp.current_process(), "_inheriting", False):
+        # a spawned worker is importing the caller's script, which runs trials at import: without this
+        # check the worker would start a pool of its own, and the caller's pool waits on it for ever
+        raise RuntimeError("run_trials was called while a worker process was importing your script: put the "
+                           "code that runs trials under `if __name__ == \"__main__\":` (local workers are "
+                           "spawned, and each imports the main module)")
     n = min(workers or _cores(), len(pending))
     rows = []
     if n <= 1:

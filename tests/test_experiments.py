@@ -292,3 +292,12 @@ def test_a_conditioned_trial_builds_its_condition_from_the_training_clips(tiny, 
     run_trial(small(model="supervised_vae", config={"latent_dim": 4, "emotion_dims": 2}, cond="labels"),
               tmp_path, (X, index))
     assert seen["cond"].tolist() == [[e - 1, a - 1] for e, a in zip(index.emotion_id, index.actor)]
+
+
+def test_trials_started_while_a_worker_imports_the_script_say_what_to_do(tiny, tmp_path, monkeypatch):
+    """A script without a main guard re-runs its trials in every spawned worker: say so instead of nesting pools."""
+    import multiprocessing as mp
+
+    monkeypatch.setattr(mp.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(RuntimeError, match='if __name__ == "__main__"'):
+        run_trials([small(seed=0), small(seed=1)], tmp_path, tiny[0], workers=2, progress=False)
