@@ -491,6 +491,37 @@ def _run_recorded(trial: Trial, root: str, data: Any, evaluate: Any) -> dict[str
 # ----------------------------------------------------------------------------- local workers
 
 _WORKER: dict[str, Any] = {}
+_SHARED_DIR = ".shared"
+
+
+@dataclass(frozen=True)
+class _MappedArray:
+    """An array saved as ``.npy`` for local workers, who memory-map it (a path is all that is pickled)."""
+
+    path: str
+
+
+def _share_data(data: Any, root: str) -> tuple[Any, Path | None]:
+    """The data as local workers receive it: ``X`` as a memory-mapped ``.npy`` under ``root/.shared/``.
+
+    Pickled into the spawn pipe, a large array blocks the parent for ever when a worker dies while
+    starting (nobody reads the pipe); a path is a few bytes, a dead worker then breaks the pool with
+    an error, and the workers share one copy of the clips. Returns the data to send and the file (or None).
+    """
+    if data is None:
+        return None, None
+    from .io import atomic_write, sha1_array
+
+    X, index = _resolve_data(data)
+    X = np.ascontiguousarray(X)
+    path = Path(root) / _SHARED_DIR / f"X-{sha1_array(X)[:16]}.npy"
+
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, X)
+
+    atomic_write(path, save)
+    return (_MappedArray(str(path)), index), path
 
 
 def _init_worker(data: Any, evaluate: Any) -> None:
@@ -501,6 +532,8 @@ def _init_worker(data: Any, evaluate: Any) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
+    if isinstance(data, tuple) and isinstance(data[0], _MappedArray):
+        data = (np.load(data[0].path, mmap_mode="r"), data[1])
     _WORKER.update(data=data, evaluate=evaluate)
 
 
@@ -540,19 +573,24 @@ def _run_local(pending: list[Trial], root: str, data: Any, evaluate: Any, worker
             rows.append(_run_recorded(trial, root, data, evaluate))
             report(rows[-1])
         return rows
-    # spawn: fresh interpreters, safe whatever threads the caller's torch has started.
-    with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(data, evaluate)) as pool:
-        futures = {pool.submit(_pool_task, t, root): t for t in pending}
-        for future in as_completed(futures):
-            try:
-                row = future.result()
-            except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed for memory)
-                trial = futures[future]
-                row = {**trial.row(), "status": "failed", "path": str(Path(root) / trial.trial_id),
-                       "error": f"worker process failed: {type(exc).__name__}: {exc}"}
-            rows.append(row)
-            report(row)
+    shared, mapped = _share_data(data, root)
+    try:
+        # spawn: fresh interpreters, safe whatever threads the caller's torch has started.
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(shared, evaluate)) as pool:
+            futures = {pool.submit(_pool_task, t, root): t for t in pending}
+            for future in as_completed(futures):
+                try:
+                    row = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed for memory)
+                    trial = futures[future]
+                    row = {**trial.row(), "status": "failed", "path": str(Path(root) / trial.trial_id),
+                           "error": f"worker process failed: {type(exc).__name__}: {exc}"}
+                rows.append(row)
+                report(row)
+    finally:
+        if mapped is not None:
+            mapped.unlink(missing_ok=True)
     return rows
 
 

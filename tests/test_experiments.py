@@ -301,3 +301,20 @@ def test_trials_started_while_a_worker_imports_the_script_say_what_to_do(tiny, t
     monkeypatch.setattr(mp.current_process(), "_inheriting", True, raising=False)
     with pytest.raises(RuntimeError, match='if __name__ == "__main__"'):
         run_trials([small(seed=0), small(seed=1)], tmp_path, tiny[0], workers=2, progress=False)
+
+
+def test_a_script_without_a_main_guard_fails_fast_instead_of_hanging(tmp_path):
+    """Its spawned workers die while importing it; the caller gets failed rows and the reason, not a hang."""
+    script = tmp_path / "no_guard.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from emovae_utils.experiments import run_trials, sweep\n"
+        "X = np.random.default_rng(0).normal(size=(64, 80, 128)).astype('float32')  # > a pipe's buffer\n"
+        f"rows = run_trials(sweep('beta_vae', seeds=[0, 1], epochs=1), {str(tmp_path / 'root')!r}, X, workers=2)\n"
+        "print('STATUS', rows['status'].tolist())\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env,
+                          cwd=tmp_path)
+    assert "STATUS ['failed', 'failed']" in done.stdout, done.stdout + done.stderr
+    assert 'if __name__ == "__main__"' in done.stderr
+    assert not list((tmp_path / "root" / experiments._SHARED_DIR).glob("*.npy"))  # the shared copy is removed
