@@ -24,7 +24,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .dsp import AudioError, PreprocessConfig, _preprocess_path, load_mono, log_mel, preprocess_audio, preprocess_signal
+from .dsp import AudioError, PreprocessConfig, _preprocess_path, preprocess_signal
 from .download import download_ravdess
 from .io import atomic_write
 from .paths import PROJECT_ROOT, cache_root
@@ -388,23 +388,10 @@ def _index_files(index: pd.DataFrame, data_dir: str | os.PathLike | None) -> tup
     return index, files
 
 
-def _preprocess_path_whole(path: str, config: PreprocessConfig):
-    """:func:`~emovae_utils.dsp.preprocess_signal`'s recipe without its last step (``fix_frames``)."""
-    y, sr = load_mono(path)
+def _work(args: tuple[str, PreprocessConfig, bool]):
+    path, config, whole = args
     try:
-        audio, info = preprocess_audio(y, sr, config)
-    except AudioError as err:
-        raise AudioError(f"{path}: {err}") from err
-    S = log_mel(audio, config)
-    if S.shape[1] != info.n_voiced_frames:  # pragma: no cover - as in preprocess_signal
-        raise RuntimeError(f"log_mel gave {S.shape[1]} frames, preprocess_audio expected {info.n_voiced_frames}")
-    return S, info
-
-
-def _work(args: tuple[str, PreprocessConfig] | tuple[str, PreprocessConfig, bool]):
-    path, config, *whole = args
-    try:
-        features, info = (_preprocess_path_whole if whole and whole[0] else _preprocess_path)(path, config)
+        features, info = _preprocess_path(path, config, whole)
         return features, info, None
     except AudioError as err:
         return None, None, str(err)
@@ -419,7 +406,7 @@ def _warm_up(config: PreprocessConfig) -> None:
 
 def _compute(paths: list[str], config: PreprocessConfig, workers: int, progress: bool, whole: bool = False):
     _warm_up(config)
-    jobs = [(p, config, whole) if whole else (p, config) for p in paths]
+    jobs = [(p, config, whole) for p in paths]
     bar = dict(total=len(jobs), desc="Preprocessing clips", unit="clip", disable=not progress)
     if workers <= 1:
         return [_work(j) for j in tqdm(jobs, **bar)]
@@ -462,8 +449,7 @@ def _load(data_dir, cache_dir, config, *, index, workers, progress, on_error, wh
         cached = False
     data = _read_cache(cache_file, key, len(index)) if cached else None
     if data is None:
-        args = (list(index["path"]), config, workers or os.cpu_count() or 1, progress)
-        results = _compute(*args, whole=True) if whole else _compute(*args)
+        results = _compute(list(index["path"]), config, workers or os.cpu_count() or 1, progress, whole)
         errors = [err for _, _, err in results if err]
         good = [(f, i) for f, i, err in results if err is None]
         if not good:

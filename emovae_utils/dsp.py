@@ -652,17 +652,25 @@ def preprocess_signal(
     ((80, 128), 16000)
     """
     c = config or PreprocessConfig()
+    S, info = _voiced_log_mel(y, sr, c)
+    return fix_frames(S, c.n_frames).astype(np.float32, copy=False), info
+
+
+def _voiced_log_mel(y: np.ndarray, sr: int, c: PreprocessConfig) -> tuple[np.ndarray, ClipInfo]:
+    """Steps 2-5 of the recipe: the whole voiced log-mel (n_mels, n_voiced_frames), before ``fix_frames``."""
     audio, info = preprocess_audio(y, sr, c)
     S = log_mel(audio, c)
     if S.shape[1] != info.n_voiced_frames:  # pragma: no cover - guards the frame count preprocess_audio reports
         raise RuntimeError(f"log_mel gave {S.shape[1]} frames, preprocess_audio expected {info.n_voiced_frames}")
-    return fix_frames(S, c.n_frames).astype(np.float32, copy=False), info
+    return S, info
 
 
-def _preprocess_path(path: str | os.PathLike, config: PreprocessConfig) -> tuple[np.ndarray, ClipInfo]:
+def _preprocess_path(path: str | os.PathLike, config: PreprocessConfig,
+                     whole: bool = False) -> tuple[np.ndarray, ClipInfo]:
+    """:func:`preprocess_signal` of a file; ``whole=True``: the voiced log-mel before ``fix_frames``."""
     y, sr = load_mono(path)
     try:
-        return preprocess_signal(y, sr, config)
+        return _voiced_log_mel(y, sr, config) if whole else preprocess_signal(y, sr, config)
     except AudioError as err:
         raise AudioError(f"{path}: {err}") from err
 
