@@ -18,12 +18,52 @@ from __future__ import annotations
 
 import abc
 import inspect
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BaseVAE", "ConfigMixin", "gaussian_kl"]
+__all__ = ["BaseVAE", "ConfigMixin", "gaussian_kl", "batched_numpy"]
+
+
+@torch.no_grad()
+def batched_numpy(model: nn.Module, X: Any, fn: Callable[[torch.Tensor], torch.Tensor], width: int,
+                  batch_size: int = 256) -> np.ndarray:
+    """``fn`` over the clips ``X`` in batches, in eval mode without gradients (the mode is restored).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Whose device and dtype the batches take, and whose mode is switched.
+    X : array or tensor, (N, ...)
+    fn : callable
+        Batch tensor -> (n, width) tensor.
+    width : int
+        Columns of the result (its shape when ``X`` is empty).
+    batch_size : int, default 256
+
+    Returns
+    -------
+    np.ndarray, (N, width), float32
+
+    Examples
+    --------
+    >>> lin = nn.Linear(3, 2)
+    >>> batched_numpy(lin, np.ones((5, 3), np.float32), lin, width=2, batch_size=2).shape
+    (5, 2)
+    """
+    p = next(model.parameters())
+    X = torch.as_tensor(X)
+    was_training = model.training
+    model.eval()
+    try:
+        parts = [fn(X[i: i + batch_size].to(device=p.device, dtype=p.dtype)) for i in range(0, X.shape[0], batch_size)]
+    finally:
+        model.train(was_training)
+    if not parts:
+        return np.zeros((0, width), dtype=np.float32)
+    return torch.cat(parts).float().cpu().numpy()
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import ConfigMixin
+from .base import ConfigMixin, batched_numpy
 from .registry import register
 from .supervised_vae import _masked_ce
 
@@ -176,24 +176,9 @@ class EmotionCNN(ConfigMixin, nn.Module):
         loss, acc = _masked_ce(out["logits"], out["labels"])
         return {"loss": loss, "accuracy": acc}
 
-    @torch.no_grad()
-    def _batched(self, X: np.ndarray | torch.Tensor, fn, batch_size: int) -> np.ndarray:
-        p = next(self.parameters())
-        X = torch.as_tensor(X)
-        was_training = self.training
-        self.eval()
-        try:
-            parts = [fn(X[i: i + batch_size].to(device=p.device, dtype=p.dtype))
-                     for i in range(0, X.shape[0], batch_size)]
-        finally:
-            self.train(was_training)
-        if not parts:
-            return np.zeros((0, self.n_classes), dtype=np.float32)
-        return torch.cat(parts).float().cpu().numpy()
-
     def predict_logits(self, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Logits (N, n_classes), float32, in eval mode (the mode is restored), without gradients."""
-        return self._batched(X, lambda x: self.head(self.embed_tensor(x)), batch_size)
+        return batched_numpy(self, X, lambda x: self.head(self.embed_tensor(x)), self.n_classes, batch_size)
 
     def predict(self, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Predicted class indices (N,) (RAVDESS: ``emotion_id - 1``)."""
@@ -201,5 +186,4 @@ class EmotionCNN(ConfigMixin, nn.Module):
 
     def embed(self, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Penultimate features (N, hidden), float32, in eval mode, without gradients."""
-        out = self._batched(X, self.embed_tensor, batch_size)
-        return out.reshape(-1, self.hidden) if out.size == 0 else out
+        return batched_numpy(self, X, self.embed_tensor, self.hidden, batch_size)

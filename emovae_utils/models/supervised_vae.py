@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .base import batched_numpy
 from .emotion_vae import EmotionVAE
 from .registry import register
 
@@ -188,15 +189,5 @@ def emotion_sublatent(model: EmotionSupervisedVAE, X: np.ndarray | torch.Tensor,
     -------
     np.ndarray, (N, emotion_dims), float32
     """
-    p = next(model.parameters())
-    X = torch.as_tensor(X)
-    was_training = model.training
-    model.eval()
-    try:
-        parts = [model.encode(X[i: i + batch_size].to(device=p.device, dtype=p.dtype))[0][:, : model.emotion_dims]
-                 for i in range(0, X.shape[0], batch_size)]
-    finally:
-        model.train(was_training)
-    if not parts:
-        return np.zeros((0, model.emotion_dims), dtype=np.float32)
-    return torch.cat(parts).float().cpu().numpy()
+    d = model.emotion_dims
+    return batched_numpy(model, X, lambda x: model.encode(x)[0][:, :d], width=d, batch_size=batch_size)
