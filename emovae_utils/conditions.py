@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["CONDITIONS", "LABEL_FREE", "make_condition"]
+__all__ = ["CONDITIONS", "LABEL_FREE", "make_condition", "check_condition"]
 
 
 def _speaker_code(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
@@ -83,6 +83,13 @@ def _column(index: pd.DataFrame | None, column: str, name: str) -> np.ndarray:
     return index[column].to_numpy()
 
 
+def check_condition(name: str) -> str:
+    """``name`` if it is a key of :data:`CONDITIONS`, else a KeyError listing the known ones."""
+    if name not in CONDITIONS:
+        raise KeyError(f"unknown condition {name!r}; known: {', '.join(sorted(CONDITIONS))}")
+    return name
+
+
 def make_condition(name: str | None, X: np.ndarray, index: pd.DataFrame | None) -> np.ndarray | None:
     """The condition ``name`` for clips ``X`` (N, n_mels, frames) with their ``index`` rows (or None for no condition).
 
@@ -106,8 +113,7 @@ def make_condition(name: str | None, X: np.ndarray, index: pd.DataFrame | None) 
     """
     if name is None:
         return None
-    if name not in CONDITIONS:
-        raise KeyError(f"unknown condition {name!r}; known: {', '.join(sorted(CONDITIONS))}")
+    check_condition(name)
     X = np.asarray(X)
     if index is not None and len(index) != len(X):
         raise ValueError(f"the index has {len(index)} rows but X has {len(X)} clips")

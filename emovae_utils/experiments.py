@@ -175,10 +175,9 @@ class Trial:
         if not _LABEL.match(self.label):
             raise ValueError(f"label {self.label!r}: use letters, digits, '_', '.', '-' only")
         if self.cond is not None:
-            from .conditions import CONDITIONS
+            from .conditions import check_condition
 
-            if self.cond not in CONDITIONS:
-                raise KeyError(f"unknown condition {self.cond!r}; known: {', '.join(sorted(CONDITIONS))}")
+            check_condition(self.cond)
 
     def spec(self) -> dict[str, Any]:
         """The fields as plain JSON-ready values (what the id hashes; ``trial.json``)."""

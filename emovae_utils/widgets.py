@@ -1408,8 +1408,8 @@ def explorer_defaults(model: nn.Module, X: np.ndarray | None = None, index: Any 
     """The conditioning keywords :func:`explorer_for` gives :class:`LatentExplorer` for ``model``.
 
     * a model with a ``cond_dim`` (``speaker_vae``): ``conditions`` = one
-      speaker code per actor (:func:`~emovae_utils.models.conditional_vae.speaker_codes`
-      of ``X`` and ``index["actor"]``), labelled ``"Actor 01"``..., and
+      speaker code per actor (``conditions.make_condition("speaker_code", X, index)``,
+      the codes the trials train and are scored with), labelled ``"Actor 01"``..., and
       ``cond`` = each clip's speaker code (for encoding);
     * a ``sequence_vae``: ``conditions`` = output lengths (:data:`SEQUENCE_LENGTHS`),
       ``cond`` = each clip's length (``index["n_frames"]``, else the width of ``X``);
@@ -1420,10 +1420,10 @@ def explorer_defaults(model: nn.Module, X: np.ndarray | None = None, index: Any 
         if X is None or index is None or "actor" not in getattr(index, "columns", []):
             raise ValueError(f"{type(model).__name__} is conditioned on the speaker: explorer_for needs X and an "
                              "index with an 'actor' column to form the speaker codes (or pass conditions=)")
-        from .models.conditional_vae import speaker_codes
+        from .conditions import make_condition
 
         actors = np.asarray(index["actor"])
-        codes = speaker_codes(X, actors)
+        codes = make_condition("speaker_code", np.asarray(X), index)
         conditions: dict[str, np.ndarray] = {}
         keys = list(dict.fromkeys(actors.tolist()))
         try:
@@ -1438,10 +1438,11 @@ def explorer_defaults(model: nn.Module, X: np.ndarray | None = None, index: Any 
         out["conditions"] = dict(SEQUENCE_LENGTHS)
         if X is not None:
             if index is not None and "n_frames" in getattr(index, "columns", []):
-                lengths = np.asarray(index["n_frames"], dtype=np.int64)
+                from .conditions import make_condition
+
+                out["cond"] = make_condition("lengths", np.asarray(X), index)  # n_frames, capped at X's width
             else:
-                lengths = np.full(len(X), np.shape(X)[-1], np.int64)
-            out["cond"] = np.minimum(lengths, np.shape(X)[-1])
+                out["cond"] = np.full(len(X), np.shape(X)[-1], np.int64)
     return out
 
 
