@@ -11,8 +11,6 @@ test speakers unchanged, and :func:`emotion_sublatent` gives the part to probe.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from torch import nn
