@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from emovae_utils import metrics
-from emovae_utils.metrics import verdicts
+from emovae_utils.metrics import information, verdicts
 from emovae_utils.metrics.verdicts import (
     VERDICT_COLUMNS, bias_corrected_nmi, bootstrap_ci, count_verdict, hierarchical_bootstrap_ci, holm,
     holm_adjusted, interval_verdict, paired_difference, permutation_pvalues, verdict_row, write_verdicts,
@@ -126,7 +126,7 @@ def test_permutation_pvalues_use_the_same_estimator_and_are_calibrated():
     assert em.loc[0, "pvalue"] == pytest.approx(1 / 201) and (em.loc[1:, "pvalue"] > 0.01).all()
     assert (out["null_mean"] > 0).all()  # the histogram estimator's bias
     binned = metrics.discretize_codes(codes, 10)
-    assert verdicts._plugin_mi(binned[:, 0], emotion[None, :])[0] == pytest.approx(mi.loc[0, "emotion"])
+    assert information._mi_batch(binned[:, 0], emotion[None, :])[0] == pytest.approx(mi.loc[0, "emotion"])
     assert permutation_pvalues(codes, factors, n_bins=10, n_permutations=50).equals(
         permutation_pvalues(codes, factors, n_bins=10, n_permutations=50))
 

@@ -76,6 +76,25 @@ def _mi_batch(a: np.ndarray, bs: np.ndarray) -> np.ndarray:
     return np.maximum(terms.sum(axis=(1, 2)), 0.0)
 
 
+def _null_mi(binned: np.ndarray, labels: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """MI (nats) of every binned dimension with shuffles of ``labels``: the permutation null, shape (P, D).
+
+    ``binned`` (N, D) from :func:`discretize_codes`, ``labels`` (N,) integer codes; the same
+    ``n_permutations`` shuffles (drawn in order from ``rng``) for every dimension.
+    """
+    perms = np.stack([rng.permutation(labels) for _ in range(int(n_permutations))])
+    return np.column_stack([_mi_batch(binned[:, j], perms) for j in range(binned.shape[1])])
+
+
+def _binned_factors(
+    codes: np.ndarray, factors: pd.DataFrame, n_bins: int, strategy: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The checked codes binned by :func:`discretize_codes` (N, D), and the integer-coded factors."""
+    encoded = _encode_factors(factors)
+    codes = _check_codes(codes, n_rows=len(factors))
+    return discretize_codes(codes, n_bins, strategy), encoded
+
+
 _STRATEGIES = ("uniform", "quantile")
 
 
@@ -200,14 +219,12 @@ def latent_factor_mi(
     20 bins that is ~0.09 nats for emotion and ~0.3 nats for actor even for a
     pure-noise dimension. Compare with :func:`mi_permutation_null`.
     """
-    encoded = _encode_factors(factors)
-    codes = _check_codes(codes, n_rows=len(factors))
-    binned = discretize_codes(codes, n_bins, strategy)
+    binned, encoded = _binned_factors(codes, factors, n_bins, strategy)
     table = {
         name: [_mi_from_labels(binned[:, j], labels) for j in range(binned.shape[1])]
         for name, labels in encoded.items()
     }
-    return pd.DataFrame(table, index=pd.RangeIndex(codes.shape[1], name="dim"), dtype=float)
+    return pd.DataFrame(table, index=pd.RangeIndex(binned.shape[1], name="dim"), dtype=float)
 
 
 def normalised_mi(
@@ -319,17 +336,13 @@ def mi_permutation_null(
     >>> round(float(mi / np.log(24)), 2), bool(mi <= mi_permutation_null(noise, actor, n_permutations=50)["actor"][0])
     (0.39, True)
     """
-    encoded = _encode_factors(factors)
-    codes = _check_codes(codes, n_rows=len(factors))
-    binned = discretize_codes(codes, n_bins, strategy)
+    binned, encoded = _binned_factors(codes, factors, n_bins, strategy)
     rng = np.random.default_rng(random_state)
     table = {}
     for name, labels in encoded.items():
-        perms = np.stack([rng.permutation(labels) for _ in range(n_permutations)])
-        table[name] = [
-            float(np.quantile(_mi_batch(binned[:, j], perms), quantile)) for j in range(binned.shape[1])
-        ]
-    return pd.DataFrame(table, index=pd.RangeIndex(codes.shape[1], name="dim"), dtype=float)
+        null = _null_mi(binned, labels, n_permutations, rng)
+        table[name] = [float(np.quantile(null[:, j], quantile)) for j in range(binned.shape[1])]
+    return pd.DataFrame(table, index=pd.RangeIndex(binned.shape[1], name="dim"), dtype=float)
 
 
 def informative_dims(

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import atomic_write
+from .information import _binned_factors, _null_mi, factor_entropy, latent_factor_mi
 
 __all__ = [
     "VERDICTS", "VERDICT_COLUMNS", "Interval",
@@ -445,41 +446,22 @@ def permutation_pvalues(
     >>> out["pvalue"].round(3).tolist(), bool(out["null_nmi_mean"].between(0.01, 0.2).all())
     ([0.005, 0.224], True)
     """
-    from .information import discretize_codes, factor_entropy, latent_factor_mi
-
-    if not isinstance(factors, pd.DataFrame):
-        raise TypeError("factors must be a pandas DataFrame of discrete columns")
-    codes = np.asarray(codes, dtype=float)
     observed = latent_factor_mi(codes, factors, n_bins, strategy=strategy)
     entropy = factor_entropy(factors)
-    binned = discretize_codes(codes, n_bins, strategy)
+    binned, encoded = _binned_factors(codes, factors, n_bins, strategy)
     rng = np.random.default_rng(random_state)
     rows = []
-    for name in factors.columns:
-        labels = pd.factorize(factors[name], sort=True)[0]
-        perms = np.stack([rng.permutation(labels) for _ in range(int(n_permutations))])
-        null = np.column_stack([_plugin_mi(binned[:, d], perms) for d in range(binned.shape[1])])  # (P, D)
-        obs = observed[str(name)].to_numpy()
-        h = float(entropy[str(name)]) or np.nan
-        for d in range(codes.shape[1]):
+    for name, labels in encoded.items():
+        null = _null_mi(binned, labels, n_permutations, rng)  # (P, D)
+        obs = observed[name].to_numpy()
+        h = float(entropy[name]) or np.nan
+        for d in range(binned.shape[1]):
             rows.append({
-                "dim": d, "factor": str(name), "mi": float(obs[d]), "nmi": float(obs[d] / h),
+                "dim": d, "factor": name, "mi": float(obs[d]), "nmi": float(obs[d] / h),
                 "null_mean": float(null[:, d].mean()), "null_nmi_mean": float(null[:, d].mean() / h),
                 "pvalue": float((1 + np.sum(null[:, d] >= obs[d] - 1e-12)) / (1 + n_permutations)),
             })
     return pd.DataFrame(rows)
-
-
-def _plugin_mi(a: np.ndarray, bs: np.ndarray) -> np.ndarray:
-    """Plug-in MI (nats) of integer labels ``a`` (N,) with each row of ``bs`` (P, N): the estimator of
-    :func:`~emovae_utils.metrics.information.latent_factor_mi`, batched over permutations."""
-    n, ka, kb = a.shape[0], int(a.max()) + 1, int(bs.max()) + 1
-    joint = np.bincount(((np.arange(len(bs))[:, None] * ka + a) * kb + bs).ravel(),
-                        minlength=len(bs) * ka * kb).reshape(len(bs), ka, kb) / n
-    outer = joint.sum(axis=2, keepdims=True) * joint.sum(axis=1, keepdims=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(joint > 0, joint * np.log(joint / outer), 0.0)
-    return np.maximum(terms.sum(axis=(1, 2)), 0.0)
 
 
 def bias_corrected_nmi(nmi: Any, null_mean: Any, clip: bool = False) -> Any:
