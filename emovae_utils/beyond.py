@@ -197,7 +197,7 @@ def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
         mig_gender, recon_mse, active_dims``.
     """
     from . import metrics
-    from .replication import actor_uar
+    from .metrics import actor_uar
 
     if trial.fold is None:
         raise ValueError("evaluate_trial scores held-out actors: give the trial a fold")
@@ -243,7 +243,7 @@ def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
 
 
 def variant_rows(rows: pd.DataFrame, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """A variant's result rows as ``(per_actor, long)`` frames for :func:`~emovae_utils.replication.probe_summary`."""
+    """A variant's result rows as ``(per_actor, long)`` frames for :func:`~emovae_utils.metrics.probe_summary`."""
     label = VARIANTS[key].label if key in VARIANTS else key
     per_actor = pd.DataFrame([{"representation": label, "seed": int(r.seed), "actor": int(a), "uar": float(u)}
                               for r in rows.itertuples() for a, u in json.loads(r.actor_uar).items()])
@@ -265,7 +265,7 @@ def variants_table(results: Mapping[str, pd.DataFrame], baselines: pd.DataFrame 
     results : mapping of variant key to result rows
         The rows of :func:`~emovae_utils.replication.run_seeds` with :func:`evaluate_trial`'s columns.
     baselines : pandas.DataFrame, optional
-        Rows of :func:`~emovae_utils.replication.probe_summary` for the baselines (``representation,
+        Rows of :func:`~emovae_utils.metrics.probe_summary` for the baselines (``representation,
         dims, emotion_uar_*``, ``speaker_id_acc``, ``gender_uar``; optional ``mig_*``).
     random_state : int
         Of the bootstrap.
@@ -277,7 +277,7 @@ def variants_table(results: Mapping[str, pd.DataFrame], baselines: pd.DataFrame 
         (:func:`~emovae_utils.metrics.hierarchical_bootstrap_ci`); the other numbers are means over the
         variant's runs (folds x seeds), ``n_runs`` their count, ``kind`` "variant" or "baseline".
     """
-    from .replication import probe_summary
+    from .metrics import probe_summary
 
     out = []
     for key, rows in results.items():
@@ -396,7 +396,7 @@ def baselines_table(X: np.ndarray, study: pd.DataFrame, *, egemaps_audio: Sequen
         speaker_id_acc, gender_uar, mig_emotion, mig_actor, mig_gender``.
     """
     from . import metrics
-    from .replication import actor_uar, probe_summary
+    from .metrics import actor_uar, probe_summary
 
     reps: dict[str, tuple[np.ndarray, Any, int]] = {
         "PCA-8 of the log-mel (fitted per fold)": (X, metrics.pca_transform(8, random_state), 8),

@@ -36,8 +36,8 @@ from .io import atomic_write
 
 __all__ = [
     "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
-    "load_models", "flat_epochs", "record_verdicts", "verdict_markdown", "actor_uar",
-    "probe_summary", "record_losses", "compare_verdicts", "LOSSES_NAME",
+    "load_models", "flat_epochs", "record_verdicts", "verdict_markdown",
+    "record_losses", "compare_verdicts", "LOSSES_NAME",
     "VERDICTS_NAME", "TRIALS_DIR",
 ]
 
@@ -309,72 +309,6 @@ def verdict_markdown(row: Mapping[str, Any], digits: int = 3) -> str:
     return (f"**{row['claim']}: {row['verdict']}.** Statistic {f.format(float(row['statistic']))}, 95 % interval "
             f"[{f.format(float(row['ci_low']))}, {f.format(float(row['ci_high']))}] over {int(row['n_runs'])} runs. "
             f"Rule: {str(row['rule']).rstrip('.')}.")
-
-
-def actor_uar(result: Any, actors: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.ndarray) -> pd.Series:
-    """Each held-out actor's UAR (balanced accuracy of its own clips) from a probe's held-out predictions.
-
-    Parameters
-    ----------
-    result : ProbeResult
-        With ``predictions`` for every clip (speaker-independent folds: each clip predicted once, by the
-        probe that never saw its actor).
-    actors, labels : array-like, shape (N,)
-
-    Returns
-    -------
-    pandas.Series
-        Index: actor; the unit the probes' intervals resample.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace as NS
-    >>> r = NS(predictions=np.array(["a", "b", "a", "a"], dtype=object))
-    >>> actor_uar(r, [1, 1, 2, 2], ["a", "b", "a", "b"]).tolist()
-    [1.0, 0.5]
-    """
-    from sklearn.metrics import balanced_accuracy_score
-
-    frame = pd.DataFrame({"actor": np.asarray(actors), "true": np.asarray(labels),
-                          "pred": np.asarray(result.predictions)})
-    frame = frame[frame["pred"].notna()]
-    return frame.groupby("actor").apply(lambda g: balanced_accuracy_score(g["true"], g["pred"].astype(g["true"].dtype)),
-                                        include_groups=False).rename("uar")
-
-
-def probe_summary(per_actor: pd.DataFrame, long: pd.DataFrame, random_state: int = 0) -> pd.DataFrame:
-    """One row per representation: emotion UAR mean with its 95 % interval over seeds and actors, and the other probes.
-
-    Parameters
-    ----------
-    per_actor : pandas.DataFrame
-        Columns ``representation, seed, actor, uar`` (emotion probe; :func:`actor_uar` per seed).
-        The interval resamples seeds and actors (:func:`~emovae_utils.metrics.hierarchical_bootstrap_ci`);
-        a representation with one seed (the baselines) resamples actors only.
-    long : pandas.DataFrame
-        Per-fold rows of :func:`~emovae_utils.metrics.probe_rows` (``representation, seed, target, fold, uar,
-        accuracy``) for the speaker-ID accuracy and the gender UAR (means over folds and seeds).
-    random_state : int, default 0
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``representation, n_seeds, emotion_uar_mean, emotion_uar_ci_low, emotion_uar_ci_high,
-        speaker_id_acc, gender_uar`` in the order the representations first appear.
-    """
-    from .metrics import bootstrap_ci, hierarchical_bootstrap_ci
-
-    rows = []
-    for rep, g in per_actor.groupby("representation", sort=False):
-        table = g.assign(seed=g["seed"].fillna(-1)).pivot_table(index="seed", columns="actor", values="uar")
-        ci = (hierarchical_bootstrap_ci(table, random_state=random_state) if len(table) > 1
-              else bootstrap_ci(table.to_numpy().ravel(), random_state=random_state))
-        other = long[long["representation"] == rep]
-        mean = lambda target, col: float(other.loc[other["target"] == target, col].mean())  # noqa: E731
-        rows.append({"representation": rep, "n_seeds": len(table), "emotion_uar_mean": ci.estimate,
-                     "emotion_uar_ci_low": ci.low, "emotion_uar_ci_high": ci.high,
-                     "speaker_id_acc": mean("speaker_id", "accuracy"), "gender_uar": mean("gender", "uar")})
-    return pd.DataFrame(rows)
 
 
 #: Per-seed loss summary of every trained experiment, in ``figures_dir``.

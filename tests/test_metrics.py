@@ -770,3 +770,25 @@ def test_egemaps_cached_variants_differ_and_never_share_a_cache(ravdess_dir, tmp
     assert len(calls) == 3
     m.egemaps_cached(paths, cache, audio="window", config=other, progress=False)
     assert calls[3:] == ["window"] and len(list(cache.glob("egemaps-*.csv"))) == 4
+
+
+def test_actor_uar_and_probe_summary_resample_seeds_and_actors():
+    from types import SimpleNamespace as NS
+
+    actors = np.repeat([1, 2, 3], 4)
+    labels = np.tile(["a", "a", "b", "b"], 3)
+    perfect = NS(predictions=labels.astype(object))
+    half = NS(predictions=np.array(["a"] * 12, dtype=object))
+    assert m.actor_uar(perfect, actors, labels).tolist() == [1.0, 1.0, 1.0]
+    assert m.actor_uar(half, actors, labels).tolist() == [0.5, 0.5, 0.5]
+    per_actor = pd.concat([
+        m.actor_uar(r, actors, labels).reset_index().assign(representation=name, seed=s)
+        for name, s, r in (("vae", 0, perfect), ("vae", 1, half), ("base", None, half))])
+    long = pd.DataFrame({"representation": ["vae", "vae", "base"], "target": ["speaker_id", "gender", "gender"],
+                         "uar": [0.1, 0.6, 0.5], "accuracy": [0.2, 0.7, 0.5]})
+    table = m.probe_summary(per_actor, long).set_index("representation")
+    assert table.loc["vae", "n_seeds"] == 2 and table.loc["base", "n_seeds"] == 1
+    assert table.loc["vae", "emotion_uar_mean"] == pytest.approx(0.75)
+    assert table.loc["vae", "emotion_uar_ci_low"] <= 0.75 <= table.loc["vae", "emotion_uar_ci_high"]
+    assert table.loc["vae", "emotion_uar_ci_high"] - table.loc["vae", "emotion_uar_ci_low"] > 0.2  # seeds differ
+    assert table.loc["vae", "speaker_id_acc"] == pytest.approx(0.2) and table.loc["vae", "gender_uar"] == 0.6

@@ -93,28 +93,6 @@ def test_record_verdicts_and_losses_replace_rows_by_key(tmp_path):
     assert out.groupby("experiment").size().to_dict() == {"one": 1, "two": 1}
 
 
-def test_actor_uar_and_probe_summary_resample_seeds_and_actors():
-    from types import SimpleNamespace as NS
-
-    actors = np.repeat([1, 2, 3], 4)
-    labels = np.tile(["a", "a", "b", "b"], 3)
-    perfect = NS(predictions=labels.astype(object))
-    half = NS(predictions=np.array(["a"] * 12, dtype=object))
-    assert replication.actor_uar(perfect, actors, labels).tolist() == [1.0, 1.0, 1.0]
-    assert replication.actor_uar(half, actors, labels).tolist() == [0.5, 0.5, 0.5]
-    per_actor = pd.concat([
-        replication.actor_uar(r, actors, labels).reset_index().assign(representation=name, seed=s)
-        for name, s, r in (("vae", 0, perfect), ("vae", 1, half), ("base", None, half))])
-    long = pd.DataFrame({"representation": ["vae", "vae", "base"], "target": ["speaker_id", "gender", "gender"],
-                         "uar": [0.1, 0.6, 0.5], "accuracy": [0.2, 0.7, 0.5]})
-    table = replication.probe_summary(per_actor, long).set_index("representation")
-    assert table.loc["vae", "n_seeds"] == 2 and table.loc["base", "n_seeds"] == 1
-    assert table.loc["vae", "emotion_uar_mean"] == pytest.approx(0.75)
-    assert table.loc["vae", "emotion_uar_ci_low"] <= 0.75 <= table.loc["vae", "emotion_uar_ci_high"]
-    assert table.loc["vae", "emotion_uar_ci_high"] - table.loc["vae", "emotion_uar_ci_low"] > 0.2  # seeds differ
-    assert table.loc["vae", "speaker_id_acc"] == pytest.approx(0.2) and table.loc["vae", "gender_uar"] == 0.6
-
-
 def test_verdict_markdown_names_claim_verdict_interval_and_rule():
     text = replication.verdict_markdown(verdict_row("(b) weaker", "inconclusive", "spans 0.", -0.01, -0.05, 0.03, 15))
     assert text.startswith("**(b) weaker: inconclusive.**") and "[-0.050, 0.030] over 15 runs" in text

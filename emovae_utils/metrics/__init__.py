@@ -10,16 +10,16 @@ Three families of numbers, all deterministic, one module each:
 * :mod:`~emovae_utils.metrics.probes`: **linear probes**, cross-validated with
   scikit-learn over the actor folds of :data:`ACTOR_FOLDS` (emotion, gender) or
   the repetitions (speaker identity): :func:`probe_uar`,
-  :func:`speaker_id_accuracy`, :func:`probe_representation`; per-fold
-  features as pipeline steps fitted on the training actors only
-  (:func:`pca_transform`, :class:`EncoderFoldTransform`).
+  :func:`speaker_id_accuracy`, :func:`probe_representation`, :func:`actor_uar`
+  (each held-out actor's UAR); per-fold features as pipeline steps fitted on
+  the training actors only (:func:`pca_transform`, :class:`EncoderFoldTransform`).
 * :mod:`~emovae_utils.metrics.baselines`: **baseline representations** of the
   same clips (:func:`pooled_log_mel`, :func:`pca_features`,
   :func:`egemaps_functionals`, :func:`egemaps_cached`).
 
 Plus :mod:`~emovae_utils.metrics.convergence` (:func:`plateau_epoch`, when a
 training curve stops improving), :mod:`~emovae_utils.metrics.tables` (:func:`summary_row`,
-:func:`results_table`) and :mod:`~emovae_utils.metrics.embedding`
+:func:`results_table`, :func:`probe_summary`: the probes' table over seeds and actors) and :mod:`~emovae_utils.metrics.embedding`
 (:func:`tsne_embedding`). Every public name is importable from here:
 ``from emovae_utils import metrics; metrics.probe_uar(...)``.
 """

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import confusion_matrix
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix
 from sklearn.model_selection import PredefinedSplit, cross_validate
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -58,6 +58,7 @@ __all__ = [
     "speaker_id_accuracy",
     "probe_representation",
     "probe_rows",
+    "actor_uar",
     "PROBE_ROW_COLUMNS",
     "EncoderFoldTransform",
 ]
@@ -584,6 +585,36 @@ def probe_rows(
             "n_test": np.asarray(res.fold_n_test, dtype=np.int64),
         }, columns=list(PROBE_ROW_COLUMNS)))
     return pd.concat(frames, ignore_index=True)
+
+
+def actor_uar(result: Any, actors: Sequence[Any] | np.ndarray, labels: Sequence[Any] | np.ndarray) -> pd.Series:
+    """Each held-out actor's UAR (balanced accuracy of its own clips) from a probe's held-out predictions.
+
+    Parameters
+    ----------
+    result : ProbeResult
+        With ``predictions`` for every clip (speaker-independent folds: each clip predicted once, by the
+        probe that never saw its actor).
+    actors, labels : array-like, shape (N,)
+
+    Returns
+    -------
+    pandas.Series
+        Index: actor; the unit the probes' intervals resample.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> r = NS(predictions=np.array(["a", "b", "a", "a"], dtype=object))
+    >>> actor_uar(r, [1, 1, 2, 2], ["a", "b", "a", "b"]).tolist()
+    [1.0, 0.5]
+    """
+    frame = pd.DataFrame({"actor": np.asarray(actors), "true": np.asarray(labels),
+                          "pred": np.asarray(result.predictions)})
+    frame = frame[frame["pred"].notna()]
+    return frame.groupby("actor").apply(
+        lambda g: balanced_accuracy_score(g["true"], g["pred"].astype(g["true"].dtype)), include_groups=False,
+    ).rename("uar")
 
 
 class _TrainedEncoders:

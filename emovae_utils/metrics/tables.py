@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .probes import ProbeResult
+from .verdicts import bootstrap_ci, hierarchical_bootstrap_ci
 
-__all__ = ["RESULT_COLUMNS", "summary_row", "results_table"]
+__all__ = ["RESULT_COLUMNS", "summary_row", "results_table", "probe_summary"]
 
 #: Columns of :func:`results_table`, in order.
 RESULT_COLUMNS: tuple[str, ...] = (
@@ -118,3 +119,46 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     numeric = list(RESULT_COLUMNS[2:])
     table[numeric] = table[numeric].astype(float)
     return table
+
+
+def probe_summary(per_actor: pd.DataFrame, long: pd.DataFrame, random_state: int = 0) -> pd.DataFrame:
+    """One row per representation: emotion UAR mean with its 95 % interval over seeds and actors, and the other probes.
+
+    Parameters
+    ----------
+    per_actor : pandas.DataFrame
+        Columns ``representation, seed, actor, uar`` (emotion probe;
+        :func:`~emovae_utils.metrics.probes.actor_uar` per seed). The interval resamples seeds and
+        actors (:func:`~emovae_utils.metrics.verdicts.hierarchical_bootstrap_ci`); a representation
+        with one seed (the baselines) resamples actors only.
+    long : pandas.DataFrame
+        Per-fold rows of :func:`~emovae_utils.metrics.probe_rows` (``representation, seed, target, fold, uar,
+        accuracy``) for the speaker-ID accuracy and the gender UAR (means over folds and seeds).
+    random_state : int, default 0
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``representation, n_seeds, emotion_uar_mean, emotion_uar_ci_low, emotion_uar_ci_high,
+        speaker_id_acc, gender_uar`` in the order the representations first appear.
+
+    Examples
+    --------
+    >>> per_actor = pd.DataFrame({"representation": "PCA", "seed": [0, 0, 1, 1], "actor": [1, 2, 1, 2],
+    ...                           "uar": [0.3, 0.2, 0.4, 0.3]})
+    >>> long = pd.DataFrame({"representation": "PCA", "seed": [0, 1], "target": "gender", "uar": [0.6, 0.7]})
+    >>> row = probe_summary(per_actor, long.assign(accuracy=np.nan)).iloc[0]
+    >>> int(row["n_seeds"]), round(row["emotion_uar_mean"], 3), round(row["gender_uar"], 2)
+    (2, 0.3, 0.65)
+    """
+    rows = []
+    for rep, g in per_actor.groupby("representation", sort=False):
+        table = g.assign(seed=g["seed"].fillna(-1)).pivot_table(index="seed", columns="actor", values="uar")
+        ci = (hierarchical_bootstrap_ci(table, random_state=random_state) if len(table) > 1
+              else bootstrap_ci(table.to_numpy().ravel(), random_state=random_state))
+        other = long[long["representation"] == rep]
+        mean = lambda target, col: float(other.loc[other["target"] == target, col].mean())  # noqa: E731
+        rows.append({"representation": rep, "n_seeds": len(table), "emotion_uar_mean": ci.estimate,
+                     "emotion_uar_ci_low": ci.low, "emotion_uar_ci_high": ci.high,
+                     "speaker_id_acc": mean("speaker_id", "accuracy"), "gender_uar": mean("gender", "uar")})
+    return pd.DataFrame(rows)
