@@ -13,6 +13,7 @@ Usage::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -29,40 +30,54 @@ def _fmt(value: float, digits: int) -> str:
     return "n/a" if pd.isna(value) else f"{float(value):.{digits}f}"
 
 
+def _table(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A Markdown table as lines: the header, its rule, one line per row (each cell as text).
+
+    >>> _table(["a", "b"], [[1, "x"]])
+    ['| a | b |', '|---|---|', '| 1 | x |']
+    """
+    return [f"| {' | '.join(columns)} |", "|" + "---|" * len(columns)] + [
+        f"| {' | '.join(str(c) for c in row)} |" for row in rows]
+
+
+def _interval(statistic: float, low: float, high: float, digits: int) -> str:
+    """``statistic [low, high]`` with ``digits`` decimals (``n/a`` for a missing number)."""
+    return f"{_fmt(statistic, digits)} [{_fmt(low, digits)}, {_fmt(high, digits)}]"
+
+
+def _emotion_uar(row: tuple) -> str:
+    """A probe table row's emotion UAR with its interval, ``mean [low, high]``."""
+    return f"{row.emotion_uar_mean:.3f} [{row.emotion_uar_ci_low:.3f}, {row.emotion_uar_ci_high:.3f}]"
+
+
 def _verdicts(path: Path) -> list[str]:
-    table = pd.read_csv(path)
-    lines = ["| claim | verdict | statistic [95 % interval] | runs | rule |", "|---|---|---|---|---|"]
-    for r in table.itertuples():
+    rows = []
+    for r in pd.read_csv(path).itertuples():
         digits = 0 if abs(float(r.statistic)) >= 100 else 3
-        lines.append(f"| {r.claim} | **{r.verdict}** | {_fmt(r.statistic, digits)} [{_fmt(r.ci_low, digits)}, "
-                     f"{_fmt(r.ci_high, digits)}] | {r.n_runs} | {r.rule} |")
-    return lines
+        rows.append([r.claim, f"**{r.verdict}**", _interval(r.statistic, r.ci_low, r.ci_high, digits), r.n_runs,
+                     r.rule])
+    return _table(["claim", "verdict", "statistic [95 % interval]", "runs", "rule"], rows)
 
 
 def _losses(path: Path) -> list[str]:
-    table = pd.read_csv(path)
-    lines = ["| model | seeds | epochs | final reconstruction (dB²), mean [min, max] | final KL (nats) | "
-             "flat by the slope rule (epoch) |", "|---|---|---|---|---|---|"]
-    for name, g in table.groupby("experiment", sort=False):
+    rows = []
+    for name, g in pd.read_csv(path).groupby("experiment", sort=False):
         flat = g["flat_epoch"]
         where = (f"{int(flat.min())}-{int(flat.max())}" if flat.notna().all()
                  else f"not flat in {int(flat.isna().sum())} of {len(g)} seeds"
                  + (f"; others {int(flat.min())}-{int(flat.max())}" if flat.notna().any() else ""))
         rec, kl = g["final_reconstruction"], g["final_kl"]
-        lines.append(f"| {name} | {len(g)} | {int(g['epochs'].max())} | {rec.mean():.1f} [{rec.min():.1f}, "
-                     f"{rec.max():.1f}] | {kl.mean():.2f} [{kl.min():.2f}, {kl.max():.2f}] | {where} |")
-    return lines
+        rows.append([name, len(g), int(g["epochs"].max()), f"{rec.mean():.1f} [{rec.min():.1f}, {rec.max():.1f}]",
+                     f"{kl.mean():.2f} [{kl.min():.2f}, {kl.max():.2f}]", where])
+    return _table(["model", "seeds", "epochs", "final reconstruction (dB²), mean [min, max]", "final KL (nats)",
+                   "flat by the slope rule (epoch)"], rows)
 
 
 def _probes(path: Path) -> list[str]:
-    table = pd.read_csv(path)
-    lines = ["| representation | dims | seeds | emotion UAR [95 % interval] | speaker ID | gender UAR |",
-             "|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        lines.append(f"| {r.representation} | {int(r.dims)} | {int(r.n_seeds)} | {r.emotion_uar_mean:.3f} "
-                     f"[{r.emotion_uar_ci_low:.3f}, {r.emotion_uar_ci_high:.3f}] | {_fmt(r.speaker_id_acc, 3)} | "
-                     f"{_fmt(r.gender_uar, 3)} |")
-    return lines
+    rows = [[r.representation, int(r.dims), int(r.n_seeds), _emotion_uar(r), _fmt(r.speaker_id_acc, 3),
+             _fmt(r.gender_uar, 3)] for r in pd.read_csv(path).itertuples()]
+    return _table(["representation", "dims", "seeds", "emotion UAR [95 % interval]", "speaker ID", "gender UAR"],
+                  rows)
 
 
 def _run_log(path: Path) -> list[str]:
@@ -80,14 +95,12 @@ def _run_log(path: Path) -> list[str]:
 
 
 def _beyond(path: Path) -> list[str]:
-    table = pd.read_csv(path)
-    lines = ["| representation | dims | runs | emotion UAR [95 % interval] | speaker ID | gender UAR | MIG emotion | "
-             "MIG actor | recon. MSE (dB²) | active dims | s per run |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in table.itertuples():
-        lines.append(f"| {r.variant} | {int(r.dims)} | {int(r.n_runs)} | {r.emotion_uar_mean:.3f} "
-                     f"[{r.emotion_uar_ci_low:.3f}, {r.emotion_uar_ci_high:.3f}] | {_fmt(r.speaker_id_acc, 3)} | "
-                     f"{_fmt(r.gender_uar, 3)} | {_fmt(r.mig_emotion, 3)} | {_fmt(r.mig_actor, 3)} | "
-                     f"{_fmt(r.recon_mse, 0)} | {_fmt(r.active_dims, 1)} | {_fmt(r.train_seconds, 0)} |")
+    rows = [[r.variant, int(r.dims), int(r.n_runs), _emotion_uar(r), _fmt(r.speaker_id_acc, 3), _fmt(r.gender_uar, 3),
+             _fmt(r.mig_emotion, 3), _fmt(r.mig_actor, 3), _fmt(r.recon_mse, 0), _fmt(r.active_dims, 1),
+             _fmt(r.train_seconds, 0)]
+            for r in pd.read_csv(path).itertuples()]
+    lines = _table(["representation", "dims", "runs", "emotion UAR [95 % interval]", "speaker ID", "gender UAR",
+                    "MIG emotion", "MIG actor", "recon. MSE (dB²)", "active dims", "s per run"], rows)
     goals = path.with_name("beyond_goals.csv")
     if goals.exists():
         lines += [""] + [f"* **{g.goal}: {g.verdict}.** Emotion UAR {g.statistic:.3f} [{g.ci_low:.3f}, "
@@ -112,15 +125,15 @@ def _replication(path: Path) -> list[str]:
     lines = [f"The same preset run again with two threads per run (`-p threads 2`, other floating-point order, other "
              f"trajectories): **{same} of {len(table)} verdicts identical**; in {inside} of {len(table)} claims each "
              "run's statistic lies inside the other's interval (`figures/replication.csv`, from "
-             "`replication.compare_verdicts`).", "",
-             "| claim | threads=1 | threads=2 | same verdict | inside each other |", "|---|---|---|---|---|"]
+             "`replication.compare_verdicts`).", ""]
+    rows = []
     for r in table.itertuples():
         digits = 0 if abs(float(r.statistic_1)) >= 100 else 3
-        runs = [f"{v} {_fmt(s, digits)} [{_fmt(lo, digits)}, {_fmt(hi, digits)}]" for v, s, lo, hi in
-                ((r.verdict_1, r.statistic_1, r.ci_low_1, r.ci_high_1), (r.verdict_2, r.statistic_2, r.ci_low_2, r.ci_high_2))]
-        lines.append(f"| {r.claim} | {runs[0]} | {runs[1]} | {'yes' if r.same_verdict else 'no'} | "
-                     f"{'yes' if r.inside_each_other else 'no'} |")
-    return lines
+        runs = [f"{v} {_interval(s, lo, hi, digits)}" for v, s, lo, hi in
+                ((r.verdict_1, r.statistic_1, r.ci_low_1, r.ci_high_1),
+                 (r.verdict_2, r.statistic_2, r.ci_low_2, r.ci_high_2))]
+        rows.append([r.claim, *runs, "yes" if r.same_verdict else "no", "yes" if r.inside_each_other else "no"])
+    return lines + _table(["claim", "threads=1", "threads=2", "same verdict", "inside each other"], rows)
 
 
 def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
