@@ -148,7 +148,7 @@ def probe_summary(per_actor: pd.DataFrame, long: pd.DataFrame, random_state: int
     ...                           "uar": [0.3, 0.2, 0.4, 0.3]})
     >>> long = pd.DataFrame({"representation": "PCA", "seed": [0, 1], "target": "gender", "uar": [0.6, 0.7]})
     >>> row = probe_summary(per_actor, long.assign(accuracy=np.nan)).iloc[0]
-    >>> int(row["n_seeds"]), round(row["emotion_uar_mean"], 3), round(row["gender_uar"], 2)
+    >>> int(row["n_seeds"]), round(float(row["emotion_uar_mean"]), 3), round(float(row["gender_uar"]), 2)
     (2, 0.3, 0.65)
     """
     rows = []
