@@ -160,12 +160,12 @@ class Checkpoint(Callback):
 
 
 def _write_sample(s_db: np.ndarray, path: str | os.PathLike) -> str:
-    """:func:`emovae_utils.dsp.render_wav` in this process, leaving numpy's global RNG as it was."""
-    from . import dsp
+    """:func:`emovae_utils.inversion.render_wav` in this process, leaving numpy's global RNG as it was."""
+    from . import inversion
 
     np_state = np.random.get_state()  # rendering may use numpy's global RNG
     try:
-        dsp.render_wav(s_db, path)
+        inversion.render_wav(s_db, path)
     finally:
         np.random.set_state(np_state)
     return str(path)
@@ -173,7 +173,7 @@ def _write_sample(s_db: np.ndarray, path: str | os.PathLike) -> str:
 
 def _pool_context() -> mp.context.BaseContext:
     """``fork`` where available: spawned workers would re-run a calling script that has no
-    ``if __name__ == "__main__":`` guard (the workers only run :mod:`emovae_utils.dsp`)."""
+    ``if __name__ == "__main__":`` guard (the workers only run :mod:`emovae_utils.inversion`)."""
     return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
 
 
@@ -181,7 +181,7 @@ class TrainingSamples(Callback):
     """Every ``every`` epochs, render the posterior-mean reconstruction of ``x0`` to a WAV.
 
     Written to ``out_dir/training_samples/epoch_XXXXX.wav`` by Griffin-Lim
-    (:func:`emovae_utils.dsp.render_wav`). Decoding uses ``decode(mu)``, so
+    (:func:`emovae_utils.inversion.render_wav`). Decoding uses ``decode(mu)``, so
     no random numbers are drawn: samples do not change the trajectory.
 
     Rendering one clip costs 0.1-0.8 s of CPU. If training leaves ``workers``
@@ -225,14 +225,14 @@ class TrainingSamples(Callback):
             self.submit(self._decode(run.model), self.dir / f"epoch_{epoch:05d}.wav")
 
     def _start(self, s_db: np.ndarray, path: str) -> None:
-        from . import dsp  # the workers import only this module (no torch)
+        from . import dsp, inversion  # the workers import only these modules (no torch)
 
         if self.pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context(),
                                             initializer=dsp._one_thread_worker)
-        self.pending.append((self.pool.submit(dsp.render_wav, s_db, path), s_db, path))
+        self.pending.append((self.pool.submit(inversion.render_wav, s_db, path), s_db, path))
 
     def submit(self, s_db: np.ndarray, path: str | os.PathLike) -> None:
         if self.workers == 0:
