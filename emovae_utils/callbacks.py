@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from .io import atomic_write
+from .resources import available_cores
 
 __all__ = ["Callback", "Run", "Checkpoint", "TrainingSamples", "ProgressBar", "LambdaCallback",
            "CHECKPOINT_NAME", "HISTORY_NAME", "SAMPLES_DIR", "history_frame", "write_history"]
@@ -185,7 +186,7 @@ class TrainingSamples(Callback):
     no random numbers are drawn: samples do not change the trajectory.
 
     Rendering one clip costs 0.1-0.8 s of CPU. If training leaves ``workers``
-    cores free (``threads + workers <= os.cpu_count()``) they render while
+    cores free (``threads + workers <= available_cores()``) they render while
     training goes on (``concurrent``); otherwise the samples are queued and
     rendered on ``workers`` processes while training waits (when 16 are
     queued, and before each checkpoint), since rendering beside the training
@@ -197,7 +198,7 @@ class TrainingSamples(Callback):
 
     def __init__(self, x0: torch.Tensor, every: int = 100, workers: int | None = None,
                  threads: int = 1, max_queued: int = 16, cond0: torch.Tensor | None = None) -> None:
-        cores = os.cpu_count() or 1
+        cores = available_cores()
         free = max(cores - threads, 0)
         self.workers = (free or cores) if workers is None else int(workers)
         if self.workers < 0:

@@ -28,6 +28,7 @@ from .dsp import AudioError, PreprocessConfig, _preprocess_path, preprocess_sign
 from .download import download_ravdess
 from .io import atomic_write
 from .paths import PROJECT_ROOT, cache_root
+from .resources import available_cores
 
 __all__ = [
     "EMOTIONS",
@@ -449,7 +450,7 @@ def _load(data_dir, cache_dir, config, *, index, workers, progress, on_error, wh
         cached = False
     data = _read_cache(cache_file, key, len(index)) if cached else None
     if data is None:
-        results = _compute(list(index["path"]), config, workers or os.cpu_count() or 1, progress, whole)
+        results = _compute(list(index["path"]), config, workers or available_cores(), progress, whole)
         errors = [err for _, _, err in results if err]
         good = [(f, i) for f, i, err in results if err is None]
         if not good:

@@ -84,3 +84,18 @@ def test_package_writers_are_atomic(tmp_path, monkeypatch) -> None:
     plt.close("all")
     assert {p: p.read_bytes() for p in old} == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "fig.png"]
+
+
+def test_available_cores_is_the_affinity_set(monkeypatch) -> None:
+    """One core count for worker pools and thread budgets: the affinity set, else os.cpu_count()."""
+    import os
+
+    from emovae_utils import resources
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert resources.available_cores() == 2
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert resources.available_cores() == 64
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert resources.available_cores() == 1

@@ -255,7 +255,9 @@ def test_training_samples_rendered_by_worker_processes(X, tmp_path, workers):
     assert sr == 16000 and len(y) > 16000 and np.abs(y).max() > 0
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["render_workers"] == workers
-    free_cores = (os.cpu_count() or 1) - THREADS
+    from emovae_utils.resources import available_cores
+
+    free_cores = available_cores() - THREADS
     assert run["render_mode"] == ("concurrent" if workers <= free_cores else "batched")
     if run["render_mode"] == "batched":  # training waits for them at the checkpoint
         assert on_disk[3] == names[:3] and on_disk["unwritten"] == []
