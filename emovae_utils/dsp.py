@@ -648,11 +648,9 @@ def preprocess_signal(
 
     Parameters
     ----------
-    y : np.ndarray, shape (n,)
-        Mono signal at its native rate ``sr``.
-    sr : int
-    config : PreprocessConfig, optional
-        Defaults to the study's values.
+    y, sr, config
+        As :func:`preprocess_audio`: a mono signal (n,) at its native rate
+        ``sr``, and the recipe's settings (default: the study's).
 
     Returns
     -------
