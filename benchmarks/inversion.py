@@ -7,7 +7,7 @@ against the clean signal with PESQ (wide band, package ``pesq``) and STOI (packa
 (median of ``--repeats`` calls per clip, after one untimed warm-up call; one BLAS/FFT thread).
 
 Methods
-- ``reference``: ``dsp.log_mel_to_audio(S, method="reference")``, librosa's NNLS + 32 Griffin-Lim iterations
+- ``reference``: ``inversion.log_mel_to_audio(S, method="reference")``, librosa's NNLS + 32 Griffin-Lim iterations
   (the study's inversion, used for the report's audio files);
 - ``fast``: ``method="fast"``, FISTA NNLS from the clipped pseudo-inverse + our fast Griffin-Lim (32 it.);
 - ``fast, warm``: the fast method started from the phase of a nearby spectrogram (90 % this clip,
@@ -74,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         S = pairs[i][0]
         near = 0.9 * S + 0.1 * pairs[(i + 1) % len(pairs)][0]
         _, angles = inversion.mel_to_audio_fast(near, c, return_phase=True)
-        return lambda: dsp.log_mel_to_audio(S, c, method="fast", init=angles)
+        return lambda: inversion.log_mel_to_audio(S, c, method="fast", init=angles)
 
     methods = {
-        "reference": lambda i: (lambda: dsp.log_mel_to_audio(pairs[i][0], c, method="reference")),
-        "fast": lambda i: (lambda: dsp.log_mel_to_audio(pairs[i][0], c, method="fast")),
+        "reference": lambda i: (lambda: inversion.log_mel_to_audio(pairs[i][0], c, method="reference")),
+        "fast": lambda i: (lambda: inversion.log_mel_to_audio(pairs[i][0], c, method="fast")),
         "fast, warm": warm,
         "pinv": lambda i: (lambda: inversion.mel_to_audio_fast(pairs[i][0], c, nnls_iter=0)),
     }

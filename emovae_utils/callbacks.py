@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from .io import atomic_write
+from .resources import available_cores
 
 __all__ = ["Callback", "Run", "Checkpoint", "TrainingSamples", "ProgressBar", "LambdaCallback",
            "CHECKPOINT_NAME", "HISTORY_NAME", "SAMPLES_DIR", "history_frame", "write_history"]
@@ -160,12 +161,12 @@ class Checkpoint(Callback):
 
 
 def _write_sample(s_db: np.ndarray, path: str | os.PathLike) -> str:
-    """:func:`emovae_utils.dsp.render_wav` in this process, leaving numpy's global RNG as it was."""
-    from . import dsp
+    """:func:`emovae_utils.inversion.render_wav` in this process, leaving numpy's global RNG as it was."""
+    from . import inversion
 
     np_state = np.random.get_state()  # rendering may use numpy's global RNG
     try:
-        dsp.render_wav(s_db, path)
+        inversion.render_wav(s_db, path)
     finally:
         np.random.set_state(np_state)
     return str(path)
@@ -173,7 +174,7 @@ def _write_sample(s_db: np.ndarray, path: str | os.PathLike) -> str:
 
 def _pool_context() -> mp.context.BaseContext:
     """``fork`` where available: spawned workers would re-run a calling script that has no
-    ``if __name__ == "__main__":`` guard (the workers only run :mod:`emovae_utils.dsp`)."""
+    ``if __name__ == "__main__":`` guard (the workers only run :mod:`emovae_utils.inversion`)."""
     return mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
 
 
@@ -181,11 +182,11 @@ class TrainingSamples(Callback):
     """Every ``every`` epochs, render the posterior-mean reconstruction of ``x0`` to a WAV.
 
     Written to ``out_dir/training_samples/epoch_XXXXX.wav`` by Griffin-Lim
-    (:func:`emovae_utils.dsp.render_wav`). Decoding uses ``decode(mu)``, so
+    (:func:`emovae_utils.inversion.render_wav`). Decoding uses ``decode(mu)``, so
     no random numbers are drawn: samples do not change the trajectory.
 
     Rendering one clip costs 0.1-0.8 s of CPU. If training leaves ``workers``
-    cores free (``threads + workers <= os.cpu_count()``) they render while
+    cores free (``threads + workers <= available_cores()``) they render while
     training goes on (``concurrent``); otherwise the samples are queued and
     rendered on ``workers`` processes while training waits (when 16 are
     queued, and before each checkpoint), since rendering beside the training
@@ -197,7 +198,7 @@ class TrainingSamples(Callback):
 
     def __init__(self, x0: torch.Tensor, every: int = 100, workers: int | None = None,
                  threads: int = 1, max_queued: int = 16, cond0: torch.Tensor | None = None) -> None:
-        cores = os.cpu_count() or 1
+        cores = available_cores()
         free = max(cores - threads, 0)
         self.workers = (free or cores) if workers is None else int(workers)
         if self.workers < 0:
@@ -225,14 +226,14 @@ class TrainingSamples(Callback):
             self.submit(self._decode(run.model), self.dir / f"epoch_{epoch:05d}.wav")
 
     def _start(self, s_db: np.ndarray, path: str) -> None:
-        from . import dsp  # the workers import only this module (no torch)
+        from . import dsp, inversion  # the workers import only these modules (no torch)
 
         if self.pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context(),
                                             initializer=dsp._one_thread_worker)
-        self.pending.append((self.pool.submit(dsp.render_wav, s_db, path), s_db, path))
+        self.pending.append((self.pool.submit(inversion.render_wav, s_db, path), s_db, path))
 
     def submit(self, s_db: np.ndarray, path: str | os.PathLike) -> None:
         if self.workers == 0:

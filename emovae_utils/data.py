@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import multiprocessing
 import os
@@ -18,6 +19,7 @@ import re
 import warnings
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +30,7 @@ from .dsp import AudioError, PreprocessConfig, _preprocess_path, preprocess_sign
 from .download import download_ravdess
 from .io import atomic_write
 from .paths import PROJECT_ROOT, cache_root
+from .resources import available_cores
 
 __all__ = [
     "EMOTIONS",
@@ -449,7 +452,7 @@ def _load(data_dir, cache_dir, config, *, index, workers, progress, on_error, wh
         cached = False
     data = _read_cache(cache_file, key, len(index)) if cached else None
     if data is None:
-        results = _compute(list(index["path"]), config, workers or os.cpu_count() or 1, progress, whole)
+        results = _compute(list(index["path"]), config, workers or available_cores(), progress, whole)
         errors = [err for _, _, err in results if err]
         good = [(f, i) for f, i, err in results if err is None]
         if not good:
@@ -571,17 +574,7 @@ def load_features(
                  on_error=on_error, whole=False)
 
 
-def load_sequences(
-    data_dir: str | os.PathLike | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    config: PreprocessConfig | None = None,
-    *,
-    index: pd.DataFrame | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    pad_db: float | None = None,
-    on_error: str = "raise",
-) -> tuple[np.ndarray, pd.DataFrame]:
+def load_sequences(*args: Any, pad_db: float | None = None, **kwargs: Any) -> tuple[np.ndarray, pd.DataFrame]:
     """Whole voiced log-mels of every clip, right-padded to the longest, with each clip's length.
 
     The recipe of :func:`load_features` (resample, VAD, peak-normalise,
@@ -594,8 +587,10 @@ def load_sequences(
 
     Parameters
     ----------
-    data_dir, cache_dir, config, index, workers, progress, on_error
-        As :func:`load_features`.
+    *args, **kwargs
+        ``data_dir, cache_dir, config`` and the keywords ``index, workers,
+        progress, on_error``: as :func:`load_features` (same names, defaults
+        and order).
     pad_db : float, optional
         Value of the padded frames ``X[k, :, n_frames[k]:]``: ``None`` (default)
         repeats clip ``k``'s own minimum (its dB floor, so plots of the padded
@@ -629,8 +624,9 @@ def load_sequences(
     """
     if pad_db is not None and not np.isfinite(pad_db):
         raise ValueError(f"pad_db must be a finite number of dB or None (each clip's minimum), not {pad_db!r}")
-    X, index = _load(data_dir, cache_dir, config, index=index, workers=workers, progress=progress,
-                     on_error=on_error, whole=True)
+    options = inspect.signature(load_features).bind(*args, **kwargs)  # its names, order and defaults
+    options.apply_defaults()
+    X, index = _load(*options.args, **options.kwargs, whole=True)
     n_frames = index["voiced_frames"].to_numpy().astype(np.int64)
     index["n_frames"] = n_frames
     if pad_db is not None:

@@ -13,8 +13,10 @@ one function, so a notebook can show what every step does:
 :func:`preprocess_signal` and :func:`preprocess_file` chain them with a
 :class:`PreprocessConfig`; :func:`preprocess_audio` stops before step 5 and
 returns the waveform the log-mel is computed from (whole, or the stretch of it
-that the 128 frames cover), for features measured on the audio the VAE sees. :func:`log_mel_to_audio` goes back from a dB mel
-spectrogram to a waveform by Griffin-Lim, as the study did (no vocoder).
+that the 128 frames cover), for features measured on the audio the VAE sees.
+:func:`mel_basis` is the one mel filter bank (the inversions of
+:mod:`emovae_utils.inversion`, which go back from a dB mel spectrogram to a
+waveform, use it too).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import os
 import struct
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import librosa
@@ -36,8 +37,6 @@ import soundfile as sf
 import soxr
 import webrtcvad
 from threadpoolctl import ThreadpoolController
-
-from .io import atomic_write
 
 __all__ = [
     "AudioError",
@@ -49,13 +48,12 @@ __all__ = [
     "voiced_mask",
     "remove_silence",
     "peak_normalise",
+    "mel_basis",
     "log_mel",
     "fix_frames",
     "preprocess_audio",
     "preprocess_signal",
     "preprocess_file",
-    "log_mel_to_audio",
-    "save_wav",
 ]
 
 
@@ -466,7 +464,33 @@ _BLAS = ThreadpoolController()
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
-    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    B = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    B.setflags(write=False)  # cached and shared: nobody may change it in place
+    return B
+
+
+def mel_basis(config: PreprocessConfig | None = None) -> np.ndarray:
+    """The mel filter bank of the recipe, :func:`librosa.filters.mel` with ``config``'s settings.
+
+    Slaney mel, Slaney-normalised; cached per setting and read-only. :func:`log_mel`
+    applies it, and the inversions in :mod:`emovae_utils.inversion` undo it.
+
+    Parameters
+    ----------
+    config : PreprocessConfig, optional
+
+    Returns
+    -------
+    np.ndarray, float32, shape (n_mels, 1 + n_fft // 2)
+
+    Examples
+    --------
+    >>> B = mel_basis()
+    >>> B.shape, B.dtype, B.flags.writeable
+    ((80, 513), dtype('float32'), False)
+    """
+    c = config or PreprocessConfig()
+    return _mel_basis(c.sr, c.n_fft, c.n_mels, c.fmin, c.fmax)
 
 
 def log_mel(y: np.ndarray, config: PreprocessConfig | None = None) -> np.ndarray:
@@ -494,7 +518,7 @@ def log_mel(y: np.ndarray, config: PreprocessConfig | None = None) -> np.ndarray
     # One BLAS thread: multi-threaded OpenBLAS sums in another order, and features
     # would then depend (in the last bit) on how many processes built them.
     with _BLAS.limit(limits=1, user_api="blas"):
-        mel = _mel_basis(c.sr, c.n_fft, c.n_mels, c.fmin, c.fmax) @ power
+        mel = mel_basis(c) @ power
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=c.top_db).astype(np.float32, copy=False)
 
 
@@ -624,11 +648,9 @@ def preprocess_signal(
 
     Parameters
     ----------
-    y : np.ndarray, shape (n,)
-        Mono signal at its native rate ``sr``.
-    sr : int
-    config : PreprocessConfig, optional
-        Defaults to the study's values.
+    y, sr, config
+        As :func:`preprocess_audio`: a mono signal (n,) at its native rate
+        ``sr``, and the recipe's settings (default: the study's).
 
     Returns
     -------
@@ -704,104 +726,6 @@ def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = N
     if not info.speech_found:
         warnings.warn(f"VAD found no speech in {path}; the whole clip was kept.", stacklevel=2)
     return features
-
-
-def log_mel_to_audio(
-    S_db: np.ndarray,
-    config: PreprocessConfig | None = None,
-    method: Literal["reference", "fast"] = "reference",
-    n_iter: int | None = None,
-    seed: int = 0,
-    *,
-    init: np.ndarray | None = None,
-) -> np.ndarray:
-    """Invert a dB mel spectrogram to a waveform by Griffin-Lim.
-
-    ``method="reference"`` (the default) is the study's inversion:
-    ``db_to_power``, :func:`librosa.feature.inverse.mel_to_stft` (NNLS by
-    L-BFGS-B) and :func:`librosa.griffinlim` (32 iterations, momentum 0.99),
-    with the STFT settings of ``config``; the report's audio files use it.
-    ``method="fast"`` (for interaction) computes the same two steps faster:
-    NNLS by FISTA from the clipped pseudo-inverse and a fast Griffin-Lim,
-    optionally started from a previous phase (``init``); see
-    :mod:`emovae_utils.inversion` and ``benchmarks/inversion.py`` for its speed
-    and quality (PESQ, STOI) against the reference. The random phase is
-    seeded, so the same input gives the same audio.
-
-    Parameters
-    ----------
-    S_db : np.ndarray, shape (n_mels, T)
-    config : PreprocessConfig, optional
-    method : {"reference", "fast"}
-    n_iter : int, optional
-        Griffin-Lim iterations; default 32 (librosa's default, as in the
-        study), or 16 for ``"fast"`` started from ``init``.
-    seed : int
-        Seed of the random initial phase.
-    init : complex np.ndarray, shape (1 + n_fft/2, T), optional
-        ``"fast"`` only: starting phase, e.g. of the previous rendering
-        (:class:`emovae_utils.inversion.FastInverter` keeps it).
-
-    Returns
-    -------
-    np.ndarray, float32, shape (hop_length * (T - 1),)
-        Waveform at ``config.sr`` (16 kHz).
-    """
-    from . import inversion
-
-    if method == "reference":
-        if init is not None:
-            raise ValueError("init (a starting phase) is only used by method='fast'")
-        return inversion.mel_to_audio_reference(S_db, config, 32 if n_iter is None else n_iter, seed)
-    if method == "fast":
-        return inversion.mel_to_audio_fast(S_db, config, n_iter=n_iter, init=init, seed=seed)
-    raise ValueError(f"method must be one of {inversion.METHODS}, got {method!r}")
-
-
-def save_wav(path: str | os.PathLike, y: np.ndarray, sr: int = 16000, normalise: bool = True) -> Path:
-    """Write a mono 16-bit WAV file atomically (:func:`emovae_utils.io.atomic_write`), creating parent folders.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-    y : np.ndarray, shape (n,)
-    sr : int
-    normalise : bool
-        Scale to peak 0.9 first (Griffin-Lim output from raw dB has no fixed
-        level); otherwise samples are clipped to [-1, 1].
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    y = np.asarray(y, dtype=np.float32)
-    peak = float(np.max(np.abs(y))) if len(y) else 0.0
-    if normalise and peak > 0:
-        y = y * (0.9 / peak)
-    return atomic_write(path, lambda tmp: sf.write(tmp, np.clip(y, -1.0, 1.0), sr, subtype="PCM_16"))
-
-
-def render_wav(S_db: np.ndarray, path: str | os.PathLike, config: PreprocessConfig | None = None) -> Path:
-    """Griffin-Lim a dB mel spectrogram and write it to ``path``, atomically.
-
-    :func:`log_mel_to_audio` then :func:`save_wav` (peak-normalised, through a
-    temporary file in the same folder, so ``path`` is either absent or complete).
-    The one render-and-write path: the training samples (in worker processes;
-    this module does not import torch) and :func:`emovae_utils.generate.render_audio`.
-
-    Parameters
-    ----------
-    S_db : np.ndarray, shape (n_mels, T)
-    path : str or os.PathLike
-    config : PreprocessConfig, optional
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    c = config or PreprocessConfig()
-    save_wav(path, log_mel_to_audio(S_db, c), sr=c.sr)
-    return Path(path)
 
 
 def _one_thread_worker() -> None:  # pragma: no cover - runs in worker processes

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .io import sha1_bytes, write_json, write_text
+from .resources import available_cores
 
 __all__ = [
     "Trial", "sweep", "select_clips", "run_trial", "run_trials", "trial_status",
@@ -547,13 +548,6 @@ def _ray_task(trial: Trial, root: str, data: Any, evaluate: Any) -> dict[str, An
     return _run_recorded(trial, root, data, evaluate)
 
 
-def _cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 def _run_local(pending: list[Trial], root: str, data: Any, evaluate: Any, workers: int | None,
                report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     import multiprocessing as mp
@@ -565,7 +559,7 @@ def _run_local(pending: list[Trial], root: str, data: Any, evaluate: Any, worker
         raise RuntimeError("run_trials was called while a worker process was importing your script: put the "
                            "code that runs trials under `if __name__ == \"__main__\":` (local workers are "
                            "spawned, and each imports the main module)")
-    n = min(workers or _cores(), len(pending))
+    n = min(workers or available_cores(), len(pending))
     rows = []
     if n <= 1:
         for trial in pending:

@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import dsp
+from . import dsp, inversion
 from .data import EMOTIONS
 
 __all__ = [
@@ -285,7 +285,7 @@ def render_audio(
     names: Sequence[str] | None = None,
     config: dsp.PreprocessConfig | None = None,
 ) -> list[Path]:
-    """Griffin-Lim each dB log-mel spectrogram and write wav files, with :func:`emovae_utils.dsp.render_wav`.
+    """Griffin-Lim each dB log-mel spectrogram and write wav files, with :func:`emovae_utils.inversion.render_wav`.
 
     Parameters
     ----------
@@ -315,6 +315,6 @@ def render_audio(
         raise ValueError(f"{len(names)} names for {len(spec)} spectrograms")
     out_dir = Path(out_dir)
     return [
-        dsp.render_wav(s, out_dir / (name if str(name).lower().endswith(".wav") else f"{name}.wav"), config)
+        inversion.render_wav(s, out_dir / (name if str(name).lower().endswith(".wav") else f"{name}.wav"), config)
         for s, name in zip(spec, names)
     ]

@@ -1,6 +1,10 @@
-"""Mel-spectrogram inversion: the study's reference and a fast one for interaction.
+"""Mel-spectrogram inversion: from a dB mel spectrogram back to a waveform, and to a WAV file.
 
-:func:`emovae_utils.dsp.log_mel_to_audio` chooses between them with ``method``:
+:func:`log_mel_to_audio` goes back by Griffin-Lim, as the study did (no
+vocoder), :func:`save_wav` writes a waveform atomically and :func:`render_wav`
+does both (what the training-sample workers and
+:func:`emovae_utils.generate.render_audio` run). :func:`log_mel_to_audio`
+chooses between two inversions with ``method``:
 
 ``"reference"``
     The study's inversion, unchanged: :func:`librosa.feature.inverse.mel_to_stft`
@@ -22,26 +26,35 @@
     loses about one PESQ point; ``benchmarks/inversion.py`` measures both
     methods on real clips (milliseconds, PESQ-wb, STOI).
 
-This module imports numpy and librosa only (no torch, no scipy.signal), so
-worker processes stay light.
+The mel filter bank is :func:`emovae_utils.dsp.mel_basis`, the one the
+features are made with. This module imports :mod:`emovae_utils.dsp` (numpy,
+librosa, no torch, no scipy.signal), so worker processes stay light.
 """
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Literal
 
+import librosa
 import numpy as np
 import scipy.fft
+import soundfile as sf
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .dsp import PreprocessConfig
+from . import dsp
+from .dsp import PreprocessConfig
+from .io import atomic_write
 
 __all__ = [
     "METHODS",
     "FAST_NNLS_ITER",
     "FAST_GL_ITER",
-    "mel_basis",
+    "log_mel_to_audio",
+    "save_wav",
+    "render_wav",
+    "nnls_operators",
     "nnls_fista",
     "StftPlan",
     "griffin_lim",
@@ -51,7 +64,7 @@ __all__ = [
     "clean_pair",
 ]
 
-#: Names accepted by :func:`emovae_utils.dsp.log_mel_to_audio`.
+#: Names accepted by :func:`log_mel_to_audio`.
 METHODS = ("reference", "fast")
 #: FISTA iterations of the fast NNLS (its quality saturates at about 30-50).
 FAST_NNLS_ITER = 40
@@ -64,16 +77,115 @@ MOMENTUM = 0.99
 
 
 def _config(config: PreprocessConfig | None) -> PreprocessConfig:
-    from .dsp import PreprocessConfig
-
     return config or PreprocessConfig()
 
 
-@functools.lru_cache(maxsize=8)
-def _basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
-    import librosa
+def log_mel_to_audio(
+    S_db: np.ndarray,
+    config: PreprocessConfig | None = None,
+    method: Literal["reference", "fast"] = "reference",
+    n_iter: int | None = None,
+    seed: int = 0,
+    *,
+    init: np.ndarray | None = None,
+) -> np.ndarray:
+    """Invert a dB mel spectrogram to a waveform by Griffin-Lim.
 
-    B = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax).astype(np.float64)
+    ``method="reference"`` (the default) is the study's inversion:
+    ``db_to_power``, :func:`librosa.feature.inverse.mel_to_stft` (NNLS by
+    L-BFGS-B) and :func:`librosa.griffinlim` (32 iterations, momentum 0.99),
+    with the STFT settings of ``config``; the report's audio files use it.
+    ``method="fast"`` (for interaction) computes the same two steps faster:
+    NNLS by FISTA from the clipped pseudo-inverse and a fast Griffin-Lim,
+    optionally started from a previous phase (``init``); see the module's
+    description and ``benchmarks/inversion.py`` for its speed
+    and quality (PESQ, STOI) against the reference. The random phase is
+    seeded, so the same input gives the same audio.
+
+    Parameters
+    ----------
+    S_db : np.ndarray, shape (n_mels, T)
+    config : PreprocessConfig, optional
+    method : {"reference", "fast"}
+    n_iter : int, optional
+        Griffin-Lim iterations; default 32 (librosa's default, as in the
+        study), or 16 for ``"fast"`` started from ``init``.
+    seed : int
+        Seed of the random initial phase.
+    init : complex np.ndarray, shape (1 + n_fft/2, T), optional
+        ``"fast"`` only: starting phase, e.g. of the previous rendering
+        (:class:`FastInverter` keeps it).
+
+    Returns
+    -------
+    np.ndarray, float32, shape (hop_length * (T - 1),)
+        Waveform at ``config.sr`` (16 kHz).
+
+    Examples
+    --------
+    >>> S_db = np.full((80, 16), -40.0, dtype=np.float32)
+    >>> y = log_mel_to_audio(S_db, method="fast")
+    >>> y.shape, y.dtype, bool(np.array_equal(y, log_mel_to_audio(S_db, method="fast")))
+    ((3840,), dtype('float32'), True)
+    """
+    if method == "reference":
+        if init is not None:
+            raise ValueError("init (a starting phase) is only used by method='fast'")
+        return mel_to_audio_reference(S_db, config, 32 if n_iter is None else n_iter, seed)
+    if method == "fast":
+        return mel_to_audio_fast(S_db, config, n_iter=n_iter, init=init, seed=seed)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def save_wav(path: str | os.PathLike, y: np.ndarray, sr: int = 16000, normalise: bool = True) -> Path:
+    """Write a mono 16-bit WAV file atomically (:func:`emovae_utils.io.atomic_write`), creating parent folders.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    y : np.ndarray, shape (n,)
+    sr : int
+    normalise : bool
+        Scale to peak 0.9 first (Griffin-Lim output from raw dB has no fixed
+        level); otherwise samples are clipped to [-1, 1].
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    y = np.asarray(y, dtype=np.float32)
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    if normalise and peak > 0:
+        y = y * (0.9 / peak)
+    return atomic_write(path, lambda tmp: sf.write(tmp, np.clip(y, -1.0, 1.0), sr, subtype="PCM_16"))
+
+
+def render_wav(S_db: np.ndarray, path: str | os.PathLike, config: PreprocessConfig | None = None) -> Path:
+    """Griffin-Lim a dB mel spectrogram and write it to ``path``, atomically.
+
+    :func:`log_mel_to_audio` then :func:`save_wav` (peak-normalised, through a
+    temporary file in the same folder, so ``path`` is either absent or complete).
+    The one render-and-write path: the training samples (in worker processes;
+    this module does not import torch) and :func:`emovae_utils.generate.render_audio`.
+
+    Parameters
+    ----------
+    S_db : np.ndarray, shape (n_mels, T)
+    path : str or os.PathLike
+    config : PreprocessConfig, optional
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    c = _config(config)
+    save_wav(path, log_mel_to_audio(S_db, c), sr=c.sr)
+    return Path(path)
+
+
+@functools.lru_cache(maxsize=8)
+def _operators(config: PreprocessConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    B = dsp.mel_basis(config).astype(np.float64)
     pinv = np.linalg.pinv(B)
     lipschitz = float(np.linalg.norm(B, 2) ** 2)
     out = (B.astype(np.float32), pinv.astype(np.float32), lipschitz)
@@ -82,13 +194,20 @@ def _basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float):
     return out
 
 
-def mel_basis(config: PreprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mel filter bank ``B`` (n_mels, 1 + n_fft/2), its pseudo-inverse and ``||B||₂²``.
+def nnls_operators(config: PreprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """What the fast NNLS needs: the mel filter bank ``B``, its pseudo-inverse and ``||B||₂²``.
 
-    Float32, read-only, cached per setting (Slaney mel, as :func:`dsp.log_mel`).
+    ``B`` is :func:`emovae_utils.dsp.mel_basis` (n_mels, 1 + n_fft/2), the
+    pseudo-inverse (1 + n_fft/2, n_mels) is computed in float64; both float32,
+    read-only, cached per configuration.
+
+    Examples
+    --------
+    >>> B, pinv, L = nnls_operators()
+    >>> B.shape, pinv.shape, bool(np.array_equal(B, dsp.mel_basis()))
+    ((80, 513), (513, 80), True)
     """
-    c = _config(config)
-    return _basis(c.sr, c.n_fft, c.n_mels, float(c.fmin), float(c.fmax))
+    return _operators(_config(config))
 
 
 def nnls_fista(
@@ -116,7 +235,7 @@ def nnls_fista(
     -------
     np.ndarray, float32, shape (1 + n_fft/2, T)
     """
-    B, pinv, L = mel_basis(config)
+    B, pinv, L = nnls_operators(config)
     P = np.asarray(P, dtype=np.float32)
     X = np.maximum(pinv @ P, 0.0) if x0 is None else np.maximum(np.asarray(x0, np.float32), 0.0)
     Y = X.copy()
@@ -294,8 +413,6 @@ def mel_to_audio_reference(
     S_db: np.ndarray, config: PreprocessConfig | None = None, n_iter: int = 32, seed: int = 0,
 ) -> np.ndarray:
     """The study's inversion: librosa's NNLS (``mel_to_stft``) and ``griffinlim`` (32 iterations)."""
-    import librosa
-
     c = _config(config)
     power = librosa.db_to_power(np.asarray(S_db, dtype=np.float32))
     mag = librosa.feature.inverse.mel_to_stft(
@@ -347,10 +464,12 @@ class FastInverter:
 def clean_pair(path, config: PreprocessConfig | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A clip's features and the clean signal they describe, sample for sample.
 
-    Runs the preprocessing recipe (resample, VAD, peak normalisation, log-mel,
-    128 frames) and also returns the voiced, normalised signal cut to the
-    frames kept: the centre crop's ``hop * (n_frames - 1)`` samples, or the
-    whole voiced signal (``hop * (T - 1)`` samples) when the clip was padded.
+    Runs the preprocessing recipe (:func:`emovae_utils.dsp.preprocess_signal`:
+    resample, VAD, peak normalisation, log-mel, 128 frames) and also returns
+    the voiced, normalised signal cut to the frames kept
+    (:func:`emovae_utils.dsp.preprocess_audio` with ``window=True``): the
+    centre crop's ``hop * (n_frames - 1)`` samples, or the whole voiced signal
+    (``hop * (T - 1)`` samples) when the clip was padded.
     An inversion of the features, trimmed to that length, is aligned with it,
     so PESQ and STOI can score the inversion alone.
 
@@ -363,20 +482,22 @@ def clean_pair(path, config: PreprocessConfig | None = None) -> tuple[np.ndarray
     Returns
     -------
     S_db : np.ndarray, float32, shape (n_mels, n_frames)
-    y_clean : np.ndarray, float32
-    """
-    from . import dsp
+    y_clean : np.ndarray, float32, shape (hop * (min(T, n_frames) - 1),)
+        ``T``: the voiced signal's frame count.
 
+    Examples
+    --------
+    >>> import tempfile
+    >>> t = np.arange(48000) / 48000
+    >>> path = os.path.join(tempfile.mkdtemp(), "tone.wav")
+    >>> sf.write(path, (0.3 * np.sign(np.sin(2 * np.pi * 150 * t)) * (t > 0.3)).astype(np.float32), 48000)
+    >>> S_db, y_clean = clean_pair(path)
+    >>> S_db.shape, len(y_clean) % 256, len(y_clean) < 16000
+    ((80, 128), 0, True)
+    """
     c = _config(config)
     y, sr = dsp.load_mono(path)
-    y = dsp.resample(y, sr, c.sr, c.res_type)
-    voiced, _ = dsp.remove_silence(y, dsp.voiced_mask(y, c.sr, c.vad_mode, c.vad_frame_ms, c.vad_dilation))
-    voiced = dsp.peak_normalise(voiced, c.peak)
-    S = dsp.log_mel(voiced, c)
-    T = S.shape[1]
-    if T >= c.n_frames:
-        start = (T - c.n_frames) // 2 * c.hop_length
-        clean = voiced[start:start + (c.n_frames - 1) * c.hop_length]
-    else:
-        clean = voiced[:(T - 1) * c.hop_length]
-    return dsp.fix_frames(S, c.n_frames).astype(np.float32, copy=False), np.ascontiguousarray(clean)
+    S, info = dsp.preprocess_signal(y, sr, c)
+    window, _ = dsp.preprocess_audio(y, sr, c, window=True)  # the samples fix_frames' frames cover
+    kept = min(info.n_voiced_frames, c.n_frames)
+    return S, window[:(kept - 1) * c.hop_length]

@@ -211,6 +211,45 @@ def cli_parameters(pairs: list[tuple[str, str]] | None, cwd: str | Path | None =
     return params
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """What a run is asked to do: the arguments of :func:`plan_run` and :func:`run`.
+
+    Attributes
+    ----------
+    preset_name : str
+        A key of the presets file, e.g. ``"paper"`` (default) or ``"smoke"``.
+    only : list of str, optional
+        Notebook numbers (``"02"``) or stems to run; an unknown one is an error.
+    output_dir : str or Path, optional
+        Relative to the current directory. Default ``<project>/runs/<preset>``.
+    prepare_only : bool
+        Inject parameters without executing (outputs stored in the source
+        notebooks are kept; used by the nbval tests).
+    presets_file : str or Path, optional
+        Default ``<project>/notebooks/presets.yaml``.
+    parameters : dict, optional
+        Overrides, given to every selected notebook that declares the name; a
+        name no selected notebook declares is an error. Paths in them are used
+        as given (see :func:`cli_parameters` for the command line's rule).
+    project_dir : str or Path, optional
+        See :func:`find_project`.
+
+    Examples
+    --------
+    >>> RunOptions("smoke", only=["02"]).prepare_only
+    False
+    """
+
+    preset_name: str = DEFAULT_PRESET
+    only: list[str] | None = None
+    output_dir: str | Path | None = None
+    prepare_only: bool = False
+    presets_file: str | Path | None = None
+    parameters: dict[str, Any] | None = None
+    project_dir: str | Path | None = None
+
+
 @dataclass
 class RunPlan:
     """A validated run: what :func:`execute` will do. Nothing is written while planning."""
@@ -222,36 +261,43 @@ class RunPlan:
     prepare_only: bool = False
 
 
-def plan_run(
-    preset_name: str = DEFAULT_PRESET,
-    only: list[str] | None = None,
-    output_dir: str | Path | None = None,
-    prepare_only: bool = False,
-    presets_file: str | Path | None = None,
-    parameters: dict[str, Any] | None = None,
-    project_dir: str | Path | None = None,
-) -> RunPlan:
-    """Validate a run's arguments and work out every notebook's parameters, writing nothing.
+def plan_run(options: RunOptions | None = None) -> RunPlan:
+    """Validate a run's options and work out every notebook's parameters, writing nothing.
 
-    Parameters are those of :func:`run`. Raises ``KeyError`` (unknown preset),
-    ``ValueError`` (unknown notebook or parameter), ``FileNotFoundError``
-    (no project folder or presets file).
+    Parameters
+    ----------
+    options : RunOptions, optional
+        Default ``RunOptions()``: every notebook with the paper preset.
+
+    Returns
+    -------
+    RunPlan
+
+    Raises
+    ------
+    KeyError
+        Unknown preset.
+    ValueError
+        Unknown notebook or parameter.
+    FileNotFoundError
+        No project folder or presets file.
     """
-    project = find_project(project_dir)
-    presets_path = Path(presets_file).expanduser() if presets_file else project / "notebooks" / "presets.yaml"
+    o = options or RunOptions()
+    project = find_project(o.project_dir)
+    presets_path = Path(o.presets_file).expanduser() if o.presets_file else project / "notebooks" / "presets.yaml"
     presets = load_presets(presets_path)
-    if preset_name not in presets:
-        raise KeyError(f"Unknown preset {preset_name!r}; {presets_path} has {sorted(presets)}.")
-    notebooks = select_notebooks(only, project / "notebooks")
-    overrides = dict(parameters or {})
-    planned = [(nb, notebook_parameters(nb, presets[preset_name], overrides)) for nb in notebooks]
+    if o.preset_name not in presets:
+        raise KeyError(f"Unknown preset {o.preset_name!r}; {presets_path} has {sorted(presets)}.")
+    notebooks = select_notebooks(o.only, project / "notebooks")
+    overrides = dict(o.parameters or {})
+    planned = [(nb, notebook_parameters(nb, presets[o.preset_name], overrides)) for nb in notebooks]
     declared = set().union(*(declared_parameters(nb) for nb, _ in planned))
     unknown = sorted(set(overrides) - declared)
     if unknown:
         raise ValueError(f"-p {', '.join(unknown)}: no selected notebook declares it "
                          f"({', '.join(nb.stem for nb in notebooks)}); see each notebook's parameters cell.")
-    out = Path(output_dir).expanduser().resolve() if output_dir else project / "runs" / preset_name
-    return RunPlan(preset_name, project, out, planned, prepare_only)
+    out = Path(o.output_dir).expanduser().resolve() if o.output_dir else project / "runs" / o.preset_name
+    return RunPlan(o.preset_name, project, out, planned, o.prepare_only)
 
 
 def _update_log(path: Path, row: dict[str, str]) -> None:
@@ -356,40 +402,16 @@ def execute(plan: RunPlan, progress_bar: bool | None = None, sign: bool = True) 
     return out
 
 
-def run(
-    preset_name: str = DEFAULT_PRESET,
-    only: list[str] | None = None,
-    output_dir: str | Path | None = None,
-    prepare_only: bool = False,
-    presets_file: str | Path | None = None,
-    parameters: dict[str, Any] | None = None,
-    project_dir: str | Path | None = None,
-    progress_bar: bool | None = None,
-    sign: bool = True,
-) -> Path:
+def run(options: RunOptions | None = None, progress_bar: bool | None = None, sign: bool = True) -> Path:
     """Execute (or only parameterise) the notebooks with one preset.
 
-    Every argument is validated before anything is written.
+    Every option is validated (:func:`plan_run`) before anything is written.
 
     Parameters
     ----------
-    preset_name : str
-        A key of the presets file, e.g. ``"paper"`` (default) or ``"smoke"``.
-    only : list of str, optional
-        Notebook numbers (``"02"``) or stems to run; an unknown one is an error.
-    output_dir : str or Path, optional
-        Relative to the current directory. Default ``<project>/runs/<preset>``.
-    prepare_only : bool
-        Inject parameters without executing (outputs stored in the source
-        notebooks are kept; used by the nbval tests).
-    presets_file : str or Path, optional
-        Default ``<project>/notebooks/presets.yaml``.
-    parameters : dict, optional
-        Overrides, given to every selected notebook that declares the name; a
-        name no selected notebook declares is an error. Paths in them are used
-        as given (see :func:`cli_parameters` for the command line's rule).
-    project_dir : str or Path, optional
-        See :func:`find_project`.
+    options : RunOptions, optional
+        Preset, notebooks, folders, overrides; default ``RunOptions()``, every
+        notebook with the paper preset.
     progress_bar : bool, optional
         papermill's cell progress bar; default when stderr is a terminal.
     sign : bool
@@ -399,9 +421,13 @@ def run(
     -------
     pathlib.Path
         The output folder, holding the notebooks and ``run_log.csv``.
+
+    Examples
+    --------
+    >>> run(RunOptions("smoke", only=["02"]))  # doctest: +SKIP
+    PosixPath('.../runs/smoke')
     """
-    plan = plan_run(preset_name, only, output_dir, prepare_only, presets_file, parameters, project_dir)
-    return execute(plan, progress_bar=progress_bar, sign=sign)
+    return execute(plan_run(options), progress_bar=progress_bar, sign=sign)
 
 
 def copy_checked_outputs(executed: str | Path, source: str | Path) -> int:
@@ -488,8 +514,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Run with parsed command-line arguments; argument errors exit with status 2 before anything is written."""
     try:
-        plan = plan_run(args.preset, args.only, args.output_dir, args.prepare_only, args.presets,
-                        cli_parameters(args.parameters), args.project)
+        plan = plan_run(RunOptions(args.preset, args.only, args.output_dir, args.prepare_only, args.presets,
+                                   cli_parameters(args.parameters), args.project))
     except KeyError as err:
         parser.error(str(err.args[0]))
     except (ValueError, FileNotFoundError) as err:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from .experiments import Trial, run_trials, sweep
 from .io import atomic_write
+from .resources import available_cores
 
 __all__ = [
     "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
@@ -117,10 +118,7 @@ def workers_for(threads: int = 1, cores: int | None = None) -> int:
     (2, 1, 1)
     """
     if cores is None:
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except AttributeError:
-            cores = os.cpu_count() or 1
+        cores = available_cores()
     return max(1, int(cores) // max(1, int(threads)))
 
 

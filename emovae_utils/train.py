@@ -37,6 +37,7 @@ from .callbacks import (
     TrainingSamples, history_frame, set_rng_state, write_history,
 )
 from .io import sha1_array, write_json
+from .resources import available_cores
 
 __all__ = [
     "fit", "set_determinism", "default_threads", "load_checkpoint", "NonFiniteLossError",
@@ -230,7 +231,7 @@ def _run_config(model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, **
         model={"class": type(model).__name__, "name": name, "config": getattr(model, "config", None),
                "n_parameters": sum(p.numel() for p in model.parameters())},
         torch_version=torch.__version__, numpy_version=np.__version__, python_version=sys.version.split()[0],
-        platform=platform.platform(), cpu_count=os.cpu_count(),
+        platform=platform.platform(), cpu_count=available_cores(),
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
     )
     if settings["device"].startswith("cuda"):

@@ -1171,7 +1171,7 @@ class LatentExplorer:
         own = key.startswith("clip:") and self.X is not None
         cache = key if own else f"{key}|{self.condition_label}"  # a decoding depends on the condition
         if cache not in self._start_audio:
-            from .dsp import log_mel_to_audio
+            from .inversion import log_mel_to_audio
 
             if own:
                 S = self.X[int(key.split(":", 1)[1])]
@@ -1187,7 +1187,7 @@ class LatentExplorer:
         a = self.start_audio()
         b = self.audio_samples
         if b is None:  # audio=False: render the current point's audio now
-            from .dsp import log_mel_to_audio
+            from .inversion import log_mel_to_audio
 
             with self._render_lock:
                 S = self.decode(self.current_latent())
@@ -1218,7 +1218,7 @@ class LatentExplorer:
             if self.method == "fast":
                 y = self._inverter(S)
             else:
-                from .dsp import log_mel_to_audio
+                from .inversion import log_mel_to_audio
 
                 y = log_mel_to_audio(S, self.config, method=self.method)
             y = prepare_audio(y, self.sr, self.loudness_dbfs, self.fade_ms)

@@ -137,6 +137,24 @@ def test_config_change_or_new_file_rebuilds(small_set, tmp_path):
     assert X7.shape[0] == 7 and len(list(cache.glob("features-*.npz"))) == 3
 
 
+def test_cache_keys_are_pinned():
+    """Existing caches stay valid: the keys of the study's configuration are fixed strings."""
+    files = [("03-01-01-01-01-01-01", 123456), ("03-01-02-01-01-01-01", 234567)]
+    c = PreprocessConfig()
+    assert data._cache_key(files, c) == "c70218d1a52bdb020f68f74ac632add6653a5efd1eefa625b76745a040b42491"
+    assert data._cache_key(files, c, kind="sequences") == (
+        "5335aedca0159774270be6148b52c967ab09318135c205acd7969a6286fe518f")
+    assert data._cache_key([("a/b.wav", 10, 99)], c, by="path") == (
+        "44267c4cf90e1b360bf107906d3f526028e65be9f7ad4cba9a4c9699f70ad8f9")
+
+
+def test_load_sequences_takes_load_features_arguments(tmp_path):
+    with pytest.raises(TypeError, match="worker"):
+        data.load_sequences(tmp_path, tmp_path, worker=1)
+    with pytest.raises(TypeError):
+        data.load_sequences(tmp_path, tmp_path, None, None)  # index is keyword-only, as in load_features
+
+
 @pytest.mark.filterwarnings("ignore:Missing clips")  # a tiny synthetic set, incomplete on purpose
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupted_cache_is_detected_and_rebuilt(small_set, tmp_path, damage):

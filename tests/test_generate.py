@@ -179,12 +179,12 @@ def test_render_audio_writes_16k_wavs(model, tmp_path):
     assert single.name == "sample_00.wav" and sf.info(single).frames == EXPECTED_SAMPLES
 
 
-def test_render_audio_goes_through_dsp_render_wav(tmp_path, monkeypatch):
-    """One render-and-write path: dsp.render_wav (Griffin-Lim, atomic write) for every spectrogram."""
-    from emovae_utils import dsp
+def test_render_audio_goes_through_inversion_render_wav(tmp_path, monkeypatch):
+    """One render-and-write path: inversion.render_wav (Griffin-Lim, atomic write) for every spectrogram."""
+    from emovae_utils import dsp, inversion
 
     calls = []
-    monkeypatch.setattr(dsp, "render_wav", lambda S, path, config=None: calls.append((S, path, config)) or path)
+    monkeypatch.setattr(inversion, "render_wav", lambda S, path, config=None: calls.append((S, path, config)) or path)
     spec = np.random.default_rng(0).normal(-40, 5, size=(2, N_MELS, N_FRAMES)).astype(np.float32)
     config = dsp.PreprocessConfig()
     paths = gen.render_audio(spec, tmp_path, names=["a", "b.wav"], config=config)

@@ -1,4 +1,4 @@
-"""Mel inversion: the study's reference and the fast method (emovae_utils.inversion, dsp.log_mel_to_audio).
+"""Mel inversion: the study's reference and the fast method (emovae_utils.inversion, log_mel_to_audio).
 
 Quality is scored as in benchmarks/inversion.py: PESQ-wb and STOI of each method's output against the
 clean signal the spectrogram was computed from. Target (issue 12): "fast" within 0.1 PESQ and 0.01 STOI
@@ -10,7 +10,8 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
-from conftest import write_clip
+import soundfile as sf
+from conftest import utterance, write_clip
 
 from emovae_utils import dsp, inversion
 
@@ -27,7 +28,7 @@ def _scores(clean: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 def _compare(pairs) -> dict[str, tuple[float, float]]:
     out = {}
     for method in ("reference", "fast"):
-        s = np.array([_scores(clean, dsp.log_mel_to_audio(S, method=method)) for S, clean in pairs])
+        s = np.array([_scores(clean, inversion.log_mel_to_audio(S, method=method)) for S, clean in pairs])
         out[method] = (float(s[:, 0].mean()), float(s[:, 1].mean()))
     return out
 
@@ -108,7 +109,7 @@ def test_griffin_lim_is_librosas_loop():
 def test_nnls_fista_solves_the_same_problem_as_librosa(synthetic_pairs):
     S = synthetic_pairs[0][0]
     P = librosa.db_to_power(S)
-    B, pinv, _ = inversion.mel_basis(C)
+    B, pinv, _ = inversion.nnls_operators(C)
     obj = lambda X: 0.5 * float(np.sum((B.astype(np.float64) @ X - P) ** 2))  # noqa: E731
     X_ref = librosa.util.nnls(B, P)
     X0 = inversion.nnls_fista(P, C, n_iter=0)
@@ -120,26 +121,26 @@ def test_nnls_fista_solves_the_same_problem_as_librosa(synthetic_pairs):
     assert obj(X) < 1.5 * obj(X_ref), (obj(X), obj(X_ref))
 
 
-# ------------------------------------------------------------ dsp.log_mel_to_audio
+# ------------------------------------------------------------ log_mel_to_audio
 def test_reference_is_the_study_inversion_unchanged(synthetic_pairs):
     S = synthetic_pairs[0][0]
     power = librosa.db_to_power(S)
     mag = librosa.feature.inverse.mel_to_stft(power, sr=16000, n_fft=1024, power=2.0, fmin=0.0, fmax=8000.0)
     y = librosa.griffinlim(mag, n_iter=32, hop_length=256, win_length=1024, n_fft=1024, window="hann",
                            center=True, random_state=0)
-    np.testing.assert_array_equal(dsp.log_mel_to_audio(S), y.astype(np.float32))
-    np.testing.assert_array_equal(dsp.log_mel_to_audio(S, C, "reference"), y.astype(np.float32))
+    np.testing.assert_array_equal(inversion.log_mel_to_audio(S), y.astype(np.float32))
+    np.testing.assert_array_equal(inversion.log_mel_to_audio(S, C, "reference"), y.astype(np.float32))
 
 
 def test_fast_is_deterministic_and_checks_its_arguments(synthetic_pairs):
     S = synthetic_pairs[0][0]
-    a = dsp.log_mel_to_audio(S, method="fast")
-    np.testing.assert_array_equal(a, dsp.log_mel_to_audio(S, method="fast"))
+    a = inversion.log_mel_to_audio(S, method="fast")
+    np.testing.assert_array_equal(a, inversion.log_mel_to_audio(S, method="fast"))
     assert a.dtype == np.float32 and len(a) == 127 * 256
     with pytest.raises(ValueError, match="method"):
-        dsp.log_mel_to_audio(S, method="vocoder")
+        inversion.log_mel_to_audio(S, method="vocoder")
     with pytest.raises(ValueError, match="init"):
-        dsp.log_mel_to_audio(S, method="reference", init=np.ones((513, 128), np.complex64))
+        inversion.log_mel_to_audio(S, method="reference", init=np.ones((513, 128), np.complex64))
 
 
 def test_fast_within_targets_on_synthetic_spectrograms(synthetic_pairs):
@@ -159,10 +160,10 @@ def test_fast_path_never_runs_the_reference_inversion(synthetic_pairs, monkeypat
 
     monkeypatch.setattr(librosa, "griffinlim", refuse)
     monkeypatch.setattr(librosa.feature.inverse, "mel_to_stft", refuse)
-    y = dsp.log_mel_to_audio(S, method="fast")
+    y = inversion.log_mel_to_audio(S, method="fast")
     assert np.isfinite(y).all() and y.size > 0
     with pytest.raises(AssertionError, match="reference inversion"):
-        dsp.log_mel_to_audio(S, method="reference")
+        inversion.log_mel_to_audio(S, method="reference")
 
 
 def test_warm_start_from_the_previous_phase(real_pairs):
@@ -173,9 +174,62 @@ def test_warm_start_from_the_previous_phase(real_pairs):
     near = 0.95 * S + 0.05 * S2  # the previous point of a drag
     inv(near)
     warm = inv(S)  # 16 iterations from near's phase
-    np.testing.assert_array_equal(cold, dsp.log_mel_to_audio(S2, method="fast"))
+    np.testing.assert_array_equal(cold, inversion.log_mel_to_audio(S2, method="fast"))
     p_warm, s_warm = _scores(clean, warm)
-    p_ref, s_ref = _scores(clean, dsp.log_mel_to_audio(S))
+    p_ref, s_ref = _scores(clean, inversion.log_mel_to_audio(S))
     assert p_warm >= p_ref - 0.1 and s_warm >= s_ref - 0.01, (p_warm, p_ref, s_warm, s_ref)
     inv.reset()
-    np.testing.assert_array_equal(inv(S), dsp.log_mel_to_audio(S, method="fast"))
+    np.testing.assert_array_equal(inv(S), inversion.log_mel_to_audio(S, method="fast"))
+
+
+# ------------------------------------------------------------ save_wav, render_wav
+def test_log_mel_to_audio_is_deterministic_and_inverts_roughly():
+    y = dsp.peak_normalise(utterance(sr=16000, seed=3, bursts=(1.0, 0.8)))
+    S = dsp.fix_frames(dsp.log_mel(y))
+    a = inversion.log_mel_to_audio(S)
+    b = inversion.log_mel_to_audio(S)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.float32 and abs(len(a) - 128 * 256) <= 256
+    S2 = dsp.log_mel(a)[:, :128]
+    # Griffin-Lim loses phase, not the spectral envelope: loud regions agree within a few dB
+    loud = S > S.max() - 30
+    assert np.median(np.abs(S2 - S)[loud]) < 3.0
+
+
+def test_save_wav_writes_16_bit_16k(tmp_path):
+    y = np.sin(np.linspace(0, 100, 16000)).astype(np.float32) * 3
+    path = inversion.save_wav(tmp_path / "sub" / "x.wav", y)
+    info = sf.info(path)
+    assert info.samplerate == 16000 and info.channels == 1 and info.subtype == "PCM_16"
+    back, _ = sf.read(path)
+    assert np.isclose(np.abs(back).max(), 0.9, atol=1e-3)
+
+
+def test_render_wav_writes_a_complete_file_atomically(tmp_path):
+    rng = np.random.default_rng(0)
+    S_db = rng.uniform(-60, 0, (80, 128)).astype(np.float32)
+    out = inversion.render_wav(S_db, tmp_path / "a.wav")
+    y, sr = sf.read(out)
+    assert out == tmp_path / "a.wav" and sr == 16000
+    assert abs(len(y) - 127 * 256) <= 256 and 0 < np.abs(y).max() <= 0.9 + 1e-4
+    assert [p.name for p in tmp_path.iterdir()] == ["a.wav"]  # no temporary file left
+
+
+def test_nnls_uses_the_features_mel_basis():
+    B, pinv, _ = inversion.nnls_operators(C)
+    assert B is not dsp.mel_basis(C) and not B.flags.writeable
+    np.testing.assert_array_equal(B, dsp.mel_basis(C))
+    assert pinv.shape == (513, 80) and pinv.dtype == np.float32
+
+
+def test_clean_pair_features_are_the_recipe(real_pairs, ravdess_dir):
+    from emovae_utils import data
+
+    index = data.ravdess_index(ravdess_dir, warn=False)
+    for (S, clean), path in zip(real_pairs, index.iloc[[5, 700, 1400]]["path"]):
+        y, sr = dsp.load_mono(path)
+        whole, info = dsp.preprocess_audio(y, sr, C)
+        np.testing.assert_array_equal(S, dsp.preprocess_file(path))
+        T = info.n_voiced_frames
+        start = max(T - C.n_frames, 0) // 2 * C.hop_length
+        np.testing.assert_array_equal(clean, whole[start:start + (min(T, C.n_frames) - 1) * C.hop_length])

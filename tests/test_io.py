@@ -57,15 +57,15 @@ def test_sha1_of_arrays_and_tensors() -> None:
 
 
 def test_package_writers_are_atomic(tmp_path, monkeypatch) -> None:
-    """dsp.save_wav and plotting.save_figure go through atomic_write: a failing write keeps the old file."""
+    """inversion.save_wav and plotting.save_figure go through atomic_write: a failing write keeps the old file."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from emovae_utils import dsp, plotting
+    from emovae_utils import inversion, plotting
 
-    wav = dsp.save_wav(tmp_path / "a.wav", np.sin(np.arange(1600) / 5.0))
+    wav = inversion.save_wav(tmp_path / "a.wav", np.sin(np.arange(1600) / 5.0))
     png = plotting.save_figure(plt.figure(), "fig", tmp_path)
     old = {wav: wav.read_bytes(), png: png.read_bytes()}
 
@@ -73,14 +73,29 @@ def test_package_writers_are_atomic(tmp_path, monkeypatch) -> None:
         open(path, "wb").write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(dsp.sf, "write", broken)
+    monkeypatch.setattr(inversion.sf, "write", broken)
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda fig, path, **kwargs: broken(path))
     with pytest.raises(OSError):
-        dsp.save_wav(wav, np.zeros(10))
+        inversion.save_wav(wav, np.zeros(10))
     with pytest.raises(OSError):
-        dsp.render_wav(np.full((80, 8), -40.0, dtype=np.float32), wav)
+        inversion.render_wav(np.full((80, 8), -40.0, dtype=np.float32), wav)
     with pytest.raises(OSError):
         plotting.save_figure(plt.figure(), "fig", tmp_path)
     plt.close("all")
     assert {p: p.read_bytes() for p in old} == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "fig.png"]
+
+
+def test_available_cores_is_the_affinity_set(monkeypatch) -> None:
+    """One core count for worker pools and thread budgets: the affinity set, else os.cpu_count()."""
+    import os
+
+    from emovae_utils import resources
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert resources.available_cores() == 2
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert resources.available_cores() == 64
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert resources.available_cores() == 1

@@ -62,7 +62,8 @@ def test_prepare_only_injects_parameters_keeps_checked_outputs_and_logs(tmp_path
     presets = tmp_path / "presets.yaml"
     presets.write_text(yaml.safe_dump({"x": {"_all": {"figures_dir": "elsewhere", "unused": 3},
                                              "01_preprocess": {"example_actor": 2}}}))
-    out = pipeline.run("x", only=["01"], output_dir=tmp_path / "out", prepare_only=True, presets_file=presets)
+    out = pipeline.run(pipeline.RunOptions("x", only=["01"], output_dir=tmp_path / "out", prepare_only=True,
+                                             presets_file=presets))
     nb = nbformat.read(out / "01_preprocess.ipynb", as_version=4)
     injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
     assert "example_actor = 2" in injected.source and 'figures_dir = "elsewhere"' in injected.source
@@ -72,7 +73,7 @@ def test_prepare_only_injects_parameters_keeps_checked_outputs_and_logs(tmp_path
     log = (out / "run_log.csv").read_text().splitlines()
     assert log[0] == "notebook,preset,started,seconds,status" and log[1].startswith("01_preprocess.ipynb,x,")
     with pytest.raises(KeyError, match="nope"):
-        pipeline.run("nope", presets_file=presets, output_dir=tmp_path / "o2")
+        pipeline.run(pipeline.RunOptions("nope", presets_file=presets, output_dir=tmp_path / "o2"))
 
 
 def test_copy_checked_outputs_updates_only_checked_cells(tmp_path):
@@ -160,19 +161,19 @@ def test_bad_arguments_exit_before_anything_is_written(tiny_project, monkeypatch
 
 def test_only_typo_on_the_real_presets_is_an_error_before_any_write():
     with pytest.raises(ValueError, match="--only 9: no such notebook.*01 \\(01_preprocess\\)"):
-        pipeline.plan_run("paper", only=["9"])
+        pipeline.plan_run(pipeline.RunOptions("paper", only=["9"]))
     assert [p.name for p in pipeline.select_notebooks(["2", "03_generate"])] == [
         "02_train_single_actor.ipynb", "03_generate.ipynb"]
 
 
 def test_log_rows_are_replaced_per_notebook_not_truncated(tiny_project):
     log = tiny_project / "runs" / "t" / "run_log.csv"
-    pipeline.run("t", only=["02"], prepare_only=True, project_dir=tiny_project)
+    pipeline.run(pipeline.RunOptions("t", only=["02"], prepare_only=True, project_dir=tiny_project))
     rows = log.read_text().splitlines()
     assert rows[0] == "notebook,preset,started,seconds,status"
     assert [r.split(",")[0] for r in rows[1:]] == ["00_old.ipynb", "01_first.ipynb", "02_second.ipynb"]
     assert rows[2].endswith(",1.0,ok") and rows[3].endswith(",prepared")
-    pipeline.run("t", only=["01"], prepare_only=True, project_dir=tiny_project)
+    pipeline.run(pipeline.RunOptions("t", only=["01"], prepare_only=True, project_dir=tiny_project))
     rows = log.read_text().splitlines()
     assert [r.split(",")[0] for r in rows[1:]] == ["00_old.ipynb", "01_first.ipynb", "02_second.ipynb"]
     assert rows[2].endswith(",prepared") and not rows[2].startswith("01_first.ipynb,t,2020")

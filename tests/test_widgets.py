@@ -308,9 +308,9 @@ def test_ab_plays_the_start_then_the_current_point(model, clips):
     np.testing.assert_allclose(y[:len(a)], a, atol=2 / 32767)
     assert not np.any(y[len(a):len(a) + 4000])
     # A is the clip's own input spectrogram rendered, not its decoding
-    from emovae_utils import dsp
+    from emovae_utils import inversion
 
-    own = widgets.prepare_audio(dsp.log_mel_to_audio(X[1], method="fast"))
+    own = widgets.prepare_audio(inversion.log_mel_to_audio(X[1], method="fast"))
     np.testing.assert_allclose(a, own, atol=1e-6)
     ex.ab_button.click()
     assert bytes(ex.ab_audio.value) == ex.ab_bytes() and ex.ab_audio.autoplay is True
