@@ -46,6 +46,7 @@ __all__ = [
     "load_features",
     "load_sequences",
     "download_ravdess",
+    "clip_label",
 ]
 
 #: Emotion names in RAVDESS order: ``EMOTIONS[emotion_id - 1]``.
@@ -634,3 +635,63 @@ def load_sequences(*args: Any, pad_db: float | None = None, **kwargs: Any) -> tu
         for k, n in enumerate(n_frames):
             X[k, :, n:] = pad_db
     return X, index
+
+
+def clip_label(row: object, i: int | None = None) -> str:
+    """Drop-down label of one clip, e.g. ``"Actor 01 · happy · strong · rep 2"``.
+
+    ``row`` is a mapping/Series with some of the columns ``actor``, ``emotion``,
+    ``intensity``, ``repetition`` (and ``statement``, shown when not 1);
+    missing columns and missing values (``None``, NaN, ``<NA>``: the labels of
+    own recordings whose names do not parse) are left out; ``name``, then ``i``,
+    is used when nothing is known.
+
+    Examples
+    --------
+    >>> clip_label({"actor": 1, "emotion": "happy", "intensity": 2, "statement": 1, "repetition": 2})
+    'Actor 01 · happy · strong · rep 2'
+    >>> clip_label({"name": "take1", "emotion": None}), clip_label({}, 7)
+    ('take1', 'clip 7')
+    """
+    raw = row.get if hasattr(row, "get") else (lambda k, d=None: d)
+
+    def get(key: str, default: object = None) -> object:
+        value = raw(key, default)
+        return default if value is None or (np.ndim(value) == 0 and bool(pd.isna(value))) else value
+
+    parts: list[str] = []
+    actor = get("actor", None)
+    if actor is not None:
+        try:
+            parts.append(f"Actor {int(actor):02d}")
+        except (TypeError, ValueError):
+            parts.append(f"Actor {actor}")
+    emotion = get("emotion", None)
+    if emotion is not None:
+        parts.append(str(emotion))
+    intensity = get("intensity", None)
+    if intensity is not None:
+        try:
+            key: object = int(intensity)
+        except (TypeError, ValueError):
+            key = intensity
+        parts.append(str(INTENSITIES.get(key, intensity)))
+    statement = get("statement", None)
+    if statement is not None:
+        try:
+            if int(statement) != 1:
+                parts.append(f"stmt {int(statement)}")
+        except (TypeError, ValueError):
+            parts.append(f"stmt {statement}")
+    rep = get("repetition", None)
+    if rep is not None:
+        try:
+            parts.append(f"rep {int(rep)}")
+        except (TypeError, ValueError):
+            parts.append(f"rep {rep}")
+    if not parts:
+        name = get("name", None)
+        if name is not None:
+            return str(name)
+        return f"clip {i}" if i is not None else "clip"
+    return " · ".join(parts)

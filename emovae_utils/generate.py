@@ -33,6 +33,7 @@ __all__ = [
     "traverse",
     "encode_mu",
     "encode_posterior",
+    "encode_batched",
     "emotion_mean_latents",
     "render_audio",
 ]
@@ -196,6 +197,59 @@ def _as_cond(cond: Any, dev: torch.device) -> torch.Tensor | None:
     return c.to(dev)
 
 
+def encode_batched(
+    model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256, cond: Any = None, *,
+    as_sigma: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior parameters of every clip, in batches: the one batched encode of the package.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module with ``encode(x) -> (mu, logvar)`` (``encode(x, cond)`` when
+        ``cond`` is given). Run in eval mode without gradients on the model's
+        device; its training flag is restored.
+    X : np.ndarray or torch.Tensor, shape (N, n_mels, T)
+        Log-mel spectrograms (dB).
+    batch_size : int, default 256
+    cond : array-like (N, ...), optional
+        One condition per clip (sliced with the batches); without it ``encode(x)``.
+    as_sigma : bool, default False
+        Give ``sigma = exp(logvar / 2)`` (computed on the model's device) instead of ``logvar``.
+
+    Returns
+    -------
+    mu, logvar_or_sigma : np.ndarray, float32, shape (N, D)
+
+    Raises
+    ------
+    ValueError
+        If ``X`` holds no clip.
+
+    Examples
+    --------
+    >>> from emovae_utils.models import EmotionVAE
+    >>> mu, logvar = encode_batched(EmotionVAE(latent_dim=3), np.zeros((5, 80, 128), np.float32), batch_size=2)
+    >>> mu.shape, logvar.dtype
+    ((5, 3), dtype('float32'))
+    """
+    Xt = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
+    if len(Xt) == 0:
+        raise ValueError("X holds no clips")
+    dev = model_device(model)
+    mus, seconds = [], []
+    with _eval_no_grad(model):
+        for start in range(0, len(Xt), batch_size):
+            x = Xt[start:start + batch_size].to(dev)
+            mu, logvar = (model.encode(x) if cond is None else
+                          model.encode(x, _as_cond(cond[start:start + batch_size], dev)))
+            mus.append(mu.detach().float().cpu().numpy())
+            second = torch.exp(0.5 * logvar) if as_sigma else logvar
+            seconds.append(second.detach().float().cpu().numpy())
+    return (np.concatenate(mus).astype(np.float32, copy=False),
+            np.concatenate(seconds).astype(np.float32, copy=False))
+
+
 def encode_posterior(
     model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256, cond: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -217,27 +271,14 @@ def encode_posterior(
     Returns
     -------
     mu, sigma : np.ndarray, float32, shape (N, D)
-        ``sigma = exp(logvar / 2)``.
+        ``sigma = exp(logvar / 2)``; :func:`encode_batched` with ``as_sigma=True``.
 
     Raises
     ------
     ValueError
         If ``X`` holds no clip.
     """
-    Xt = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
-    if len(Xt) == 0:
-        raise ValueError("X holds no clips")
-    dev = model_device(model)
-    mus, sigmas = [], []
-    with _eval_no_grad(model):
-        for start in range(0, len(Xt), batch_size):
-            x = Xt[start:start + batch_size].to(dev)
-            mu, logvar = (model.encode(x) if cond is None else
-                          model.encode(x, _as_cond(cond[start:start + batch_size], dev)))
-            mus.append(mu.detach().cpu().numpy())
-            sigmas.append(torch.exp(0.5 * logvar).detach().cpu().numpy())
-    return (np.concatenate(mus).astype(np.float32, copy=False),
-            np.concatenate(sigmas).astype(np.float32, copy=False))
+    return encode_batched(model, X, batch_size, cond, as_sigma=True)
 
 
 def encode_mu(model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:

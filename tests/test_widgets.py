@@ -590,25 +590,31 @@ def test_explorer_for_every_variant(name):
         assert ex.emotion_dims == [] and all("emotion" not in s.description for s in ex.sliders)
 
 
-def test_explorer_for_a_sequence_model(monkeypatch):
-    from emovae_utils import models
+def test_explorer_for_a_sequence_model():
+    from emovae_utils.models.base import BaseVAE
+    from emovae_utils.models.sequence_vae import SequenceVAE
 
-    real = models.registered_name
-    monkeypatch.setattr(models, "registered_name",
-                        lambda m: "sequence_vae" if isinstance(m, FakeSequenceVAE) else real(m))
+    class FakeSequenceModel(FakeSequenceVAE, BaseVAE):
+        """The fake as a model of the package, with the sequence VAE's explorer defaults."""
+
+        explorer_lengths = SequenceVAE.explorer_lengths
+        explorer_defaults = SequenceVAE.explorer_defaults
+
+        def loss_function(self, x, out):
+            raise NotImplementedError
+
     X = _level_clips([1.0, -1.0, 0.5, 2.0])
     index = pd.DataFrame({"actor": [1, 1, 2, 2], "emotion": ["happy", "sad", "happy", "sad"],
                           "n_frames": [128, 90, 64, 300]})
-    ex = widgets.explorer_for(FakeSequenceVAE(), X, index, audio=False, threaded=False).explorer
+    ex = widgets.explorer_for(FakeSequenceModel(), X, index, audio=False, threaded=False).explorer
     assert ex.conditions.keys() == widgets.SEQUENCE_LENGTHS.keys()
     np.testing.assert_array_equal(ex.cond, [128, 90, 64, 128])  # at most the width of X
     assert ex.spectrogram.shape == (N_MELS, 63)
     ex.set_condition("2.05 s")
     assert ex.spectrogram.shape == (N_MELS, 128)
     # without an n_frames column: every clip at the full width
-    ex = widgets.explorer_for(FakeSequenceVAE(), X, index.drop(columns="n_frames"), audio=False).explorer
+    ex = widgets.explorer_for(FakeSequenceModel(), X, index.drop(columns="n_frames"), audio=False).explorer
     np.testing.assert_array_equal(ex.cond, [128] * 4)
-    # not a sequence model, no cond_dim: no conditions
-    monkeypatch.setattr(models, "registered_name", lambda m: (_ for _ in ()).throw(ValueError("not registered")))
+    # a module outside the package's models (no explorer_defaults): no conditions
     ex = widgets.explorer_for(KnownKL(), _level_clips([1.0, 2.0]), audio=False).explorer
     assert ex.conditions == {} and ex.n_updates == 1

@@ -28,6 +28,7 @@ __all__ = [
     "emotion_dimensions",
     "separation_sensitivity",
     "trivial_predictor_mse",
+    "dimension_usage",
 ]
 
 
@@ -369,3 +370,50 @@ def _group_codes(groups: Sequence | np.ndarray, n: int, name: str) -> tuple[np.n
     if np.any(codes < 0):
         raise ValueError(f"{name} contains missing values")
     return codes, np.asarray(names)
+
+
+def dimension_usage(mu: np.ndarray, logvar: np.ndarray | None = None, threshold: float = 0.01) -> pd.DataFrame:
+    """How much each latent dimension is used: mean KL to the prior over the clips (the explorer's slider order).
+
+    Parameters
+    ----------
+    mu : np.ndarray, shape (N, D)
+        Posterior means.
+    logvar : np.ndarray, shape (N, D), optional
+        Posterior log-variances. Without them the KL is not known: the
+        dimensions are ordered by the variance of ``mu`` and all are active.
+    threshold : float
+        Dimensions with a mean KL (:func:`kl_per_dimension`) of at least this (nats) are active.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``dim`` (0..D-1); columns ``kl`` (nats, NaN without ``logvar``),
+        ``mu_std``, ``active``, ``rank`` (0 = most used). Sort by ``rank`` for
+        the slider order.
+
+    Examples
+    --------
+    >>> mu = np.array([[0.0, 1.0], [0.0, -1.0]])
+    >>> dimension_usage(mu, np.zeros_like(mu))[["kl", "active", "rank"]].values.tolist()
+    [[0.0, False, 1], [0.5, True, 0]]
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    if mu.ndim != 2:
+        raise ValueError(f"mu must be (N, D), got shape {mu.shape}")
+    std = mu.std(axis=0)
+    if logvar is not None:
+        sigma = np.exp(0.5 * np.asarray(logvar, dtype=np.float64))
+        # kl_per_dimension asks for two clips at least; one clip counted twice has the same mean
+        twice = (np.repeat(mu, 2, axis=0), np.repeat(sigma, 2, axis=0)) if len(mu) == 1 else (mu, sigma)
+        kl = kl_per_dimension(*twice)
+        order = np.argsort(-kl, kind="stable")
+        active = kl >= threshold
+    else:
+        kl = np.full(mu.shape[1], np.nan)
+        order = np.argsort(-std, kind="stable")
+        active = np.ones(mu.shape[1], bool)
+    rank = np.empty(mu.shape[1], int)
+    rank[order] = np.arange(mu.shape[1])
+    return pd.DataFrame({"kl": kl, "mu_std": std, "active": active, "rank": rank},
+                        index=pd.Index(np.arange(mu.shape[1]), name="dim"))

@@ -177,3 +177,10 @@ class BaseVAE(ConfigMixin, nn.Module, abc.ABC):
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype).to(p.device)
         return self.decode(z, cond)
 
+    def explorer_defaults(self, X: Any = None, index: Any = None) -> dict[str, Any]:
+        """Keywords the latent explorer (:func:`emovae_utils.explorer.explorer_for`) needs for this model.
+
+        A conditioned model returns its condition picker (``conditions``, and
+        ``cond`` for the clips ``X``, one row of ``index`` each); none here.
+        """
+        return {}

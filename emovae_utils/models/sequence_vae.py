@@ -340,3 +340,23 @@ class SequenceVAE(BaseVAE):
         """Decode ``n`` latents drawn from N(0, I) at the lengths ``cond`` (N,); (n, n_mels, max(cond))."""
         self._lengths(cond, n, None)
         return super().sample(n, cond=cond, generator=generator)
+
+    #: The latent explorer's length picker: output lengths in frames (16 kHz, hop 256: 62.5 frames per second).
+    explorer_lengths = {"1.0 s": 63, "2.05 s": 128, "3.0 s": 188}
+
+    def explorer_defaults(self, X: Any = None, index: Any = None) -> dict[str, Any]:
+        """A length picker for the latent explorer: ``conditions`` = :attr:`explorer_lengths`.
+
+        ``cond`` = each clip's length (``index["n_frames"]``, at most the width of ``X``, else that width).
+        """
+        import numpy as np
+
+        out: dict[str, Any] = {"conditions": dict(self.explorer_lengths)}
+        if X is not None:
+            if index is not None and "n_frames" in getattr(index, "columns", []):
+                from ..conditions import make_condition
+
+                out["cond"] = make_condition("lengths", np.asarray(X), index)  # n_frames, capped at X's width
+            else:
+                out["cond"] = np.full(len(X), np.shape(X)[-1], np.int64)
+        return out
