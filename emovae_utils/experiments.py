@@ -15,7 +15,9 @@ content hash of those fields, so the same trial always lands in the same folder:
     A failed trial writes ``error.txt`` (the traceback) instead.
 
 :func:`run_trial` skips a complete trial and resumes an interrupted one from
-its checkpoint, so rerunning a sweep only does the missing work.
+its checkpoint, so rerunning a sweep only does the missing work. A damaged
+``result.json`` or ``checkpoint.pt`` (cut short, empty, other bytes) is named
+in a warning, moved aside to ``<name>.damaged-<time>-<pid>`` and the trial redone.
 :func:`run_trials` runs many: locally one trial per core in worker processes
 (each with one torch thread; no service needed), or, given an ``address``, as
 Ray tasks on a cluster (``pip install "emovae[cluster]"``), scheduled by Ray.
@@ -37,6 +39,7 @@ import os
 import re
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -45,7 +48,6 @@ import numpy as np
 import pandas as pd
 
 from .io import sha1_bytes, write_json, write_text
-from .resources import available_cores
 
 __all__ = [
     "Trial", "sweep", "select_clips", "run_trial", "run_trials", "trial_status",
@@ -373,6 +375,48 @@ def _json_list(values: Iterable[Any]) -> str:
     return json.dumps([v.item() if isinstance(v, np.generic) else v for v in values])
 
 
+def _set_aside(path: Path, problem: str) -> None:
+    """Rename a damaged file of a trial to ``<name>.damaged-<time>`` (kept to inspect), with a warning naming it."""
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        path.replace(aside)
+    except FileNotFoundError:  # another process set it aside first
+        return
+    warnings.warn(f"{path} is damaged ({problem}); moved it aside to {aside.name}, the trial runs again",
+                  stacklevel=3)
+
+
+def _read_result(path: Path) -> dict[str, Any] | None:
+    """A trial's ``result.json`` row; None when there is none, or it was damaged (then set aside)."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:  # not UTF-8, or not JSON: truncated, empty, other bytes
+        row, problem = None, f"{type(exc).__name__}: {exc}"
+    else:
+        problem = "not a result row"
+    if isinstance(row, dict) and "trial_id" in row:
+        return row
+    _set_aside(path, problem)
+    return None
+
+
+def _check_checkpoint(folder: Path) -> None:
+    """Set aside a ``checkpoint.pt`` that cannot be read (the trial then starts afresh instead of failing)."""
+    from .train import CHECKPOINT_NAME, load_checkpoint
+
+    path = folder / CHECKPOINT_NAME
+    if path.exists():
+        try:
+            load_checkpoint(path)
+        except ValueError as exc:
+            cause = exc.__cause__
+            _set_aside(path, f"{type(cause).__name__}: {cause}" if cause is not None else str(exc))
+
+
 def run_trial(
     trial: Trial,
     root: str | os.PathLike,
@@ -420,12 +464,13 @@ def run_trial(
 
     folder = Path(root) / trial.trial_id
     done = folder / RESULT_NAME
-    if done.exists():
-        row = json.loads(done.read_text(encoding="utf-8"))
+    row = _read_result(done)
+    if row is not None:
         if data is not None:
             _check_same_data(trial, row, data)
         return row
     folder.mkdir(parents=True, exist_ok=True)
+    _check_checkpoint(folder)
     write_json(folder / TRIAL_NAME, trial.spec())
     X, index = _resolve_data(data)
     positions = select_clips(index, trial.data, trial.fold, len(X))
@@ -474,160 +519,22 @@ def _check_same_data(trial: Trial, row: Mapping[str, Any], data: Any) -> None:
         )
 
 
+def _failed_row(trial: Trial, root: str, error: str, details: str) -> dict[str, Any]:
+    """A failed trial's result row; ``details`` (a traceback, or the cause) go to its ``error.txt``."""
+    folder = Path(root) / trial.trial_id
+    try:
+        write_text(folder / ERROR_NAME, details)
+    except OSError:
+        pass
+    return {**trial.row(), "status": "failed", "path": str(folder), "error": error}
+
+
 def _run_recorded(trial: Trial, root: str, data: Any, evaluate: Any) -> dict[str, Any]:
     """:func:`run_trial`, with any exception written to ``error.txt`` and returned as a failed row."""
     try:
         return run_trial(trial, root, data, evaluate=evaluate)
     except Exception as exc:  # noqa: BLE001 - one failed trial must not stop the sweep
-        folder = Path(root) / trial.trial_id
-        message = f"{type(exc).__name__}: {exc}"
-        try:
-            write_text(folder / ERROR_NAME, traceback.format_exc())
-        except OSError:
-            pass
-        return {**trial.row(), "status": "failed", "path": str(folder), "error": message}
-
-
-# ----------------------------------------------------------------------------- local workers
-
-_WORKER: dict[str, Any] = {}
-_SHARED_DIR = ".shared"
-
-
-@dataclass(frozen=True)
-class _MappedArray:
-    """An array saved as ``.npy`` for local workers, who memory-map it (a path is all that is pickled)."""
-
-    path: str
-
-
-def _share_data(data: Any, root: str) -> tuple[Any, Path | None]:
-    """The data as local workers receive it: ``X`` as a memory-mapped ``.npy`` under ``root/.shared/``.
-
-    Pickled into the spawn pipe, a large array blocks the parent for ever when a worker dies while
-    starting (nobody reads the pipe); a path is a few bytes, a dead worker then breaks the pool with
-    an error, and the workers share one copy of the clips. Returns the data to send and the file (or None).
-    """
-    if data is None:
-        return None, None
-    from .io import atomic_write, sha1_array
-
-    X, index = _resolve_data(data)
-    X = np.ascontiguousarray(X)
-    path = Path(root) / _SHARED_DIR / f"X-{sha1_array(X)[:16]}.npy"
-
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            np.save(f, X)
-
-    atomic_write(path, save)
-    return (_MappedArray(str(path)), index), path
-
-
-def _init_worker(data: Any, evaluate: Any) -> None:
-    import torch
-
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
-    if isinstance(data, tuple) and isinstance(data[0], _MappedArray):
-        data = (np.load(data[0].path, mmap_mode="r"), data[1])
-    _WORKER.update(data=data, evaluate=evaluate)
-
-
-def _pool_task(trial: Trial, root: str) -> dict[str, Any]:
-    return _run_recorded(trial, root, _WORKER.get("data"), _WORKER.get("evaluate"))
-
-
-def _ray_task(trial: Trial, root: str, data: Any, evaluate: Any) -> dict[str, Any]:
-    import torch
-
-    torch.set_num_threads(1)
-    return _run_recorded(trial, root, data, evaluate)
-
-
-def _run_local(pending: list[Trial], root: str, data: Any, evaluate: Any, workers: int | None,
-               report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    if getattr(mp.current_process(), "_inheriting", False):
-        # a spawned worker is importing the caller's script, which runs trials at import: without this
-        # check the worker would start a pool of its own, and the caller's pool waits on it for ever
-        raise RuntimeError("run_trials was called while a worker process was importing your script: put the "
-                           "code that runs trials under `if __name__ == \"__main__\":` (local workers are "
-                           "spawned, and each imports the main module)")
-    n = min(workers or available_cores(), len(pending))
-    rows = []
-    if n <= 1:
-        for trial in pending:
-            rows.append(_run_recorded(trial, root, data, evaluate))
-            report(rows[-1])
-        return rows
-    shared, mapped = _share_data(data, root)
-    try:
-        # spawn: fresh interpreters, safe whatever threads the caller's torch has started.
-        with ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                                 initargs=(shared, evaluate)) as pool:
-            futures = {pool.submit(_pool_task, t, root): t for t in pending}
-            for future in as_completed(futures):
-                try:
-                    row = future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died (e.g. killed for memory)
-                    trial = futures[future]
-                    row = {**trial.row(), "status": "failed", "path": str(Path(root) / trial.trial_id),
-                           "error": f"worker process failed: {type(exc).__name__}: {exc}"}
-                rows.append(row)
-                report(row)
-    finally:
-        if mapped is not None:
-            mapped.unlink(missing_ok=True)
-    return rows
-
-
-# ----------------------------------------------------------------------------- Ray
-
-
-def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError("run_trials(address=...) runs on a Ray cluster and needs ray: "
-                          "pip install 'emovae[cluster]' (or pip install ray)") from exc
-    return ray
-
-
-def _run_ray(pending: list[Trial], root: str, data: Any, evaluate: Any, address: str,
-             runtime_env: Mapping[str, Any] | None, report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-    ray = _import_ray()
-    connected_here = not ray.is_initialized()
-    if connected_here:
-        if runtime_env is None:  # ship this package's code, so workers run the driver's version
-            runtime_env = {"py_modules": [str(Path(__file__).resolve().parent)]}
-        ray.init(address=address, runtime_env=dict(runtime_env), logging_level="WARNING", log_to_driver=False)
-    rows = []
-    try:
-        task = ray.remote(num_cpus=1)(_ray_task)
-        data_arg = ray.put(data) if data is not None else None  # once into the object store, shared by tasks
-        refs = {task.remote(t, root, data_arg, evaluate): t for t in pending}
-        waiting = list(refs)
-        while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1)
-            trial = refs[ready[0]]
-            try:
-                row = ray.get(ready[0])
-            except Exception as exc:  # noqa: BLE001 - the task itself died (worker lost, out of memory)
-                first_line = (str(exc).splitlines() or [""])[0]
-                row = {**trial.row(), "status": "failed", "path": str(Path(root) / trial.trial_id),
-                       "error": f"ray task failed: {type(exc).__name__}: {first_line}"}
-            rows.append(row)
-            report(row)
-    finally:
-        if connected_here:
-            ray.shutdown()
-    return rows
+        return _failed_row(trial, root, f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
 
 # ----------------------------------------------------------------------------- many trials
@@ -680,10 +587,14 @@ def run_trials(
         this machine belongs to), ``"ray://host:port"`` (Ray client) or
         ``"host:port"`` (the head's GCS address). Each trial is a Ray task with
         ``num_cpus=1``, scheduled by Ray. An already initialised Ray session
-        is used as it is.
+        is used as it is. A ``host:port`` where nothing answers raises
+        ConnectionError, naming it, after about 10 s.
     workers : int, optional
         Local processes; default the usable cores, at most one per pending
-        trial. 1 runs the trials one after another in this process.
+        trial. 1 runs the trials one after another in this process. A worker
+        that dies (e.g. SIGKILL from the out-of-memory killer) costs only its
+        own trial: it runs once more on a fresh worker, then is recorded as
+        failed with the cause; the other trials go on.
     evaluate : callable, optional
         Extra result columns per trial; see :func:`run_trial`.
     runtime_env : mapping, optional
@@ -721,10 +632,11 @@ def run_trials(
     rows: dict[str, dict[str, Any]] = {}
     pending = []
     for tid, trial in unique.items():
-        if (root_path / tid / RESULT_NAME).exists():
-            rows[tid] = json.loads((root_path / tid / RESULT_NAME).read_text(encoding="utf-8"))
+        row = _read_result(root_path / tid / RESULT_NAME)  # None: none yet, or damaged (set aside)
+        if row is not None:
+            rows[tid] = row
             if data is not None:
-                _check_same_data(trial, rows[tid], data)
+                _check_same_data(trial, row, data)
         else:
             pending.append(trial)
     total, skipped = len(unique), len(rows)
@@ -745,10 +657,12 @@ def run_trials(
         print(f"[{len(rows)}/{total}] {row['trial_id']} {what}", flush=True)
 
     if pending:
+        from .runners import run_local, run_ray
+
         if address is None:
-            _run_local(pending, root_s, data, evaluate, workers, report)
+            run_local(pending, root_s, data, evaluate, workers, report)
         else:
-            _run_ray(pending, root_s, data, evaluate, address, runtime_env, report)
+            run_ray(pending, root_s, data, evaluate, address, runtime_env, report)
     frame = pd.DataFrame([rows[tid] for tid in unique])
     if "error" not in frame.columns:
         frame["error"] = ""
@@ -759,8 +673,9 @@ def run_trials(
     if progress:
         summary = (f"{total} trials: {total - len(failed)} ok ({skipped} already complete), {len(failed)} failed "
                    f"in {time.perf_counter() - t0:.1f} s")
-        if failed:
-            summary += "; tracebacks in " + ", ".join(str(root_path / tid / ERROR_NAME) for tid in failed[:5])
-            summary += f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        files = [str(root_path / tid / ERROR_NAME) for tid in failed if (root_path / tid / ERROR_NAME).is_file()]
+        if files:
+            summary += "; tracebacks in " + ", ".join(files[:5])
+            summary += f" and {len(files) - 5} more" if len(files) > 5 else ""
         print(summary, flush=True)
     return frame

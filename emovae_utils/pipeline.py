@@ -44,6 +44,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from .extras import require
 from .paths import PROJECT_ROOT
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -132,7 +133,7 @@ def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, dict[str, dict[st
 
 def declared_parameters(notebook: Path) -> set[str]:
     """Names assigned in the notebook's ``parameters`` cell, as papermill sees them."""
-    import papermill
+    papermill = require("papermill", "study", "running the study's notebooks")
 
     return set(papermill.inspect_notebook(str(notebook)))
 
@@ -323,7 +324,7 @@ def sign_notebook(path: str | Path) -> None:
     Jupyter's ``nbsignatures.db``, not in the file) makes them show. Only sign
     notebooks whose outputs this machine produced.
     """
-    import nbformat
+    nbformat = require("nbformat", "study", "running the study's notebooks")
     from nbformat.sign import NotebookNotary
 
     nb = nbformat.read(str(path), as_version=4)
@@ -358,7 +359,7 @@ def execute(plan: RunPlan, progress_bar: bool | None = None, sign: bool = True) 
     the notebooks' relative paths are resolved against the project) and run
     in ``notebooks/``.
     """
-    import papermill
+    papermill = require("papermill", "study", "running the study's notebooks")
 
     if progress_bar is None:
         progress_bar = sys.stderr.isatty()
@@ -442,7 +443,7 @@ def copy_checked_outputs(executed: str | Path, source: str | Path) -> int:
     int
         Number of cells updated.
     """
-    import nbformat
+    nbformat = require("nbformat", "study", "running the study's notebooks")
 
     done = nbformat.read(str(executed), as_version=4)
     src = nbformat.read(str(source), as_version=4)
@@ -516,12 +517,14 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     try:
         plan = plan_run(RunOptions(args.preset, args.only, args.output_dir, args.prepare_only, args.presets,
                                    cli_parameters(args.parameters), args.project))
+        papermill = require("papermill", "study", "running the study's notebooks")
     except KeyError as err:
         parser.error(str(err.args[0]))
     except (ValueError, FileNotFoundError) as err:
         parser.error(str(err))
-    import papermill
-
+    except ImportError as err:  # the library install, without the [study] extra
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     try:
         out = execute(plan, progress_bar=args.progress_bar, sign=args.sign)
     except papermill.PapermillExecutionError as err:

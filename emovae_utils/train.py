@@ -119,8 +119,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     The dict holds ``epoch`` (completed epochs), ``state_dict`` (the model's),
     ``optimizer``, ``rng``, ``columns`` and ``history`` (rows ``[epoch, *columns]``),
     ``config`` and ``callbacks`` (each callback's stored state).
+
+    Raises
+    ------
+    ValueError
+        The file is there but is no checkpoint (truncated, empty, other bytes), naming it.
     """
-    return torch.load(Path(path), map_location="cpu", weights_only=False)
+    path = Path(path)
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):  # these name the path themselves
+        raise
+    except Exception as exc:  # noqa: BLE001 - torch and pickle raise many kinds on damaged bytes
+        raise ValueError(f"{path} is not a readable checkpoint (cut short by a crash or a full disk?): "
+                         f"{type(exc).__name__}: {exc}") from exc
+    if not isinstance(ck, dict) or "epoch" not in ck:
+        raise ValueError(f"{path} is not a readable checkpoint: it holds no checkpoint of fit")
+    return ck
 
 
 def _check_data(X: Any, cond: Any, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -9,7 +9,9 @@ wrong). A new case is one more row.
 from __future__ import annotations
 
 import errno
+import json
 import os
+import shutil
 import struct
 import warnings
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 import soundfile as sf
 from conftest import utterance, write_clip
 
-from emovae_utils import data, dsp
+from emovae_utils import data, dsp, train
 from emovae_utils.dsp import AudioError, ConfigError, PreprocessConfig
 
 
@@ -55,6 +57,15 @@ def raw_file(d: Path, name: str, content: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     return path
+
+
+def checkpoint(d: Path) -> Path:
+    """A real checkpoint of :func:`emovae_utils.train.fit` (one epoch of a tiny model on two clips)."""
+    from emovae_utils.models import build
+
+    X = np.random.default_rng(0).normal(0.0, 10.0, size=(2, 80, 128)).astype(np.float32)
+    train.fit(build("beta_vae", latent_dim=4), X, epochs=1, out_dir=d, progress=False, sample_every=None)
+    return d / train.CHECKPOINT_NAME
 
 
 def ravdess_set(d: Path, *files: tuple[str, bytes | None]) -> Path:
@@ -133,6 +144,14 @@ CASES = [
     ("audio-index-not-a-folder", lambda d: data.audio_index(d / "nowhere"), FileNotFoundError, ["is not a folder"]),
     ("own-recordings-as-ravdess", lambda d: data.ravdess_index(clip(d, "take1.wav").parent, warn=False),
      FileNotFoundError, ["No RAVDESS clips", "audio_index"]),
+    # --- a damaged checkpoint: ValueError naming the file (a trial sets it aside and starts again, below)
+    ("checkpoint-truncated", lambda d: train.load_checkpoint(cut(checkpoint(d), 0.5)), ValueError,
+     ["checkpoint.pt", "not a readable checkpoint", "crash or a full disk"]),
+    ("checkpoint-empty", lambda d: train.load_checkpoint(raw_file(d, "checkpoint.pt", b"")), ValueError,
+     ["checkpoint.pt", "not a readable checkpoint"]),
+    ("checkpoint-random-bytes", lambda d: train.load_checkpoint(raw_file(d, "checkpoint.pt", os.urandom(4096))),
+     ValueError, ["checkpoint.pt", "not a readable checkpoint"]),
+    ("checkpoint-missing", lambda d: train.load_checkpoint(d / "gone.pt"), FileNotFoundError, ["gone.pt"]),
 ]
 
 
@@ -271,3 +290,58 @@ def test_missing_clips_message_says_present_and_missing(tmp_path):
     with pytest.warns(UserWarning, match="Missing clips") as record:
         data.ravdess_index(tmp_path)
     assert "Actor 01: 8 of 60 present, 52 missing" in str(record[0].message)
+
+
+# ------------------------------------------------------------------ damaged files of a trial: named, set aside, redone
+def half(raw: bytes) -> bytes:
+    return raw[: len(raw) // 2]
+
+
+def random_bytes(raw: bytes) -> bytes:
+    return np.random.default_rng(0).bytes(max(len(raw), 64))
+
+
+DAMAGED = [  # (id, file of the trial's folder, damage: its bytes -> the damaged bytes)
+    ("result-truncated", "result.json", half),
+    ("result-empty", "result.json", lambda raw: b""),
+    ("result-random-bytes", "result.json", random_bytes),
+    ("result-not-a-row", "result.json", lambda raw: b"[1, 2, 3]"),
+    ("checkpoint-truncated", "checkpoint.pt", half),
+    ("checkpoint-empty", "checkpoint.pt", lambda raw: b""),
+    ("checkpoint-random-bytes", "checkpoint.pt", random_bytes),
+]
+
+
+@pytest.fixture(scope="module")
+def finished_trial(tmp_path_factory):
+    """(X, trial, sweep folder holding the complete trial, its result row)."""
+    from emovae_utils.experiments import Trial, run_trials
+
+    X = np.random.default_rng(0).normal(0.0, 10.0, size=(4, 80, 128)).astype(np.float32)
+    trial = Trial("beta_vae", {"latent_dim": 4}, fit={"epochs": 2})
+    root = tmp_path_factory.mktemp("trial")
+    return X, trial, root, run_trials([trial], root, X, workers=1, progress=False).iloc[0]
+
+
+@pytest.mark.parametrize("name, damage", [pytest.param(*row[1:], id=row[0]) for row in DAMAGED])
+def test_a_damaged_trial_file_is_named_set_aside_and_the_trial_redone(tmp_path, finished_trial, name, damage):
+    from emovae_utils.experiments import run_trials
+
+    X, trial, done, healthy = finished_trial
+    root = tmp_path / "root"
+    shutil.copytree(done, root)
+    folder = root / trial.trial_id
+    if name == "checkpoint.pt":
+        (folder / "result.json").unlink()  # killed after its last checkpoint, before the result: the rerun reads it
+    path = folder / name
+    bad = damage(path.read_bytes())
+    path.write_bytes(bad)
+    with pytest.warns(UserWarning) as record:
+        rows = run_trials([trial], root, X, workers=1, progress=False)
+    [message] = [str(w.message) for w in record if "damaged" in str(w.message)]
+    assert str(path) in message and "moved it aside" in message, message
+    [aside] = folder.glob(f"{name}.damaged-*")
+    assert aside.read_bytes() == bad and aside.name in message
+    assert rows.loc[0, "status"] == "ok", rows.loc[0, "error"]
+    assert rows.loc[0, "final_total"] == healthy["final_total"]  # redone from the start: the same numbers
+    assert json.loads((folder / "result.json").read_text())["trial_id"] == trial.trial_id

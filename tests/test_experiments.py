@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emovae_utils import experiments
+from emovae_utils import experiments, runners
 from emovae_utils.experiments import Trial, run_trial, run_trials, select_clips, sweep, trial_status
 
 EPOCHS = 2
@@ -317,4 +317,93 @@ def test_a_script_without_a_main_guard_fails_fast_instead_of_hanging(tmp_path):
                           cwd=tmp_path)
     assert "STATUS ['failed', 'failed']" in done.stdout, done.stdout + done.stderr
     assert 'if __name__ == "__main__"' in done.stderr
-    assert not list((tmp_path / "root" / experiments._SHARED_DIR).glob("*.npy"))  # the shared copy is removed
+    assert not list((tmp_path / "root" / runners._SHARED_DIR).glob("*.npy"))  # the shared copy is removed
+
+
+# ------------------------------------------------------------------ faults: lost workers, two sweeps, no cluster
+
+
+def killing_evaluate(model, X, index, trial, positions):
+    """Kills its own worker with SIGKILL, as the out-of-memory killer does: seed 1 on every try, seed 2 once."""
+    marker = Path(os.environ["EMOVAE_TEST_KILLS"]) / trial.trial_id
+    if trial.seed == 1 or (trial.seed == 2 and not marker.exists()):
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"pid": os.getpid()}
+
+
+def test_a_killed_worker_costs_only_its_own_trial(tiny, tmp_path, monkeypatch, capsys):
+    kills = tmp_path / "kills"
+    kills.mkdir()
+    monkeypatch.setenv("EMOVAE_TEST_KILLS", str(kills))
+    trials = sweep(("beta_vae", {"latent_dim": 4}), {"statement": 1}, seeds=[0, 1, 2, 3], epochs=EPOCHS)
+    rows = run_trials(trials, tmp_path / "sweep", tiny, workers=2, evaluate=killing_evaluate)
+    out, err = capsys.readouterr()
+    assert rows["status"].tolist() == ["ok", "failed", "ok", "ok"], rows["error"].tolist()
+    assert rows.attrs["failed"] == [trials[1].trial_id]
+    error = rows.loc[1, "error"]
+    assert "worker process killed by signal 9 (SIGKILL: out of memory?)" in error and "2 tries" in error
+    error_txt = tmp_path / "sweep" / trials[1].trial_id / "error.txt"
+    assert "out-of-memory killer" in error_txt.read_text() and f"tracebacks in {error_txt}" in out
+    assert f"{trials[2].trial_id}: worker process killed by signal 9" in err  # retried once, then fine
+    # the retried trial resumed from its checkpoint: the same numbers as a trial that was never killed
+    alone = run_trials(trials[2:3], tmp_path / "alone", tiny, workers=1, progress=False)
+    assert rows.loc[2, "final_total"] == alone.loc[0, "final_total"]
+    assert not list((tmp_path / "sweep" / runners._SHARED_DIR).glob("*.npy"))
+
+
+def second_sweep_evaluate(model, X, index, trial, positions):
+    """Seed 11 waits until the first sweep is done, then loses its worker once: the fresh worker needs the clips."""
+    folder = Path(os.environ["EMOVAE_TEST_TWO_SWEEPS"])
+    if trial.seed == 11 and not (folder / "killed").exists():
+        deadline = time.monotonic() + 120
+        while not (folder / "first_done").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (folder / "killed").touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {}
+
+
+def test_two_sweeps_of_the_same_data_in_one_folder_keep_their_own_shared_clips(tiny, tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("EMOVAE_TEST_TWO_SWEEPS", str(tmp_path))
+    root = tmp_path / "models"
+    first_rows = {}
+
+    def first():
+        try:
+            first_rows["rows"] = run_trials(sweep("beta_vae", seeds=[0, 1], epochs=EPOCHS, label="first"), root, tiny,
+                                            workers=2, progress=False)
+        finally:
+            (tmp_path / "first_done").touch()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    second = run_trials(sweep("beta_vae", seeds=[10, 11], epochs=EPOCHS, label="second"), root, tiny, workers=2,
+                        evaluate=second_sweep_evaluate, progress=False)
+    thread.join(timeout=300)
+    assert (tmp_path / "killed").exists()  # the second sweep started a fresh worker after the first one ended
+    assert first_rows["rows"]["status"].tolist() == ["ok", "ok"], first_rows["rows"]["error"].tolist()
+    assert second["status"].tolist() == ["ok", "ok"], second["error"].tolist()
+    assert not list((root / runners._SHARED_DIR).glob("*.npy"))
+    # each sweep writes its own file, and a dead sweep's file is removed by the next one
+    a, path_a = runners._share_data(tiny, str(root))
+    b, path_b = runners._share_data(tiny, str(root))
+    assert path_a != path_b and path_a.is_file() and path_b.is_file()
+    orphan = path_a.with_name(path_a.name.replace(f"-{os.getpid()}-", "-999999999-"))
+    path_a.rename(orphan)
+    runners._share_data(tiny, str(root))[1].unlink()
+    assert not orphan.exists() and path_b.is_file()
+    path_b.unlink()
+
+
+def test_an_unreachable_ray_address_fails_fast_and_names_it(tiny, tmp_path):
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'emovae[cluster]')")
+    address = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    t0 = time.perf_counter()
+    with pytest.raises(ConnectionError, match=f"no Ray cluster at address '{address}'"):
+        run_trials([small()], tmp_path, tiny, address=address, progress=False)
+    seconds = time.perf_counter() - t0
+    print(f"unreachable Ray address refused in {seconds:.1f} s", file=sys.stderr)
+    assert seconds < 60

@@ -1,12 +1,14 @@
 """The package as a user gets it: metadata, the ``emovae`` command, and a wheel installed outside the repository.
 
-The wheel test builds ``emovae`` from a copy of the source, installs it with its
-dependencies into a fresh virtual environment in ``tmp_path`` (the pip cache and
-the configured indexes are reused; ``requirements.txt`` is the constraints file,
-so torch is the pinned CPU build), and from another directory imports every
-module, builds a model from the registry, preprocesses a RAVDESS clip and runs
-``emovae --help``. About 1-2 minutes on 2 cores with a warm pip cache. Set
-``EMOVAE_SKIP_INSTALL_TEST=1`` to skip it locally.
+The wheel test builds ``emovae`` from a copy of the source and installs it the way the README's
+"Use it in your own project" says a CPU machine should: ``pip install -c requirements.txt <wheel>``, no
+extras, into a fresh virtual environment in ``tmp_path`` (the pip cache and the configured indexes are
+reused, so it runs offline like CI; the constraints file makes torch the pinned CPU build). It measures
+that environment with ``du`` (at most 1.5 GB: the library, not the study's Jupyter stack nor CUDA), and
+from another directory imports every module, builds a model, preprocesses a RAVDESS clip and runs
+``emovae --help``; then it adds the ``[study]`` extra and prepares a notebook with ``emovae run``.
+About 1 minute on 2 cores with a warm pip cache (marked ``slow``; ``make test`` runs it; each pip call
+has a 30-minute limit). Set ``EMOVAE_SKIP_INSTALL_TEST=1`` to skip it locally.
 """
 
 from __future__ import annotations
@@ -52,8 +54,11 @@ def test_dependencies_are_ranges_that_hold_the_pinned_versions():
     project = PYPROJECT["project"]
     pins = _pins()
     deps = [Requirement(d) for d in project["dependencies"]]
-    assert {"torch", "librosa", "numpy", "papermill", "pyyaml"} <= {canonicalize_name(r.name) for r in deps}
-    for extra in ("test", "bench", "cluster"):
+    assert {"torch", "librosa", "numpy", "pyyaml"} <= {canonicalize_name(r.name) for r in deps}
+    study = {"papermill", "nbformat", "ipykernel", "opensmile", "jupyterlab"}  # the notebooks', not the library's
+    assert not study & {canonicalize_name(r.name) for r in deps}
+    assert study <= {canonicalize_name(Requirement(r).name) for r in project["optional-dependencies"]["study"]}
+    for extra in ("test", "bench", "cluster", "study"):
         assert project["optional-dependencies"][extra], extra
     assert {"pytest", "nbval", "playwright"} <= {Requirement(r).name for r in project["optional-dependencies"]["test"]}
     for req in deps + [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]:
@@ -66,23 +71,44 @@ def test_dependencies_are_ranges_that_hold_the_pinned_versions():
     assert project["scripts"]["emovae"] == "emovae_utils.cli:main" and project["version"]
 
 
-def test_every_import_of_the_package_is_a_declared_dependency():
-    # Top-level imports of the package must come from the standard library, the package or a declared dependency.
+def _imports(nodes) -> set[str]:
     import ast
 
-    declared = {re.split(r"[<>=!~ ;\[]", d)[0].lower().replace("-", "_") for d in PYPROJECT["project"]["dependencies"]}
-    import_names = {"pyyaml": "yaml", "scikit_learn": "sklearn", "webrtcvad_wheels": "webrtcvad", "ipython": "IPython"}
-    provided = {import_names.get(d, d) for d in declared}
     used = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            used |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            used.add(node.module.split(".")[0])
+    return used
+
+
+def test_every_import_of_the_package_is_a_declared_dependency():
+    # Imports at a module's top level come from the standard library, the package or [project] dependencies;
+    # an extra's package (ray, papermill, ...) only inside functions, or through extras.require, which names
+    # the extra to install.
+    import ast
+
+    def provided(requirements) -> set[str]:
+        names = {re.split(r"[<>=!~ ;\[]", d)[0].lower().replace("-", "_") for d in requirements}
+        import_names = {"pyyaml": "yaml", "scikit_learn": "sklearn", "webrtcvad_wheels": "webrtcvad",
+                        "ipython": "IPython"}
+        return {import_names.get(d, d) for d in names}
+
+    core = provided(PYPROJECT["project"]["dependencies"])
+    extras = provided(r for reqs in PYPROJECT["project"]["optional-dependencies"].values() for r in reqs)
+    top, anywhere = set(), set()
     for path in (ROOT / "emovae_utils").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Import):
-                used |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                used.add(node.module.split(".")[0])
-    optional = {"ray", "pesq", "pystoi", "playwright", "pytest"}  # extras, imported lazily where used
-    missing = sorted(m for m in used - provided - optional - {"emovae_utils"} if m not in sys.stdlib_module_names)
-    assert not missing, f"imported by emovae_utils but not in [project] dependencies: {missing}"
+        tree = ast.parse(path.read_text())
+        body = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        top |= _imports(n for stmt in body for n in ast.walk(stmt))
+        anywhere |= _imports(ast.walk(tree))
+
+    def unknown(names, allowed):
+        return sorted(m for m in names - allowed - {"emovae_utils"} if m not in sys.stdlib_module_names)
+
+    assert not unknown(top, core), "imported at the top of emovae_utils modules but not in [project] dependencies"
+    assert not unknown(anywhere, core | extras), "imported by emovae_utils but declared nowhere"
 
 
 @pytest.mark.parametrize("command, fragments", [
@@ -157,9 +183,25 @@ def _run(cmd, **kwargs) -> subprocess.CompletedProcess:
     return proc
 
 
+MAX_INSTALL_BYTES = 1.5e9  # the documented CPU install of the library, no extras
+
+
+def _pip_install(venv: Path, *targets: str, env: dict, cwd: Path) -> float:
+    """``pip install -c requirements.txt TARGETS`` into ``venv`` (as the README says); returns the seconds it took."""
+    t0 = time.perf_counter()
+    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-compile", "--quiet",
+          "-c", str(ROOT / "requirements.txt"), *targets], env=env, cwd=cwd, timeout=1800)
+    return time.perf_counter() - t0
+
+
+def _disk_usage(path: Path) -> int:
+    """Bytes ``path`` takes on disk, as ``du`` counts them."""
+    return int(_run(["du", "-s", "--block-size=1", str(path)]).stdout.split()[0])
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
-    """(venv bin folder, a working directory outside the repository, clean environment)."""
+    """(venv bin folder, a working directory outside the repository, clean environment, facts of the install)."""
     if os.environ.get("EMOVAE_SKIP_INSTALL_TEST"):
         pytest.skip("EMOVAE_SKIP_INSTALL_TEST is set")
     tmp = tmp_path_factory.mktemp("install")
@@ -182,20 +224,32 @@ def installed(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "EMOVAE_PROJECT_DIR", "VIRTUAL_ENV"}}
     env.update(OMP_NUM_THREADS="1", PYTHONNOUSERSITE="1")
     venv = tmp / "venv"
-    t0 = time.perf_counter()
     _run([sys.executable, "-m", "venv", str(venv)], env=env)
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--no-compile", "--quiet",
-          "-c", str(ROOT / "requirements.txt"), str(wheel)], env=env, cwd=tmp, timeout=1800)
-    installed_s = time.perf_counter() - t0
+    installed_s = _pip_install(venv, str(wheel), env=env, cwd=tmp)
     _run([str(venv / "bin" / "python"), "-m", "pip", "check"], env=env, cwd=tmp)
-    print(f"\nwheel built in {built:.1f} s; fresh venv with all dependencies in {installed_s:.1f} s")
+    listed = _run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format=freeze"], env=env, cwd=tmp).stdout
+    facts = {"bytes": _disk_usage(venv), "packages": dict(line.split("==", 1) for line in listed.split()),
+             "wheel": wheel, "venv": venv}
+    print(f"\nwheel built in {built:.1f} s; fresh venv with its dependencies in {installed_s:.1f} s, "
+          f"{facts['bytes'] / 1e9:.2f} GB on disk")
     elsewhere = tmp / "elsewhere"
     elsewhere.mkdir()
-    return venv / "bin", elsewhere, env
+    return venv / "bin", elsewhere, env, facts
 
 
+@pytest.mark.slow
+def test_cpu_install_of_the_library_is_small(installed):
+    *_, facts = installed
+    packages = {name.lower(): version for name, version in facts["packages"].items()}
+    assert packages["torch"] == "2.13.0+cpu", packages["torch"]  # the pinned CPU build, not torch + CUDA
+    assert not [name for name in packages if name.startswith(("nvidia", "cuda", "triton"))]
+    assert not {"papermill", "nbformat", "ipykernel", "opensmile", "pyarrow", "jupyterlab", "nbval"} & set(packages)
+    assert facts["bytes"] <= MAX_INSTALL_BYTES, f"{facts['bytes'] / 1e9:.2f} GB > {MAX_INSTALL_BYTES / 1e9} GB"
+
+
+@pytest.mark.slow
 def test_installed_wheel_imports_everything_and_builds_a_model(installed):
-    bin_, cwd, env = installed
+    bin_, cwd, env, _ = installed
     script = textwrap.dedent("""
         import importlib, pkgutil, sys
         import emovae_utils
@@ -215,15 +269,17 @@ def test_installed_wheel_imports_everything_and_builds_a_model(installed):
     print(f"\nimported {out[2]} modules and built a model in {time.perf_counter() - t0:.1f} s")
 
 
+@pytest.mark.slow
 def test_installed_wheel_preprocesses_a_ravdess_clip(installed, ravdess_dir):
-    bin_, cwd, env = installed
+    bin_, cwd, env, _ = installed
     clip = next(p for p in sorted((ravdess_dir / "Actor_01").iterdir()) if p.suffix.lower() in {".wav", ".flac"})
     script = f"from emovae_utils.dsp import preprocess_file; print(preprocess_file({str(clip)!r}).shape)"
     assert _run([str(bin_ / "python"), "-c", script], cwd=cwd, env=env, timeout=600).stdout.strip() == "(80, 128)"
 
 
+@pytest.mark.slow
 def test_installed_command_helps_and_needs_a_project_folder_to_run(installed):
-    bin_, cwd, env = installed
+    bin_, cwd, env, _ = installed
     emovae = str(bin_ / "emovae")
     assert "run" in _run([emovae, "--help"], cwd=cwd, env=env).stdout
     assert PYPROJECT["project"]["version"] in _run([emovae, "--version"], cwd=cwd, env=env).stdout
@@ -233,9 +289,21 @@ def test_installed_command_helps_and_needs_a_project_folder_to_run(installed):
     proc = subprocess.run([emovae, "run", "--preset", "smoke"], cwd=cwd, env=env, capture_output=True, text=True)
     assert proc.returncode == 2 and "clone of the emovae repository" in proc.stderr, proc.stderr
     assert list(cwd.iterdir()) == []  # nothing written
+
+
+@pytest.mark.slow
+def test_the_runner_asks_for_the_study_extra_then_prepares_the_notebooks(installed):
+    bin_, cwd, env, facts = installed
+    emovae = str(bin_ / "emovae")
+    prepare = [emovae, "run", "--project", str(ROOT), "--preset", "smoke", "--only", "01", "--prepare-only",
+               "--output-dir", "out"]
+    proc = subprocess.run(prepare, cwd=cwd, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1 and 'pip install "emovae[study]"' in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (cwd / "out").exists()
+    seconds = _pip_install(facts["venv"], f"{facts['wheel']}[study]", env=env, cwd=cwd)
+    print(f"\n[study] extra added in {seconds:.1f} s")
     # with a project folder (here, this repository's notebooks), the installed runner prepares them
-    proc = _run([emovae, "run", "--project", str(ROOT), "--preset", "smoke", "--only", "01", "--prepare-only",
-                 "--output-dir", "out"], cwd=cwd, env=env)
+    _run(prepare, cwd=cwd, env=env)
     assert (cwd / "out" / "01_preprocess.ipynb").is_file() and (cwd / "out" / "run_log.csv").is_file()
 
 

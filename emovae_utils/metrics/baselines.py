@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from ..dsp import AudioError, PreprocessConfig, load_mono, preprocess_audio, resample
+from ..extras import require
 from ..io import atomic_write, sha1_bytes
 from ..paths import cache_root
 
@@ -182,7 +183,7 @@ def _check_audio(audio: str, sampling_rate: int, config: PreprocessConfig | None
 
 @functools.lru_cache(maxsize=1)
 def _smile() -> Any:
-    import opensmile
+    opensmile = require("opensmile", "study", "the eGeMAPS baseline")
 
     return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02,
@@ -353,7 +354,7 @@ def egemaps_cached(
     >>> EGEMAPS_AUDIO["window"]
     'eGeMAPS, preprocessed audio, the 2.05 s window the VAE sees'
     """
-    import opensmile
+    opensmile = require("opensmile", "study", "the eGeMAPS baseline")
 
     config = _check_audio(audio, sampling_rate, config)
     paths = [Path(p) for p in paths]
