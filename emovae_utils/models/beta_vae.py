@@ -55,8 +55,9 @@ class BetaVAE(EmotionVAE):
         self.gamma = float(gamma)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training steps taken
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        losses = super().loss_function(x, out)
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        losses = super().loss_function(x, out, labels)
         rec, kl = losses["reconstruction"], losses["kl"]
         if self.capacity_max is None:
             return {**losses, "loss": rec + self.beta * kl}

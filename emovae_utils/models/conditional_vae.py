@@ -179,18 +179,21 @@ class SpeakerConditionedVAE(EmotionVAE):
     ['kl', 'loss', 'reconstruction']
     """
 
+    condition = "speaker_code"
+
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, cond_dim: int = 80,
                  condition_encoder: bool = False) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
         self.cond_dim = int(cond_dim)
         self.condition_encoder = bool(condition_encoder)
         self.cond_dec = nn.Linear(self.cond_dim, self.fc_dec.out_features)
+        added = [self.cond_dec]
         if self.condition_encoder:
             self.cond_enc = nn.Linear(self.cond_dim, self.fc_enc.in_features)
-        for lin in (self.cond_dec, getattr(self, "cond_enc", None)):
-            if lin is not None:  # start as EmotionVAE; see the class notes
-                nn.init.zeros_(lin.weight)
-                nn.init.zeros_(lin.bias)
+            added.append(self.cond_enc)
+        for lin in added:  # start as EmotionVAE; see the class notes
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
 
     def _cond(self, cond: torch.Tensor | None, n: int, where: str) -> torch.Tensor:
         if cond is None:

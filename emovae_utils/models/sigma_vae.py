@@ -112,7 +112,8 @@ class SigmaVAE(EmotionVAE):
             #: Shared learnable log σ of the decoder (``"learned"`` mode only; before the soft clamp).
             self.log_sigma = nn.Parameter(torch.zeros(()))
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Calibrated Gaussian NLL (summed per clip, mean over clips) + ``beta`` x the study's KL.
 
         Returns
@@ -121,7 +122,7 @@ class SigmaVAE(EmotionVAE):
             ``loss`` = ``nll`` + ``beta * kl``; ``reconstruction`` (element-mean
             MSE, dB²) and ``kl`` as :class:`EmotionVAE`; ``nll``; ``log_sigma``.
         """
-        losses = super().loss_function(x, out)
+        losses = super().loss_function(x, out, labels)
         mse, kl = losses["reconstruction"], losses["kl"]
         if self.sigma_mode == "optimal":  # σ² = the batch's MSE (floored so that log stays finite)
             raw = 0.5 * torch.log(mse.clamp_min(torch.finfo(mse.dtype).tiny))

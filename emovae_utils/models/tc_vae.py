@@ -163,7 +163,8 @@ class TCVAE(EmotionVAE):
             raise ValueError(f"dataset_size must be a positive number of clips or None, got {dataset_size}")
         self.dataset_size = None if dataset_size is None else int(dataset_size)
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Study reconstruction + ``alpha`` MI + ``beta`` TC + ``gamma`` dimension-wise KL.
 
         Returns
@@ -172,7 +173,7 @@ class TCVAE(EmotionVAE):
             ``loss``; ``reconstruction`` and ``kl`` as :class:`EmotionVAE`;
             ``mi``, ``tc``, ``dimwise_kl`` from :func:`tc_decomposition` on ``out["z"]``.
         """
-        losses = super().loss_function(x, out)
+        losses = super().loss_function(x, out, labels)
         parts = tc_decomposition(out["z"], out["mu"], out["logvar"], self.dataset_size)
         loss = (losses["reconstruction"] + self.alpha * parts["mi"] + self.beta * parts["tc"]
                 + self.gamma * parts["dimwise_kl"])
