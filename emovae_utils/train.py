@@ -250,7 +250,8 @@ def _per_clip(values: Any, name: str, n: int, dev: torch.device) -> torch.Tensor
         return None
     values = torch.as_tensor(values).detach().to(dev)
     if values.shape[0] != n:
-        raise ValueError(f"{name} has {values.shape[0]} rows but X has {n} clips; give one row per clip")
+        what = "condition" if name == "cond" else "label row"
+        raise ValueError(f"{name} has {values.shape[0]} rows but X has {n} clips; give one {what} per clip")
     return values
 
 
@@ -522,6 +523,12 @@ def _setup(model: nn.Module, X: Any, cfg: FitConfig, cond: Any, labels: Any, see
         raise TypeError(f"fit trains registered emovae_utils.models models (subclasses of "
                         f"emovae_utils.models.Model, e.g. any BaseVAE or EmotionCNN), got {type(model).__name__}; "
                         "subclass BaseVAE (see emovae_utils/models/beta_vae.py)")
+    if cond is not None and model.condition is None:
+        raise ValueError(f"{type(model).__name__} declares no condition (condition=None), so cond would be "
+                         f"ignored; training labels go in labels= (it declares labels={model.labels!r})")
+    if labels is not None and model.labels is None:
+        raise ValueError(f"{type(model).__name__} declares no training labels (labels=None); its loss would "
+                         "ignore them")
     sample_every = cfg.sample_every if model.generative else None  # nothing to render for a classifier
     dev = _resolve_device(cfg.device)
     threads = set_determinism(seed, cfg.threads)

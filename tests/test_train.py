@@ -380,6 +380,8 @@ def test_beta_vae_history_records_its_own_loss(X, tmp_path):
 
 def test_cond_reaches_forward_batch_by_batch(X):
     class Conditional(EmotionVAE):
+        condition = "clip_code"  # declared, so fit passes cond on
+
         def forward(self, x, cond=None):
             seen.append(cond.clone())
             # the condition belongs to these clips: clip i's condition is i
