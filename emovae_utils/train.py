@@ -4,8 +4,9 @@
 The loop is written for small data sets that fit in memory: the whole training
 set is one tensor on the device; each epoch draws a seeded ``torch.randperm``
 and gathers its batches (no ``DataLoader``). Each step is stock PyTorch:
-``model(x, cond)``, ``model.loss_function``, autograd, ``clip_grad_norm_`` and
-``torch.optim.Adam``. Opt-in accelerators (``accel=``, see
+``model.loss_function(x, model(x, cond), labels)``, autograd, ``clip_grad_norm_``
+and ``torch.optim.Adam``: the decoder condition ``cond`` reaches ``forward``, the
+training ``labels`` only the loss. The settings are data, a :class:`FitConfig`. Opt-in accelerators (``accel=``, see
 :mod:`emovae_utils.accel`) replace the step for the one model they were
 written for.
 

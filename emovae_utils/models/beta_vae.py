@@ -24,8 +24,6 @@ class BetaVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     beta : float, default 4.0
         KL weight (Higgins et al. 2017); ``beta=1`` is the study's loss.
     capacity_max : float, optional
@@ -34,12 +32,12 @@ class BetaVAE(EmotionVAE):
         Training steps over which the capacity grows from 0 to ``capacity_max``.
     gamma : float, default 100.0
         Weight of ``|kl - C|`` in the capacity form.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("beta_vae", beta=4.0)
+    >>> model = BetaVAE(beta=4.0)
     >>> x = torch.zeros(2, 80, 128)
     >>> losses = model.loss_function(x, model(x))
     >>> torch.allclose(losses["loss"], losses["reconstruction"] + 4.0 * losses["kl"])

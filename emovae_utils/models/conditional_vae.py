@@ -127,14 +127,14 @@ class SpeakerConditionedVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     cond_dim : int, default 80
         Size of the condition: one value per mel band for :func:`speaker_codes`
         or :func:`clip_codes` (in dB, like the input).
     condition_encoder : bool, default False
         Also give the condition to the encoder (a full conditional VAE,
         q(z | x, c)); otherwise only the decoder sees it, p(x | z, c).
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Notes
     -----
@@ -165,9 +165,7 @@ class SpeakerConditionedVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("speaker_vae", latent_dim=8)
+    >>> model = SpeakerConditionedVAE(latent_dim=8)
     >>> x = torch.zeros(2, 80, 128)
     >>> cond = torch.full((2, 80), -40.0)
     >>> out = model(x, cond)

@@ -52,8 +52,6 @@ class SigmaVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE` (same architecture, same weights layout).
     sigma_mode : {"optimal", "learned"}, default "optimal"
         ``"optimal"`` (the paper's recommended "optimal σ-VAE"): per batch,
         ``log σ = softclip(0.5 * log(MSE), min_log_sigma)``, MSE over all
@@ -68,6 +66,8 @@ class SigmaVAE(EmotionVAE):
         Weight of the KL term.
     min_log_sigma : float, default -6.0
         Soft lower bound of ``log σ`` (:func:`softclip`), as in the paper.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE` (same architecture, same weights layout).
 
     Notes
     -----
@@ -87,9 +87,7 @@ class SigmaVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("sigma_vae")
+    >>> model = SigmaVAE()
     >>> x = torch.randn(2, 80, 128) * 17.5 - 40
     >>> losses = model.loss_function(x, model(x))
     >>> sorted(losses)

@@ -49,8 +49,6 @@ class EmotionSupervisedVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     emotion_dims : int, default 4
         Size of the emotion sub-latent: latent dimensions ``0 .. emotion_dims-1``.
     n_emotions : int, default 8
@@ -64,6 +62,8 @@ class EmotionSupervisedVAE(EmotionVAE):
         Strength of the gradient reversal between the speaker head and the
         encoder. ``0`` trains the speaker head as a plain probe of how much
         speaker information the sub-latent holds, without pushing the encoder.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Notes
     -----
@@ -98,9 +98,7 @@ class EmotionSupervisedVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("supervised_vae", emotion_dims=4)
+    >>> model = EmotionSupervisedVAE(emotion_dims=4)
     >>> x = torch.zeros(3, 80, 128)
     >>> labels = torch.tensor([[0, 1], [4, -1], [-1, 2]])  # (emotion, speaker), -1 unknown
     >>> out = model(x)
@@ -119,11 +117,8 @@ class EmotionSupervisedVAE(EmotionVAE):
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
         if not 1 <= int(emotion_dims) <= self.latent_dim:
             raise ValueError(f"emotion_dims must be in 1..latent_dim={self.latent_dim}, got {emotion_dims}")
-        self.emotion_dims = int(emotion_dims)
-        self.n_emotions = int(n_emotions)
-        self.n_speakers = int(n_speakers)
-        self.classifier_weight = float(classifier_weight)
-        self.adversary_weight = float(adversary_weight)
+        self.emotion_dims, self.n_emotions, self.n_speakers = int(emotion_dims), int(n_emotions), int(n_speakers)
+        self.classifier_weight, self.adversary_weight = float(classifier_weight), float(adversary_weight)
         self.emotion_head = nn.Linear(self.emotion_dims, self.n_emotions)
         self.speaker_head = nn.Linear(self.emotion_dims, self.n_speakers)
 

@@ -114,8 +114,6 @@ class TCVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     alpha : float, default 1.0
         Weight of the index-code mutual information.
     beta : float, default 6.0
@@ -126,6 +124,8 @@ class TCVAE(EmotionVAE):
         Training clips; given, q(z) is estimated by minibatch stratified
         sampling, else the batch is taken as the data set (exact for full-batch
         training). See :func:`tc_decomposition`.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Notes
     -----
@@ -141,9 +141,7 @@ class TCVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("tc_vae", beta=6.0)
+    >>> model = TCVAE(beta=6.0)
     >>> x = torch.randn(4, 80, 128) * 17.5 - 40
     >>> losses = model.loss_function(x, model(x))
     >>> sorted(losses)
