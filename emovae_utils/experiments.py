@@ -49,7 +49,7 @@ from .train import FitConfig
 
 __all__ = [
     "Trial", "sweep", "select_clips", "run_trial", "run_trials", "trial_status",
-    "TRIAL_NAME", "RESULT_NAME", "MODEL_NAME", "ERROR_NAME",
+    "TRIAL_NAME", "RESULT_NAME", "MODEL_NAME", "ERROR_NAME", "TRIAL_FIT_DEFAULTS",
 ]
 
 TRIAL_NAME = "trial.json"
