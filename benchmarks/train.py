@@ -108,7 +108,7 @@ def _stock_loop(model, X, bs, epochs_fn):
 def _worker(job: dict) -> dict:
     """Run one measurement in this (fresh) process and return its numbers."""
     from emovae_utils.models import EmotionVAE
-    from emovae_utils.train import fit, set_determinism
+    from emovae_utils.train import FitConfig, fit, set_determinism
 
     n, bs, epochs, warmup, threads = job["n"], job["bs"], job["epochs"], job["warmup"], job["threads"]
     X = _data(n)
@@ -116,9 +116,9 @@ def _worker(job: dict) -> dict:
     model = EmotionVAE()
     if job["kind"] == "fit":
         stamps = []  # end of every epoch: steady state, without fit's one-off set-up
-        fit(model, X, epochs=warmup + epochs, batch_size=bs, threads=threads, progress=False, sample_every=None,
-            accel=job.get("accel"), device=job.get("device", "cpu"),
-            callbacks=[lambda epoch, losses: stamps.append(time.perf_counter())])
+        config = FitConfig(epochs=warmup + epochs, batch_size=bs, threads=threads, progress=False, sample_every=None,
+                           accel=job.get("accel"), device=job.get("device", "cpu"))
+        fit(model, X, config, callbacks=[lambda epoch, losses: stamps.append(time.perf_counter())])
         return {"ms_per_epoch": 1e3 * (stamps[-1] - stamps[warmup - 1]) / epochs}
     if job["kind"] == "plain":
         def timed(epoch):
@@ -134,8 +134,9 @@ def _worker(job: dict) -> dict:
         X, what = _paper_clips(n)
         out = Path(job["out_dir"])
         t0 = time.perf_counter()
-        hist = fit(model, X, epochs=epochs, batch_size=bs, threads=threads, progress=True, out_dir=out,
-                   checkpoint_every=1000, sample_every=100, accel="auto")
+        config = FitConfig(epochs=epochs, batch_size=bs, threads=threads, checkpoint_every=1000, sample_every=100,
+                           accel="auto")
+        hist = fit(model, X, config, out_dir=out)
         wall = time.perf_counter() - t0
         run = json.loads((out / "run.json").read_text())
         return {"wall_s": wall, "final": hist.iloc[-1].to_dict(), "data": what, "accel": run["accel"],

@@ -42,8 +42,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .conditions import LABEL_FREE, make_condition
+from .conditions import route_condition
 from .experiments import Trial
+from .models import model_class
 from .io import atomic_write
 
 __all__ = ["Variant", "VARIANTS", "STUDY_CLIPS", "variant_trials", "evaluate_trial", "representation",
@@ -80,9 +81,9 @@ class Variant:
     config : mapping
         Its constructor arguments.
     cond : str, optional
-        Condition name (:data:`emovae_utils.conditions.CONDITIONS`). Only label-free
-        conditions (:data:`~emovae_utils.conditions.LABEL_FREE`) are given at evaluation;
-        training labels (``"labels"``, ``"emotion"``) never reach the test clips.
+        Condition name (:data:`emovae_utils.conditions.CONDITIONS`). Only a model's declared
+        condition (:attr:`~emovae_utils.models.Model.condition`) is given at evaluation;
+        its training labels (``"labels"``, ``"emotion"``) never reach the test clips.
     features : {"windows", "sequences"}
         The study's fixed 80 x 128 windows, or variable-length log-mels
         (:func:`emovae_utils.data.load_sequences`).
@@ -151,25 +152,26 @@ def variant_trials(key: str, seeds: Sequence[int], folds: Iterable[int] = range(
 def representation(model: Any, X: np.ndarray, cond: Any = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """What the probes read from a trained model: ``(R, mu, sigma)`` for clips ``X``.
 
-    ``R`` is the posterior mean ``mu`` (N, latent_dim), its emotion sub-latent
-    ``mu[:, :emotion_dims]`` for a model with ``emotion_dims``, or a
-    classifier's ``embed`` (then ``mu`` and ``sigma`` are None).
+    ``R`` is the model's :meth:`~emovae_utils.models.Model.representation`
+    (N, representation_dim): the posterior mean, the supervised VAE's emotion
+    sub-latent, or a classifier's embedding. ``mu`` and ``sigma`` are the
+    posterior of a generative model, None for a classifier.
     """
     from .generate import encode_posterior
 
-    if hasattr(model, "embed") and not hasattr(model, "encode"):
-        return model.embed(X), None, None
+    R = model.represent(X, cond)
+    if not model.generative:
+        return R, None, None
     mu, sigma = encode_posterior(model, X, cond=cond)
-    dims = getattr(model, "emotion_dims", None)
-    return (mu[:, :dims] if dims else mu), mu, sigma
+    return R, mu, sigma
 
 
 def _reconstruction_mse(model: Any, X: np.ndarray, mu: np.ndarray, cond: Any) -> float:
-    """Element-mean squared error (dB²) of decoding ``mu``; for lengths (1-D integer ``cond``) the real frames only."""
+    """Element-mean squared error (dB²) of decoding ``mu``; for a model conditioned on lengths the real frames only."""
     from .generate import decode_latents
 
     recon = decode_latents(model, mu, cond)
-    if cond is not None and np.ndim(cond) == 1 and np.issubdtype(np.asarray(cond).dtype, np.integer):
+    if cond is not None and model.condition == "lengths":
         lengths = np.asarray(cond)
         sq = sum(float(np.sum((recon[i, :, :n] - X[i, :, :n]) ** 2)) for i, n in enumerate(lengths))
         return sq / float(lengths.sum() * X.shape[1])
@@ -207,12 +209,12 @@ def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
     rows = (index["statement"] == STUDY_CLIPS["statement"]).to_numpy()
     study = index[rows].reset_index(drop=True)
     Xs = np.asarray(X)[rows]
-    cond = make_condition(trial.cond, Xs, study) if trial.cond in LABEL_FREE else None
+    cond = route_condition(trial.cond, type(model), Xs, study).get("cond")  # labels stay out of evaluation
     R, mu, sigma = representation(model, Xs, cond)
     probes = metrics.probe_representation(R.astype(float), study, folds=[held], random_state=trial.seed)
     test = study["actor"].isin(held).to_numpy()
     emotion = probes["emotion"]
-    if hasattr(model, "predict_logits"):  # a classifier: its own predictions are the ceiling
+    if not model.generative:  # a classifier: its own predictions are the ceiling
         pred = np.full(len(study), None, dtype=object)
         names = dict(zip(study["emotion_id"] - 1, study["emotion"]))
         pred[test] = [names[int(k)] for k in model.predict_logits(Xs[test]).argmax(axis=1)]
@@ -542,8 +544,9 @@ def describe_variants(keys: Iterable[str] | None = None) -> pd.DataFrame:
     rows = {}
     for key in (keys if keys is not None else VARIANTS):
         v = VARIANTS[key]
+        at_test = "cond" in route_condition(v.cond, model_class(v.model))  # labels never reach the test clips
         rows[key] = {"model": v.model, "config": json.dumps(dict(v.config)) if v.config else "",
                      "condition in training": v.cond or "", "condition at test":
-                     v.cond if v.cond in LABEL_FREE else "", "training clips": ", ".join(
+                     v.cond if at_test else "", "training clips": ", ".join(
                          f"{k} {val}" for k, val in dict(v.data).items()) or "all", "features": v.features}
     return pd.DataFrame.from_dict(rows, orient="index")

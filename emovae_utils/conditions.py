@@ -4,6 +4,10 @@ A :class:`~emovae_utils.experiments.Trial` names its condition (``cond="speaker_
 rather than carrying arrays, so it stays a small, hashable spec; the trial
 runner, the evaluation of notebook 06 and the latent explorer all build the
 condition of any set of clips with :func:`make_condition`, in this one place.
+Whether a named condition is the model's ``cond`` (what its encoder/decoder
+read) or its training ``labels`` (what only its loss reads) follows from the
+model class's declarations (:attr:`~emovae_utils.models.Model.condition`,
+:attr:`~emovae_utils.models.Model.labels`): :func:`route_condition`.
 
 =================  ==========================================  ==========================================
 name               value per clip                              label-free for emotion?
@@ -34,7 +38,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-__all__ = ["CONDITIONS", "LABEL_FREE", "make_condition", "check_condition"]
+__all__ = ["CONDITIONS", "LABEL_FREE", "make_condition", "check_condition", "route_condition"]
 
 
 def _speaker_code(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
@@ -118,3 +122,56 @@ def make_condition(name: str | None, X: np.ndarray, index: pd.DataFrame | None) 
     if index is not None and len(index) != len(X):
         raise ValueError(f"the index has {len(index)} rows but X has {len(X)} clips")
     return CONDITIONS[name](X, index)
+
+
+def route_condition(name: str | None, model_cls: type, X: np.ndarray | None = None,
+                    index: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+    """Where the condition ``name`` goes for a model of class ``model_cls``: ``{"cond": ...}`` or ``{"labels": ...}``.
+
+    A label-free condition (:data:`LABEL_FREE`) is the ``cond`` of a model that
+    declares a :attr:`~emovae_utils.models.Model.condition`; a labelled one is
+    the ``labels`` of a model that declares :attr:`~emovae_utils.models.Model.labels`.
+
+    Parameters
+    ----------
+    name : str or None
+        A key of :data:`CONDITIONS`; None gives ``{}``.
+    model_cls : type
+        A registered model class (:func:`emovae_utils.models.model_class`).
+    X, index : optional
+        The clips and their index rows: given ``X``, the values are built
+        (:func:`make_condition`); without it (a check) they are None.
+
+    Returns
+    -------
+    dict
+        ``{}``, ``{"cond": values}`` or ``{"labels": values}`` (keyword arguments of
+        :func:`emovae_utils.train.fit`).
+
+    Raises
+    ------
+    KeyError
+        For an unknown name.
+    ValueError
+        When the model declares neither a condition nor labels of that kind.
+
+    Examples
+    --------
+    >>> from emovae_utils.models import model_class
+    >>> route_condition("labels", model_class("supervised_vae"))
+    {'labels': None}
+    >>> route_condition("speaker_code", model_cls=model_class("speaker_vae"))
+    {'cond': None}
+    """
+    if name is None:
+        return {}
+    check_condition(name)
+    if name in LABEL_FREE and model_cls.condition is not None:
+        role = "cond"
+    elif name not in LABEL_FREE and model_cls.labels is not None:
+        role = "labels"
+    else:
+        kind = "a label-free condition" if name in LABEL_FREE else "training labels"
+        raise ValueError(f"{model_cls.__name__} declares condition={model_cls.condition!r} and "
+                         f"labels={model_cls.labels!r}: it takes no {kind} such as {name!r}")
+    return {role: None if X is None else make_condition(name, X, index)}

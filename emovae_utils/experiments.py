@@ -26,14 +26,14 @@ Ray tasks on a cluster (``pip install "emovae[cluster]"``), scheduled by Ray.
 Examples
 --------
 >>> trials = sweep("emotion_vae", [{"actor": [1]}, {"gender": "male"}], seeds=range(3), epochs=10)
->>> len(trials), trials[0].seed, trials[0].fit["epochs"]
+>>> len(trials), trials[0].seed, trials[0].fit.epochs
 (6, 0, 10)
 >>> trials[0].trial_id == sweep("emotion_vae", {"actor": [1]}, epochs=10)[0].trial_id
 True
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import json
 import os
 import re
@@ -48,10 +48,11 @@ import numpy as np
 import pandas as pd
 
 from .io import sha1_bytes, write_json, write_text
+from .train import FitConfig
 
 __all__ = [
     "Trial", "sweep", "select_clips", "run_trial", "run_trials", "trial_status",
-    "TRIAL_NAME", "RESULT_NAME", "MODEL_NAME", "ERROR_NAME",
+    "TRIAL_NAME", "RESULT_NAME", "MODEL_NAME", "ERROR_NAME", "TRIAL_FIT_DEFAULTS",
 ]
 
 TRIAL_NAME = "trial.json"
@@ -60,7 +61,10 @@ MODEL_NAME = "model.pt"
 ERROR_NAME = "error.txt"
 
 # fit() arguments a trial may not set: the trial supplies them itself.
-_RESERVED_FIT = frozenset({"model", "X", "cond", "seed", "out_dir", "resume", "progress", "callbacks"})
+_RESERVED_FIT = frozenset({"model", "X", "config", "cond", "labels", "seed", "out_dir", "resume", "progress",
+                           "callbacks"})
+#: The fit settings of a trial that its ``fit`` does not give (``fit``'s own defaults otherwise).
+TRIAL_FIT_DEFAULTS = {"threads": 1, "sample_every": None, "progress": False}
 _LABEL = re.compile(r"^[A-Za-z0-9_.-]*$")
 _ALIASES = {"actors": "actor"}  # data-selection keys accepted for index columns
 
@@ -96,13 +100,20 @@ def _freeze(value: Any) -> Any:
     raise TypeError(f"Trial fields hold JSON-like values (numbers, strings, lists, dicts); got {type(value).__name__}")
 
 
-def _fit_parameters() -> frozenset[str]:
-    from .train import fit
+def _fit_config(fit: FitConfig | Mapping[str, Any]) -> FitConfig:
+    """A trial's fit settings as a :class:`~emovae_utils.train.FitConfig` over :data:`TRIAL_FIT_DEFAULTS`."""
+    if isinstance(fit, FitConfig):  # the trial itself sets these two when it runs: not part of its spec
+        return dataclasses.replace(fit, resume=False, progress=False) if fit.resume or fit.progress else fit
+    settings = {str(k): _freeze(v) for k, v in dict(fit).items()}
+    if "epochs" not in settings:
+        raise ValueError("a Trial's fit settings need 'epochs'")
+    bad = sorted(set(settings) & _RESERVED_FIT)
+    if bad:
+        raise ValueError(f"fit settings {bad} are set by the trial itself (seed is a Trial field)")
+    return FitConfig.from_mapping(settings, TRIAL_FIT_DEFAULTS)
 
-    return frozenset(inspect.signature(fit).parameters)
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trial:
     """One training run, described completely by its fields (frozen, hashable, picklable).
 
@@ -121,25 +132,29 @@ class Trial:
         Seed of the model's initial weights and of :func:`~emovae_utils.train.fit`.
     fold : int or None
         Hold out the actors of ``ACTOR_FOLDS[fold]`` from training; ``None`` holds out none.
-    fit : mapping
-        Keyword arguments of :func:`~emovae_utils.train.fit`; ``epochs`` is
-        required. Trial defaults: ``threads=1``, ``sample_every=None`` (no
-        Griffin-Lim training samples unless asked), ``progress=False``.
+    fit : FitConfig or mapping
+        The settings of :func:`~emovae_utils.train.fit` (a
+        :class:`~emovae_utils.train.FitConfig`, or a mapping of its fields,
+        ``epochs`` required, read over :data:`TRIAL_FIT_DEFAULTS`: ``threads=1``,
+        ``sample_every=None`` (no Griffin-Lim training samples unless asked),
+        ``progress=False``). The spec holds the keys a mapping gave (or, for a
+        FitConfig, ``epochs`` and the fields that differ from those defaults).
     label : str
         Free name for grouping results (letters, digits, ``_.-``); part of the id.
     cond : str or None
-        Condition of a conditioned model, by name (:data:`emovae_utils.conditions.CONDITIONS`,
+        Condition or labels of the model, by name (:data:`emovae_utils.conditions.CONDITIONS`,
         e.g. ``"speaker_code"``), built from the training clips and passed to
-        :func:`~emovae_utils.train.fit` as ``cond``; None (the default, left out
-        of the spec and id) = unconditional.
+        :func:`~emovae_utils.train.fit` as ``cond`` or as ``labels``, as the model
+        class declares (:func:`emovae_utils.conditions.route_condition`); None (the
+        default, left out of the spec and id) = neither.
 
     Examples
     --------
     >>> t = Trial("emotion_vae", {"latent_dim": 8}, {"actor": [1]}, seed=2, fit={"epochs": 5})
     >>> t.trial_id.startswith("emotion_vae-s2-"), len(t.trial_id)
     (True, 25)
-    >>> t.data["actor"]
-    (1,)
+    >>> t.data["actor"], t.fit.epochs, t.fit.threads
+    ((1,), 5, 1)
     """
 
     model: str = "emotion_vae"
@@ -147,7 +162,7 @@ class Trial:
     data: Mapping[str, Any] = field(default_factory=dict)
     seed: int = 0
     fold: int | None = None
-    fit: Mapping[str, Any] = field(default_factory=dict)
+    fit: FitConfig | Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
     cond: str | None = None
 
@@ -160,32 +175,34 @@ class Trial:
         data = {_ALIASES.get(str(k), str(k)): v for k, v in dict(self.data).items()}
         object.__setattr__(self, "config", _freeze(dict(self.config)))
         object.__setattr__(self, "data", _freeze(data))
-        object.__setattr__(self, "fit", _freeze(dict(self.fit)))
+        object.__setattr__(self, "fit", _fit_config(self.fit))
         object.__setattr__(self, "seed", int(self.seed))
         if self.fold is not None:
             fold = int(self.fold)
             if not 0 <= fold < len(ACTOR_FOLDS):
                 raise ValueError(f"fold must be None or 0..{len(ACTOR_FOLDS) - 1}, got {self.fold}")
             object.__setattr__(self, "fold", fold)
-        if "epochs" not in self.fit:
-            raise ValueError("a Trial's fit settings need 'epochs'")
-        bad = sorted(set(self.fit) & _RESERVED_FIT)
-        unknown = sorted(set(self.fit) - _fit_parameters())
-        if bad:
-            raise ValueError(f"fit settings {bad} are set by the trial itself (seed is a Trial field)")
-        if unknown:
-            raise ValueError(f"unknown fit settings {unknown}; see emovae_utils.train.fit")
         if not _LABEL.match(self.label):
             raise ValueError(f"label {self.label!r}: use letters, digits, '_', '.', '-' only")
         if self.cond is not None:
-            from .conditions import check_condition
+            from .conditions import route_condition
 
-            check_condition(self.cond)
+            route_condition(self.cond, models.model_class(self.model))  # raises unless the model takes it
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Trial) and self.spec() == other.spec()
+
+    def __hash__(self) -> int:
+        return hash(self.content_hash)
+
+    def fit_settings(self) -> dict[str, Any]:
+        """The fit settings of the spec (the keys given, see :class:`Trial`)."""
+        return self.fit.settings(TRIAL_FIT_DEFAULTS)
 
     def spec(self) -> dict[str, Any]:
         """The fields as plain JSON-ready values (what the id hashes; ``trial.json``)."""
         spec = {"model": self.model, "config": self.config, "data": self.data, "seed": self.seed,
-                "fold": self.fold, "fit": self.fit, "label": self.label}
+                "fold": self.fold, "fit": self.fit_settings(), "label": self.label}
         if self.cond is not None:  # absent when unconditional: ids of earlier trials are unchanged
             spec["cond"] = self.cond
         return json.loads(json.dumps(spec))
@@ -215,8 +232,8 @@ class Trial:
                                "seed": self.seed, "fold": self.fold}
         if self.cond is not None:
             out["cond"] = self.cond
-        for group in ("config", "data", "fit"):
-            for k, v in sorted(getattr(self, group).items()):
+        for group, values in (("config", self.config), ("data", self.data), ("fit", self.fit_settings())):
+            for k, v in sorted(values.items()):
                 out[f"{group}.{k}"] = json.dumps(v) if isinstance(v, (tuple, dict)) else v
         return out
 
@@ -458,7 +475,7 @@ def run_trial(
         :func:`run_trials`, which records it instead).
     """
     from . import models
-    from .conditions import make_condition
+    from .conditions import route_condition
     from .data import ACTOR_FOLDS
     from .train import HISTORY_NAME, RUN_NAME, fit, set_determinism
 
@@ -474,14 +491,14 @@ def run_trial(
     write_json(folder / TRIAL_NAME, trial.spec())
     X, index = _resolve_data(data)
     positions = select_clips(index, trial.data, trial.fold, len(X))
-    settings = {"threads": 1, "sample_every": None, **trial.fit}
     t0 = time.perf_counter()
-    set_determinism(trial.seed, settings["threads"])  # the initial weights depend on the seed only
+    set_determinism(trial.seed, trial.fit.threads)  # the initial weights depend on the seed only
     model = models.build(trial.model, **trial.config)
     X_train = np.asarray(X)[positions]
-    cond = make_condition(trial.cond, X_train, None if index is None else index.iloc[positions].reset_index(drop=True))
-    history = fit(model, X_train, cond=cond, seed=trial.seed, out_dir=folder, resume=True, progress=False,
-                  **settings)
+    inputs = route_condition(trial.cond, type(model), X_train,
+                             None if index is None else index.iloc[positions].reset_index(drop=True))
+    history = fit(model, X_train, dataclasses.replace(trial.fit, resume=True, progress=False), seed=trial.seed,
+                  out_dir=folder, **inputs)
     models.save_model(folder / MODEL_NAME, model, trial=trial.spec(), trial_id=trial.trial_id)
     run_info = json.loads((folder / RUN_NAME).read_text(encoding="utf-8"))
     row = trial.row()

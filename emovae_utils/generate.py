@@ -50,15 +50,14 @@ def model_device(model: nn.Module) -> torch.device:
 def latent_dim_of(model: nn.Module) -> int:
     """Latent size of ``model``.
 
-    Uses ``model.latent_dim`` when present, otherwise encodes one silent
-    spectrogram and reads the width of ``mu``.
+    ``model.latent_dim`` for a :class:`~emovae_utils.models.BaseVAE`; any other
+    module with ``encode`` encodes one silent 80 x 128 spectrogram and gives the width of ``mu``.
     """
-    dim = getattr(model, "latent_dim", None)
-    if dim is not None:
-        return int(dim)
-    n_mels = int(getattr(model, "n_mels", 80))
-    n_frames = int(getattr(model, "n_frames", 128))
-    x = torch.zeros(1, n_mels, n_frames, device=model_device(model))
+    from .models import BaseVAE
+
+    if isinstance(model, BaseVAE):
+        return int(model.latent_dim)
+    x = torch.zeros(1, 80, 128, device=model_device(model))
     with _eval_no_grad(model):
         mu, _ = model.encode(x)
     return int(mu.shape[-1])

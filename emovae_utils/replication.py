@@ -6,8 +6,9 @@ this module to
 
 * build the trials of one experiment (:func:`seeded_trials`: the same data and
   settings, one trial per seed and fold; training samples for one seed only),
-* run them with one torch thread per trial (:func:`run_seeds`; trials that are
-  already complete are reused, so an interrupted run resumes),
+* run them side by side, as many at once as their torch threads fill the cores
+  (:func:`run_seeds`; trials that are already complete are reused, so an
+  interrupted run resumes),
 * keep which trials made an experiment in a small manifest next to the models
   (:func:`write_manifest`, :func:`read_manifest`), so a later notebook
   evaluates exactly those,
@@ -19,7 +20,7 @@ this module to
 Examples
 --------
 >>> trials = seeded_trials("single_actor", {"actor": 1, "statement": 1}, seeds=[0, 1], epochs=5, sample_every=100)
->>> [t.seed for t in trials], [t.fit.get("sample_every") for t in trials]
+>>> [t.seed for t in trials], [t.fit.sample_every for t in trials]
 ([0, 1], [100, None])
 """
 from __future__ import annotations
@@ -34,6 +35,7 @@ import pandas as pd
 from .experiments import Trial, run_trials, sweep
 from .io import atomic_write
 from .resources import available_cores
+from .train import default_threads
 
 __all__ = [
     "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
@@ -127,7 +129,6 @@ def run_seeds(
     models_dir: str | os.PathLike,
     data: Any,
     *,
-    threads: int = 1,
     address: str | None = None,
     evaluate: Any = None,
     progress: bool = True,
@@ -137,13 +138,12 @@ def run_seeds(
     Parameters
     ----------
     trials : sequence of Trial
-        E.g. from :func:`seeded_trials`; their ``fit["threads"]`` should equal ``threads``.
+        E.g. from :func:`seeded_trials`. Their ``fit.threads`` (torch threads per
+        trial) set how many run at once: :func:`workers_for` of the largest.
     models_dir : path-like
         The notebook's ``models_dir``.
     data : (X, index)
         All features and their index (:func:`emovae_utils.data.load_features`).
-    threads : int, default 1
-        Torch threads per trial; :func:`workers_for` trials run at once.
     address : str, optional
         A Ray cluster instead of local processes (see :func:`~emovae_utils.experiments.run_trials`).
     evaluate : callable, optional
@@ -163,6 +163,7 @@ def run_seeds(
         If a trial failed, naming its traceback file (rerun to retry: complete trials are reused).
     """
     root = Path(models_dir) / TRIALS_DIR
+    threads = max((default_threads() if t.fit.threads is None else t.fit.threads for t in trials), default=1)
     rows = run_trials(trials, root, data, address=address, workers=workers_for(threads), evaluate=evaluate,
                       progress=progress)
     failed = rows.attrs.get("failed", [])

@@ -4,8 +4,9 @@
 The loop is written for small data sets that fit in memory: the whole training
 set is one tensor on the device; each epoch draws a seeded ``torch.randperm``
 and gathers its batches (no ``DataLoader``). Each step is stock PyTorch:
-``model(x, cond)``, ``model.loss_function``, autograd, ``clip_grad_norm_`` and
-``torch.optim.Adam``. Opt-in accelerators (``accel=``, see
+``model.loss_function(x, model(x, cond), labels)``, autograd, ``clip_grad_norm_``
+and ``torch.optim.Adam``: the decoder condition ``cond`` reaches ``forward``, the
+training ``labels`` only the loss. The settings are data, a :class:`FitConfig`. Opt-in accelerators (``accel=``, see
 :mod:`emovae_utils.accel`) replace the step for the one model they were
 written for.
 
@@ -17,14 +18,16 @@ Checkpoints, training samples and progress are callbacks
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import platform
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,7 +43,7 @@ from .io import sha1_array, write_json
 from .resources import available_cores
 
 __all__ = [
-    "fit", "set_determinism", "default_threads", "load_checkpoint", "NonFiniteLossError",
+    "fit", "FitConfig", "set_determinism", "default_threads", "load_checkpoint", "NonFiniteLossError",
     "CHECKPOINT_NAME", "HISTORY_NAME", "RUN_NAME", "SAMPLES_DIR",
 ]
 
@@ -48,8 +51,112 @@ RUN_NAME = "run.json"
 # Settings that must not change between a run and its resumption.
 _RESUME_KEYS = (
     "seed", "threads", "batch_size", "lr", "clip_norm", "drop_last", "n_clips", "input_shape",
-    "data_sha1", "cond_sha1", "model", "accel",
+    "data_sha1", "cond_sha1", "labels_sha1", "model", "accel",
 )
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """The settings of :func:`fit`, as data (in the spirit of pythae's ``*Config`` classes).
+
+    Parameters
+    ----------
+    epochs : int
+        Total number of epochs (including those done before a resume).
+    batch_size : int, optional
+        ``None`` (or >= N) = full batch: one step per epoch on all clips, no
+        shuffling. Otherwise each epoch draws ``torch.randperm(N)`` from a
+        generator seeded with ``seed`` and steps over consecutive slices.
+    lr : float, default 1e-3
+        Adam learning rate (Adam defaults otherwise: betas (0.9, 0.999), eps 1e-8).
+    clip_norm : float or None, default 1.0
+        ``clip_grad_norm_`` to this global norm; ``None`` or 0 disables it.
+    drop_last : bool, default False
+        Drop the last incomplete batch (the authors' code did; with 30 clips
+        and batch 64 that leaves no step at all, which is an error here).
+    threads : int, optional
+        ``torch.set_num_threads`` (global; left set after ``fit``); ``None`` =
+        :func:`default_threads` (1, which degrades gracefully on a busy
+        machine). Recorded. Bitwise reproducibility (and resuming) needs the same count.
+    device : str, optional
+        ``None`` = CUDA when available, else CPU.
+    accel : {None, "auto", "gemm"}, default None
+        ``None``: stock PyTorch. ``"gemm"``: the hand-written path of
+        :mod:`emovae_utils.accel.gemm` (an error saying why for any model it
+        was not written for). ``"auto"``: that path on the CPU when the model
+        qualifies, else stock; the choice and reason go to ``run.json``. Only
+        :class:`~emovae_utils.models.EmotionVAE` without ``cond`` or ``labels``
+        qualifies: a classifier always trains through autograd (``"gemm"`` is an error for it).
+    checkpoint_every : int or None, default 1000
+        :class:`~emovae_utils.callbacks.Checkpoint` every this many epochs and
+        at the end (needs ``out_dir``).
+    sample_every : int or None, default 100
+        :class:`~emovae_utils.callbacks.TrainingSamples` of clip 0 every this
+        many epochs (needs ``out_dir``); ``None``/0 disables them. Generative
+        models only: ignored for any other (a classifier has nothing to render).
+    render_workers : int, optional
+        Processes rendering the samples; see :class:`~emovae_utils.callbacks.TrainingSamples`.
+    resume : bool, default False
+        Continue from ``out_dir/checkpoint.pt`` if it exists (bit-identical
+        history on the same machine and thread count); settings that change
+        the trajectory must match.
+    progress : bool, default True
+        :class:`~emovae_utils.callbacks.ProgressBar`.
+
+    Examples
+    --------
+    >>> cfg = FitConfig.from_mapping({"epochs": 5, "lr": 1e-3})
+    >>> cfg.batch_size, cfg.settings()
+    (None, {'epochs': 5, 'lr': 0.001})
+    >>> FitConfig(epochs=5, lr=3e-3).settings()
+    {'epochs': 5, 'lr': 0.003}
+    """
+
+    epochs: int
+    batch_size: int | None = None
+    lr: float = 1e-3
+    clip_norm: float | None = 1.0
+    drop_last: bool = False
+    threads: int | None = None
+    device: str | None = None
+    accel: str | None = None
+    checkpoint_every: int | None = 1000
+    sample_every: int | None = 100
+    render_workers: int | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if int(self.epochs) < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        object.__setattr__(self, "_given", None)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names, in order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any], defaults: Mapping[str, Any] | None = None) -> "FitConfig":
+        """The config of ``settings`` over ``defaults``, remembering which keys ``settings`` gave.
+
+        :meth:`settings` then returns exactly those keys (a trial's spec, and so its id,
+        holds only the settings given explicitly).
+        """
+        unknown = sorted(set(settings) - set(cls.names()))
+        if unknown:
+            raise ValueError(f"unknown fit settings {unknown}; known: {', '.join(cls.names())}")
+        cfg = cls(**{**dict(defaults or {}), **dict(settings)})
+        object.__setattr__(cfg, "_given", tuple(settings))
+        return cfg
+
+    def settings(self, defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The settings that describe this config: the keys given to :meth:`from_mapping` (in their
+        order), or else ``epochs`` and the fields that differ from ``defaults`` over the class defaults."""
+        if self._given is not None:
+            return {k: getattr(self, k) for k in self._given}
+        base = FitConfig(epochs=self.epochs, **dict(defaults or {}))
+        return {k: getattr(self, k) for k in self.names() if k == "epochs" or getattr(self, k) != getattr(base, k)}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -138,7 +245,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ck
 
 
-def _check_data(X: Any, cond: Any, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _check_data(X: Any, dev: torch.device) -> torch.Tensor:
     X = torch.as_tensor(X).detach()
     if X.dim() != 3:
         raise ValueError(f"X must be (N, n_mels, frames) spectrograms, got shape {tuple(X.shape)}")
@@ -151,12 +258,18 @@ def _check_data(X: Any, cond: Any, dev: torch.device) -> tuple[torch.Tensor, tor
             f"X holds NaN or inf values in {len(bad)} of {X.shape[0]} clips (first: {bad[:5]}); the input "
             "is bad, not the training: rebuild the features (emovae_utils.data.load_features) or drop those clips"
         )
-    if cond is None:
-        return X, None
-    cond = torch.as_tensor(cond).detach().to(dev)
-    if cond.shape[0] != X.shape[0]:
-        raise ValueError(f"cond has {cond.shape[0]} rows but X has {X.shape[0]} clips; give one condition per clip")
-    return X, cond
+    return X
+
+
+def _per_clip(values: Any, name: str, n: int, dev: torch.device) -> torch.Tensor | None:
+    """``cond`` or ``labels`` as a tensor on ``dev``, one row per clip (None stays None)."""
+    if values is None:
+        return None
+    values = torch.as_tensor(values).detach().to(dev)
+    if values.shape[0] != n:
+        what = "condition" if name == "cond" else "label row"
+        raise ValueError(f"{name} has {values.shape[0]} rows but X has {n} clips; give one {what} per clip")
+    return values
 
 
 def _batching(n: int, batch_size: int | None, drop_last: bool) -> tuple[bool, int, int]:
@@ -173,17 +286,20 @@ def _batching(n: int, batch_size: int | None, drop_last: bool) -> tuple[bool, in
 class _AutogradStep:
     """One stock training step: forward, ``loss_function``, backward, clip, Adam."""
 
-    def __init__(self, model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, lr: float, clip: float) -> None:
-        self.model, self.X, self.cond, self.clip = model, X, cond, clip
+    def __init__(self, model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, labels: torch.Tensor | None,
+                 lr: float, clip: float) -> None:
+        self.model, self.X, self.cond, self.labels, self.clip = model, X, cond, labels, clip
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(self.params, lr=lr, foreach=True)
         self.description = "Adam(foreach=True; betas=(0.9, 0.999), eps=1e-8) with clip_grad_norm_"
+        self.malloc_tuned = False
 
     def __call__(self, index: torch.Tensor | None) -> dict[str, torch.Tensor]:
         x = self.X if index is None else self.X.index_select(0, index)
         cond = self.cond if index is None or self.cond is None else self.cond.index_select(0, index)
+        labels = self.labels if index is None or self.labels is None else self.labels.index_select(0, index)
         self.optimizer.zero_grad(set_to_none=True)
-        losses = self.model.loss_function(x, self.model(x, cond))
+        losses = self.model.loss_function(x, self.model(x, cond), labels)
         if "loss" not in losses:
             raise KeyError(f"{type(self.model).__name__}.loss_function returned {sorted(losses)}; it must "
                            "return a dict holding 'loss' (the scalar to minimise)")
@@ -208,7 +324,7 @@ class _AcceleratedStep:
         acc.store_weights()
         self.flat = cpu.FlatParameters([p for p in acc.model.parameters()])
         self.optimizer = torch.optim.Adam([self.flat.flat], lr=lr, fused=True)
-        self.malloc_tuned = cpu.tune_malloc() if not self.on_cuda else False
+        self.malloc_tuned = cpu.tune_malloc() if not self.on_cuda else False  # recorded in run.json
         self.ftz_before = cpu.denormals_flushed()
         self._adam = cpu.cpu_adam_step
         self.description = ("Adam(fused=True on one flat parameter; betas=(0.9, 0.999), eps=1e-8), one-tensor "
@@ -232,7 +348,8 @@ class _AcceleratedStep:
         self.acc.restore_weights()
 
 
-def _run_config(model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, **settings: Any) -> dict[str, Any]:
+def _run_config(model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, labels: torch.Tensor | None,
+                **settings: Any) -> dict[str, Any]:
     from .models import registered_name
 
     try:
@@ -243,7 +360,8 @@ def _run_config(model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, **
     config.update(
         n_clips=X.shape[0], input_shape=list(X.shape[1:]), data_sha1=sha1_array(X),
         cond_sha1=None if cond is None else sha1_array(cond),
-        model={"class": type(model).__name__, "name": name, "config": getattr(model, "config", None),
+        labels_sha1=None if labels is None else sha1_array(labels),
+        model={"class": type(model).__name__, "name": name, "config": model.config,
                "n_parameters": sum(p.numel() for p in model.parameters())},
         torch_version=torch.__version__, numpy_version=np.__version__, python_version=sys.version.split()[0],
         platform=platform.platform(), cpu_count=available_cores(),
@@ -254,12 +372,28 @@ def _run_config(model: nn.Module, X: torch.Tensor, cond: torch.Tensor | None, **
     return config
 
 
+def _stored_config(ck: Mapping[str, Any]) -> dict[str, Any]:
+    """A checkpoint's run settings. One written before labels had their own argument (``labels_sha1``
+    absent: the labels were ``cond``) is read with its ``cond_sha1`` as ``labels_sha1`` for a model that
+    declares labels."""
+    stored = dict(ck["config"])
+    if "labels_sha1" not in stored:
+        from .models import available, model_class
+
+        name = (stored.get("model") or {}).get("name")
+        declares_labels = name in available() and model_class(name).labels is not None
+        stored["labels_sha1"] = stored.get("cond_sha1") if declares_labels else None
+        stored["cond_sha1"] = None if declares_labels else stored.get("cond_sha1")
+    return stored
+
+
 def _resume(run: Run, path: Path) -> None:
     ck = load_checkpoint(path)
+    stored = _stored_config(ck)
     for key in _RESUME_KEYS:
-        if ck["config"].get(key) != run.config[key]:
+        if stored.get(key) != run.config[key]:
             raise ValueError(f"cannot resume from {path}: {key}={run.config[key]!r} but the checkpoint has "
-                             f"{ck['config'].get(key)!r}; use the same settings, or another out_dir")
+                             f"{stored.get(key)!r}; use the same settings, or another out_dir")
     if int(ck["epoch"]) > run.epochs:
         raise ValueError(f"cannot resume: the checkpoint is at epoch {ck['epoch']} > epochs={run.epochs}")
     run.start_epoch = int(ck["epoch"])
@@ -278,91 +412,48 @@ def _resume(run: Run, path: Path) -> None:
 def fit(
     model: nn.Module,
     X: np.ndarray | torch.Tensor,
+    config: FitConfig | Mapping[str, Any] | None = None,
     *,
     cond: np.ndarray | torch.Tensor | None = None,
-    epochs: int,
-    batch_size: int | None = None,
+    labels: np.ndarray | torch.Tensor | None = None,
     seed: int = 0,
-    lr: float = 1e-3,
-    clip_norm: float | None = 1.0,
-    drop_last: bool = False,
-    threads: int | None = None,
-    device: str | torch.device | None = None,
-    accel: str | None = None,
     out_dir: str | os.PathLike | None = None,
-    checkpoint_every: int | None = 1000,
-    sample_every: int | None = 100,
-    render_workers: int | None = None,
-    resume: bool = False,
-    progress: bool = True,
     callbacks: Sequence[Callback | Callable[[int, dict[str, float]], None]] = (),
+    **settings: Any,
 ) -> pd.DataFrame:
     """Train a model with Adam on its own ``loss_function``; reproducible and resumable.
 
     Parameters
     ----------
-    model : BaseVAE or classifier
-        Any model of :mod:`emovae_utils.models`; trained in place (moved to
-        ``device``). Besides the VAEs, any ``nn.Module`` with
-        ``forward(x, cond) -> dict`` and ``loss_function(x, out) -> dict`` holding
-        ``loss`` trains, e.g. :class:`~emovae_utils.models.classifier.EmotionCNN`
-        with the labels as ``cond``.
+    model : Model
+        Any registered model of :mod:`emovae_utils.models` (a VAE, or a
+        classifier such as :class:`~emovae_utils.models.classifier.EmotionCNN`);
+        trained in place (moved to ``config.device``). Each step computes
+        ``model.loss_function(x, model(x, cond), labels)`` on the batch.
     X : array or tensor, (N, 80, 128)
         Training spectrograms (dB). Held as one float32 tensor on the device;
         NaN or inf is an error naming the clips.
+    config : FitConfig or mapping, optional
+        The settings (:class:`FitConfig`; ``epochs`` is required). A mapping
+        is read as ``FitConfig(**config)``.
     cond : array or tensor, (N, ...), optional
-        A condition per clip (e.g. speaker), gathered with each batch and
-        passed as ``model(x, cond)``.
-    epochs : int
-        Total number of epochs (including those done before a resume).
-    batch_size : int, optional
-        ``None`` (or >= N) = full batch: one step per epoch on all clips, no
-        shuffling. Otherwise each epoch draws ``torch.randperm(N)`` from a
-        generator seeded with ``seed`` and steps over consecutive slices.
+        The decoder/encoder condition per clip (the kind ``model.condition``
+        names, e.g. speaker codes), gathered with each batch and passed as ``model(x, cond)``.
+    labels : array or tensor, (N, ...), optional
+        The training labels per clip (the kind ``model.labels`` names), gathered
+        with each batch and passed to the loss only: ``loss_function(x, out, labels)``.
     seed : int, default 0
         Seeds torch, numpy, ``random`` (:func:`set_determinism`) and the shuffling.
-    lr : float, default 1e-3
-        Adam learning rate (Adam defaults otherwise: betas (0.9, 0.999), eps 1e-8).
-    clip_norm : float or None, default 1.0
-        ``clip_grad_norm_`` to this global norm; ``None`` or 0 disables it.
-    drop_last : bool, default False
-        Drop the last incomplete batch (the authors' code did; with 30 clips
-        and batch 64 that leaves no step at all, which is an error here).
-    threads : int, optional
-        ``torch.set_num_threads`` (global; left set after ``fit``); ``None`` =
-        :func:`default_threads` (1, which degrades gracefully on a busy
-        machine). Recorded. Bitwise reproducibility (and resuming) needs the same count.
-    device : str or torch.device, optional
-        ``None`` = CUDA when available, else CPU.
-    accel : {None, "auto", "gemm"}, default None
-        ``None``: stock PyTorch. ``"gemm"``: the hand-written path of
-        :mod:`emovae_utils.accel.gemm` (an error saying why for any model it
-        was not written for). ``"auto"``: that path on the CPU when the model
-        qualifies, else stock; the choice and reason go to ``run.json``. Only
-        :class:`~emovae_utils.models.EmotionVAE` qualifies: a classifier always
-        trains through autograd (``"gemm"`` is an error for it).
     out_dir : path-like, optional
         Where ``run.json``, ``history.csv``, ``checkpoint.pt`` and
         ``training_samples/epoch_XXXXX.wav`` go. Nothing is written without it.
-    checkpoint_every : int or None, default 1000
-        :class:`~emovae_utils.callbacks.Checkpoint` every this many epochs and
-        at the end (needs ``out_dir``).
-    sample_every : int or None, default 100
-        :class:`~emovae_utils.callbacks.TrainingSamples` of clip 0 every this
-        many epochs (needs ``out_dir``); ``None``/0 disables them. VAEs only:
-        ignored for any other model (a classifier has nothing to render).
-    render_workers : int, optional
-        Processes rendering the samples; see :class:`~emovae_utils.callbacks.TrainingSamples`.
-    resume : bool, default False
-        Continue from ``out_dir/checkpoint.pt`` if it exists (bit-identical
-        history on the same machine and thread count); settings that change
-        the trajectory must match.
-    progress : bool, default True
-        :class:`~emovae_utils.callbacks.ProgressBar`.
     callbacks : sequence
         More :class:`~emovae_utils.callbacks.Callback` objects, or callables
         ``fn(epoch, losses)``, run after the built-in ones every epoch (after
         the epoch's checkpoint). May raise to stop.
+    **settings
+        :class:`FitConfig` fields as keywords (``fit(model, X, epochs=3)``),
+        overriding those of ``config``.
 
     Returns
     -------
@@ -384,62 +475,15 @@ def fit(
     --------
     >>> import torch
     >>> from emovae_utils.models import build
-    >>> from emovae_utils.train import fit
+    >>> from emovae_utils.train import FitConfig, fit
     >>> X = torch.randn(8, 80, 128)
-    >>> history = fit(build("beta_vae", beta=4.0), X, epochs=2, progress=False)
+    >>> history = fit(build("beta_vae", beta=4.0), X, FitConfig(epochs=2, progress=False))
     >>> list(history.columns)
     ['epoch', 'reconstruction', 'kl', 'total']
     """
-    from .models import BaseVAE
-
-    is_vae = isinstance(model, BaseVAE)
-    if not is_vae and not (isinstance(model, nn.Module) and callable(getattr(model, "loss_function", None))):
-        raise TypeError(f"fit trains emovae_utils.models.BaseVAE models or nn.Modules with a loss_function "
-                        f"(e.g. emovae_utils.models.classifier.EmotionCNN), got {type(model).__name__}; "
-                        "subclass BaseVAE (see emovae_utils/models/beta_vae.py)")
-    if not is_vae:
-        sample_every = None  # training samples render a VAE's reconstruction; nothing to render here
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    dev = _resolve_device(device)
-    threads = set_determinism(seed, threads)
-    X, cond = _check_data(X, cond, dev)
-    n = X.shape[0]
-    full_batch, bs, n_batches = _batching(n, batch_size, drop_last)
-    clip = float(clip_norm) if clip_norm else 0.0
-    out = Path(out_dir) if out_dir is not None else None
-    if resume and out is None:
-        raise ValueError("resume=True needs out_dir")
-
-    model.to(dev)
-    model.train()
-    initial_sha1 = sha1_array(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
-    # A non-VAE always goes through select, so that accel="gemm" is refused with the reason.
-    acc, accel_reason = accelerators.select(model, accel, dev) if cond is None or accel is None or not is_vae else (
-        None, "autograd (the accelerator takes no cond)")
-    step = _AcceleratedStep(acc, X, lr, clip, threads, dev) if acc is not None else _AutogradStep(
-        model, X, cond, lr, clip)
-    config = _run_config(
-        model, X, cond, seed=seed, threads=threads, device=str(dev), epochs=epochs,
-        batch_size=None if full_batch else bs, full_batch=full_batch, n_batches_per_epoch=n_batches, lr=lr,
-        clip_norm=clip or None, drop_last=drop_last, accel=acc.name if acc is not None else None,
-        accel_reason=accel_reason, optimizer=step.description, initial_weights_sha1=initial_sha1,
-        checkpoint_every=checkpoint_every if out is not None else None,
-        sample_every=sample_every if out is not None and sample_every else None,
-        malloc_tuned=getattr(step, "malloc_tuned", False),
-    )
-    builtin: list[Callback] = []
-    if out is not None and sample_every:
-        builtin.append(TrainingSamples(X[:1], sample_every, render_workers, threads,
-                                       cond0=None if cond is None else cond[:1]))
-    if out is not None and checkpoint_every:
-        builtin.append(Checkpoint(checkpoint_every))
-    user = [cb if isinstance(cb, Callback) else LambdaCallback(cb) for cb in callbacks]
-    bar = [ProgressBar()] if progress else []
-    gen = torch.Generator(device="cpu")
-    gen.manual_seed(seed)
-    run = Run(model=model, optimizer=step.optimizer, generator=gen, device=dev, config=config, epochs=epochs,
-              out_dir=out, callbacks=builtin + user + bar)
+    cfg = _fit_config(config, settings)
+    run, step, batching = _setup(model, X, cfg, cond, labels, seed, out_dir, callbacks)
+    out, config_ = run.out_dir, run.config
     finished = False
     started: list[Callback] = []
     try:
@@ -448,15 +492,15 @@ def fit(
         for cb in run.callbacks:
             cb.on_fit_start(run)
             started.append(cb)
-        if resume and (out / CHECKPOINT_NAME).exists():
+        if cfg.resume and (out / CHECKPOINT_NAME).exists():
             _resume(run, out / CHECKPOINT_NAME)
-            if bar:
-                bar[0].bar.update(run.start_epoch - bar[0].bar.n)
+            if cfg.progress:  # the bar is the last callback
+                run.callbacks[-1].bar.update(run.start_epoch - run.callbacks[-1].bar.n)
         if out is not None:
-            config["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            write_json(out / RUN_NAME, config)
+            config_["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            write_json(out / RUN_NAME, config_)
         t_start = time.perf_counter()
-        _epochs(run, step, n, full_batch, bs, n_batches, dev)
+        _epochs(run, step, *batching)
         elapsed = time.perf_counter() - t_start
         history = history_frame(run.rows, run.columns)
         finished = True
@@ -466,12 +510,93 @@ def fit(
         step.close()
     if out is not None:
         write_history(out / HISTORY_NAME, history)
-        done = epochs - run.start_epoch
-        config.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), wall_seconds=round(elapsed, 3),
-                      ms_per_epoch=round(1e3 * elapsed / done, 4) if done else None,
-                      final=run.rows[-1] if run.rows else None)
-        write_json(out / RUN_NAME, config)
+        done = cfg.epochs - run.start_epoch
+        config_.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), wall_seconds=round(elapsed, 3),
+                       ms_per_epoch=round(1e3 * elapsed / done, 4) if done else None,
+                       final=run.rows[-1] if run.rows else None)
+        write_json(out / RUN_NAME, config_)
     return history
+
+
+def _fit_config(config: FitConfig | Mapping[str, Any] | None, settings: Mapping[str, Any]) -> FitConfig:
+    """``config`` (a FitConfig, a mapping, or None) with the keyword ``settings`` over it."""
+    if config is None:
+        return FitConfig(**settings)
+    if not isinstance(config, FitConfig):
+        return FitConfig(**{**dict(config), **settings})
+    return dataclasses.replace(config, **settings) if settings else config
+
+
+def _setup(model: nn.Module, X: Any, cfg: FitConfig, cond: Any, labels: Any, seed: int,
+           out_dir: str | os.PathLike | None, callbacks: Sequence[Any]) -> tuple[Run, Any, tuple]:
+    """Check the inputs, seed, build the step (autograd or accelerated), the run record and its callbacks.
+
+    Returns the :class:`~emovae_utils.callbacks.Run`, the step and the batching ``(n, full_batch, bs,
+    n_batches, device)`` of :func:`_epochs`.
+    """
+    from .models import Model
+
+    if not isinstance(model, Model):
+        raise TypeError(f"fit trains registered emovae_utils.models models (subclasses of "
+                        f"emovae_utils.models.Model, e.g. any BaseVAE or EmotionCNN), got {type(model).__name__}; "
+                        "subclass BaseVAE (see emovae_utils/models/beta_vae.py)")
+    if cond is not None and model.condition is None:
+        raise ValueError(f"{type(model).__name__} declares no condition (condition=None), so cond would be "
+                         f"ignored; training labels go in labels= (it declares labels={model.labels!r})")
+    if labels is not None and model.labels is None:
+        raise ValueError(f"{type(model).__name__} declares no training labels (labels=None); its loss would "
+                         "ignore them")
+    sample_every = cfg.sample_every if model.generative else None  # nothing to render for a classifier
+    dev = _resolve_device(cfg.device)
+    threads = set_determinism(seed, cfg.threads)
+    X = _check_data(X, dev)
+    n = X.shape[0]
+    cond, labels = _per_clip(cond, "cond", n, dev), _per_clip(labels, "labels", n, dev)
+    full_batch, bs, n_batches = _batching(n, cfg.batch_size, cfg.drop_last)
+    clip = float(cfg.clip_norm) if cfg.clip_norm else 0.0
+    out = Path(out_dir) if out_dir is not None else None
+    if cfg.resume and out is None:
+        raise ValueError("resume=True needs out_dir")
+
+    model.to(dev)
+    model.train()
+    initial_sha1 = sha1_array(torch.cat([p.detach().reshape(-1) for p in model.parameters()]))
+    acc, accel_reason = _accelerator(model, cfg.accel, dev, cond, labels)
+    step = _AcceleratedStep(acc, X, cfg.lr, clip, threads, dev) if acc is not None else _AutogradStep(
+        model, X, cond, labels, cfg.lr, clip)
+    config = _run_config(
+        model, X, cond, labels, seed=seed, threads=threads, device=str(dev), epochs=cfg.epochs,
+        batch_size=None if full_batch else bs, full_batch=full_batch, n_batches_per_epoch=n_batches, lr=cfg.lr,
+        clip_norm=clip or None, drop_last=cfg.drop_last, accel=acc.name if acc is not None else None,
+        accel_reason=accel_reason, optimizer=step.description, initial_weights_sha1=initial_sha1,
+        checkpoint_every=cfg.checkpoint_every if out is not None else None,
+        sample_every=sample_every if out is not None and sample_every else None,
+        malloc_tuned=step.malloc_tuned,
+    )
+    builtin: list[Callback] = []
+    if out is not None and sample_every:
+        builtin.append(TrainingSamples(X[:1], sample_every, cfg.render_workers, threads,
+                                       cond0=None if cond is None else cond[:1]))
+    if out is not None and cfg.checkpoint_every:
+        builtin.append(Checkpoint(cfg.checkpoint_every))
+    user = [cb if isinstance(cb, Callback) else LambdaCallback(cb) for cb in callbacks]
+    bar = [ProgressBar()] if cfg.progress else []
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+    run = Run(model=model, optimizer=step.optimizer, generator=gen, device=dev, config=config, epochs=cfg.epochs,
+              out_dir=out, callbacks=builtin + user + bar)
+    return run, step, (n, full_batch, bs, n_batches, dev)
+
+
+def _accelerator(model: nn.Module, accel: str | None, dev: torch.device, cond: torch.Tensor | None,
+                 labels: torch.Tensor | None) -> tuple[Any, str]:
+    """The accelerator for ``model`` (or None) and why. A non-VAE always goes through
+    :func:`emovae_utils.accel.select`, so that ``accel="gemm"`` is refused with the reason."""
+    if accel is not None and model.generative and cond is not None:
+        return None, "autograd (the accelerator takes no cond)"
+    if accel is not None and model.generative and labels is not None:
+        return None, "autograd (the accelerator takes no labels)"
+    return accelerators.select(model, accel, dev)
 
 
 def _epochs(run: Run, step: Any, n: int, full_batch: bool, bs: int, n_batches: int, dev: torch.device) -> None:

@@ -46,7 +46,7 @@ def test_default_size_is_small():
 def test_learns_a_separable_set():
     X, y = separable()
     model = small()
-    history = fit(model, X, cond=y, epochs=40, batch_size=16, lr=3e-3, progress=False)
+    history = fit(model, X, labels=y, epochs=40, batch_size=16, lr=3e-3, progress=False)
     assert history["accuracy"].iloc[-5:].mean() > 0.9
     Xt, yt = separable(seed=1)
     assert (model.predict(Xt) == yt).mean() >= 0.9
@@ -55,7 +55,7 @@ def test_learns_a_separable_set():
 
 def test_fit_history_columns_for_a_classifier(tmp_path):
     X, y = separable(n_per_class=2)
-    history = fit(small(), X, cond=y, epochs=2, progress=False, out_dir=tmp_path, sample_every=1)
+    history = fit(small(), X, labels=y, epochs=2, progress=False, out_dir=tmp_path, sample_every=1)
     assert list(history.columns) == ["epoch", "total", "accuracy"]
     assert not (tmp_path / "training_samples").exists()  # sample_every is ignored for a classifier
     run = json.loads((tmp_path / "run.json").read_text())
@@ -65,9 +65,9 @@ def test_fit_history_columns_for_a_classifier(tmp_path):
 def test_fit_refuses_gemm_for_a_classifier_and_auto_uses_autograd():
     X, y = separable(n_per_class=1)
     with pytest.raises(AcceleratorUnavailable, match="EmotionVAE"):
-        fit(small(), X, cond=y, epochs=1, accel="gemm", progress=False)
-    for cond in (None, y):
-        assert fit(small(), X, cond=cond, epochs=1, accel="auto", progress=False).shape == (1, 3)
+        fit(small(), X, labels=y, epochs=1, accel="gemm", progress=False)
+    for labels in (None, y):
+        assert fit(small(), X, labels=labels, epochs=1, accel="auto", progress=False).shape == (1, 3)
 
 
 def test_accelerator_selection_never_picks_a_classifier():
@@ -80,21 +80,22 @@ def test_accelerator_selection_never_picks_a_classifier():
 def test_labels_one_or_two_columns_and_unknown_ignored():
     model = small().eval()
     x = torch.as_tensor(separable(n_per_class=1)[0])
-    one = model.loss_function(x, model(x, torch.tensor([0, 1, -1, -1])))
-    two = model.loss_function(x, model(x, torch.tensor([[0, 5], [1, -1], [-1, 3], [-1, -1]])))
+    one = model.loss_function(x, model(x), torch.tensor([0, 1, -1, -1]))
+    two = model.loss_function(x, model(x), torch.tensor([[0, 5], [1, -1], [-1, 3], [-1, -1]]))
     torch.testing.assert_close(one["loss"], two["loss"])
-    first_two = model.loss_function(x[:2], model(x[:2], torch.tensor([0, 1])))
+    first_two = model.loss_function(x[:2], model(x[:2]), torch.tensor([0, 1]))
     torch.testing.assert_close(one["loss"], first_two["loss"])
-    none = model.loss_function(x, model(x, None))
+    none = model.loss_function(x, model(x))
     assert none["loss"].item() == 0.0 and none["accuracy"].item() == 0.0
 
 
-@pytest.mark.parametrize("cond, match", [(torch.tensor([0.0, 1.0]), "integer"), (torch.tensor([0, 4]), "0..3"),
-                                         (torch.tensor([0, 1, 2]), r"\(2,\)")])
-def test_bad_labels_say_what_to_give(cond, match):
+@pytest.mark.parametrize("labels, match", [(torch.tensor([0.0, 1.0]), "integer"), (torch.tensor([0, 4]), "0..3"),
+                                           (torch.tensor([0, 1, 2]), r"\(2,\)")])
+def test_bad_labels_say_what_to_give(labels, match):
     model = small()
+    x = torch.zeros(2, 80, 128)
     with pytest.raises(ValueError, match=match):
-        model(torch.zeros(2, 80, 128), cond)
+        model.loss_function(x, model(x), labels)
 
 
 def test_bad_input_shape_says_what_to_give():
@@ -126,7 +127,7 @@ def test_eval_is_deterministic_and_training_augments():
 def test_save_load_round_trip(tmp_path):
     X, y = separable(n_per_class=2)
     model = small(kernel=3)
-    fit(model, X, cond=y, epochs=2, progress=False)
+    fit(model, X, labels=y, epochs=2, progress=False)
     path = save_model(tmp_path / "cnn.pt", model, epochs=2)
     loaded, meta = load_model(path)
     assert type(loaded) is EmotionCNN and meta == {"epochs": 2} and not loaded.training
@@ -135,9 +136,9 @@ def test_save_load_round_trip(tmp_path):
 
 def test_fit_says_when_loss_function_lacks_loss():
     class NoLoss(EmotionCNN):
-        def loss_function(self, x, out):
+        def loss_function(self, x, out, labels=None):
             return {"accuracy": out["logits"].sum()}
 
     X, y = separable(n_per_class=1)
     with pytest.raises(KeyError, match="'loss'"):
-        fit(NoLoss(channels=(4,), hidden=4, n_classes=4), X, cond=y, epochs=1, progress=False)
+        fit(NoLoss(channels=(4,), hidden=4, n_classes=4), X, labels=y, epochs=1, progress=False)

@@ -85,7 +85,7 @@ def test_fit_with_labels_has_the_supervised_columns():
     torch.manual_seed(0)
     model = build("supervised_vae", n_speakers=2)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    history = fit(model, x, cond=cond.numpy(), epochs=2, batch_size=2, progress=False)
+    history = fit(model, x, labels=cond.numpy(), epochs=2, batch_size=2, progress=False)
     assert list(history.columns) == ["epoch", "reconstruction", "kl", "total", "emotion_ce", "speaker_ce",
                                      "emotion_acc"]
     assert np.isfinite(history.to_numpy()).all()
@@ -214,8 +214,8 @@ def test_encoder_gradient_from_the_speaker_head_is_reversed():
     x, s = _x(4), torch.tensor([0, 1, 2, 0])
     enc_params = [m.fc_enc.weight, m.encoder[0].weight]
     torch.manual_seed(1)
-    out = m(x, torch.stack([torch.full((4,), -1), s], 1))
-    speaker_ce = m.loss_function(x, out)["speaker_ce"]
+    out = m(x)
+    speaker_ce = m.loss_function(x, out, torch.stack([torch.full((4,), -1), s], 1))["speaker_ce"]
     g_adv = torch.autograd.grad(speaker_ce, enc_params + [m.speaker_head.weight])
     # a plain head on the same sub-latent, no reversal
     plain = F.cross_entropy(m.speaker_head(m.encode(x)[0][:, : m.emotion_dims]), s)
@@ -225,8 +225,9 @@ def test_encoder_gradient_from_the_speaker_head_is_reversed():
         torch.testing.assert_close(a, -b)
     torch.testing.assert_close(g_adv[-1], g_plain[-1])  # the head itself learns normally
     # the emotion head's gradient is not reversed
-    out = m(x, torch.stack([s, torch.full((4,), -1)], 1))
-    g_emo = torch.autograd.grad(m.loss_function(x, out)["emotion_ce"], m.fc_enc.weight)[0]
+    out = m(x)
+    g_emo = torch.autograd.grad(m.loss_function(x, out, torch.stack([s, torch.full((4,), -1)], 1))["emotion_ce"],
+                                m.fc_enc.weight)[0]
     plain = F.cross_entropy(m.emotion_head(m.encode(x)[0][:, : m.emotion_dims]), s)
     torch.testing.assert_close(g_emo, torch.autograd.grad(plain, m.fc_enc.weight)[0])
 
@@ -237,8 +238,8 @@ def test_unknown_labels_are_left_out_of_the_cross_entropy_means():
     x = _x(5)
     labels = torch.tensor([[0, 1], [-1, 2], [5, -1], [-1, -1], [7, 3]])
     torch.manual_seed(2)
-    out = m(x, labels)
-    losses = m.loss_function(x, out)
+    out = m(x)
+    losses = m.loss_function(x, out, labels)
     e_known, s_known = labels[:, 0] >= 0, labels[:, 1] >= 0
     emo_ce = F.cross_entropy(out["emotion_logits"][e_known], labels[e_known, 0])
     spk_ce = F.cross_entropy(out["speaker_logits"][s_known], labels[s_known, 1])
@@ -249,11 +250,11 @@ def test_unknown_labels_are_left_out_of_the_cross_entropy_means():
     torch.testing.assert_close(losses["loss"], base["loss"] + 3.0 * emo_ce + spk_ce)
     acc = (out["emotion_logits"][e_known].argmax(1) == labels[e_known, 0]).float().mean()
     torch.testing.assert_close(losses["emotion_acc"], acc)
-    # no labels at all (cond None or all -1): the study's loss, finite, CE terms 0
-    for cond in (None, torch.full((5, 2), -1)):
+    # no labels at all (None or all -1): the study's loss, finite, CE terms 0
+    for labels in (None, torch.full((5, 2), -1)):
         torch.manual_seed(2)
-        out = m(x, cond)
-        losses = m.loss_function(x, out)
+        out = m(x)
+        losses = m.loss_function(x, out, labels)
         torch.testing.assert_close(losses["loss"], EmotionVAE.loss_function(m, x, out)["loss"])
         assert losses["emotion_ce"].item() == losses["speaker_ce"].item() == losses["emotion_acc"].item() == 0.0
 
@@ -261,14 +262,15 @@ def test_unknown_labels_are_left_out_of_the_cross_entropy_means():
 def test_bad_labels_say_what_is_expected():
     m = EmotionSupervisedVAE(n_speakers=4)
     x = _x(2)
+    out = m(x)
     with pytest.raises(ValueError, match="integer tensor"):
-        m(x, torch.zeros(2, 2))
+        m.loss_function(x, out, torch.zeros(2, 2))
     with pytest.raises(ValueError, match="integer tensor"):
-        m(x, torch.zeros(2, 3, dtype=torch.long))
+        m.loss_function(x, out, torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="speaker indices must be in 0..3.*actor - 1"):
-        m(x, torch.tensor([[0, 4], [1, 0]]))
+        m.loss_function(x, out, torch.tensor([[0, 4], [1, 0]]))
     with pytest.raises(ValueError, match="emotion indices"):
-        m(x, torch.tensor([[8, 0], [-2, 0]]))
+        m.loss_function(x, out, torch.tensor([[8, 0], [-2, 0]]))
 
 
 def test_supervised_model_is_unconditional_at_test_time():
@@ -308,7 +310,7 @@ def test_a_spectral_emotion_pattern_is_learned_above_chance():
     cond = torch.stack([emo, torch.arange(16) // 8], 1)
     torch.manual_seed(0)
     m = build("supervised_vae", n_mels=8, n_speakers=2, classifier_weight=10.0)
-    history = fit(m, x, cond=cond, epochs=150, lr=3e-3, progress=False)
+    history = fit(m, x, labels=cond, epochs=150, lr=3e-3, progress=False)
     assert history["emotion_acc"].iloc[-10:].mean() >= 0.75  # chance is 1/8
     assert history["emotion_ce"].iloc[-1] < 0.5 * history["emotion_ce"].iloc[0]
     x_new, emo_new = data(1)  # fresh clips of the same pattern

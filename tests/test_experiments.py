@@ -69,6 +69,38 @@ def test_trial_ids_are_stable_and_distinct():
     assert row["data.actor"] == "[1]" and row["fit.epochs"] == 5 and row["config.latent_dim"] == 8
 
 
+def test_fit_settings_are_a_fitconfig_whose_spec_keeps_the_keys_given():
+    import dataclasses
+    import pickle
+
+    from emovae_utils.train import FitConfig
+
+    given = {"epochs": 5, "lr": 1e-3, "threads": 1, "sample_every": None}  # all equal to a default
+    t = Trial("emotion_vae", {"latent_dim": 8}, {"actor": [1]}, seed=2, fit=given)
+    assert isinstance(t.fit, FitConfig) and (t.fit.epochs, t.fit.lr, t.fit.threads) == (5, 1e-3, 1)
+    # the spec (and so the id) holds exactly the keys given, as before FitConfig: pinned
+    assert t.spec()["fit"] == given
+    assert t.content_hash == experiments.sha1_bytes(
+        b'{"config":{"latent_dim":8},"data":{"actor":[1]},"fit":{"epochs":5,"lr":0.001,"sample_every":null,'
+        b'"threads":1},"fold":null,"label":"","model":"emotion_vae","seed":2}')
+    # the trial defaults fill what is not given; they are not part of the spec
+    plain = Trial("emotion_vae", fit={"epochs": 5})
+    assert (plain.fit.threads, plain.fit.sample_every, plain.fit.progress) == (1, None, False)
+    assert plain.spec()["fit"] == {"epochs": 5}
+    # round trips: spec, pickle, dataclasses.replace of another field
+    for trial in (t, plain):
+        again = Trial.from_spec(json.loads(json.dumps(trial.spec())))
+        assert again == trial and again.trial_id == trial.trial_id and again.fit == trial.fit
+        assert pickle.loads(pickle.dumps(trial)).trial_id == trial.trial_id
+        assert dataclasses.replace(trial, seed=7).spec()["fit"] == trial.spec()["fit"]
+    # a FitConfig given directly: its spec is epochs and what differs from the trial defaults
+    direct = Trial("emotion_vae", fit=FitConfig(epochs=5, batch_size=64, threads=1, sample_every=None))
+    assert direct.spec()["fit"] == {"epochs": 5, "batch_size": 64}
+    assert Trial.from_spec(direct.spec()) == direct
+    assert Trial("emotion_vae", fit={"epochs": 5, "batch_size": 64}) == direct  # same spec, same trial
+    assert direct.trial_id == Trial("emotion_vae", fit={"epochs": 5, "batch_size": 64}).trial_id
+
+
 def test_trial_rejects_bad_specs():
     with pytest.raises(KeyError, match="available"):
         Trial("no_such_vae", fit={"epochs": 1})
@@ -90,7 +122,7 @@ def test_sweep_is_the_cross_product():
     assert len(trials) == 2 * 2 * 3 * 2 and len({t.trial_id for t in trials}) == 24
     assert [(t.seed, t.fold) for t in trials[:4]] == [(0, None), (0, 1), (1, None), (1, 1)]
     assert trials[-1].model == "beta_vae" and trials[-1].data == {"gender": "male"}
-    assert all(t.fit == {"epochs": 3, "batch_size": 4} and t.label == "x" for t in trials)
+    assert all(t.fit_settings() == {"epochs": 3, "batch_size": 4} and t.label == "x" for t in trials)
     assert len(sweep("beta_vae", seeds=7, folds=2, epochs=1)) == 1
 
 
@@ -276,9 +308,9 @@ def test_a_conditioned_trial_builds_its_condition_from_the_training_clips(tiny, 
     real_fit = train.fit
 
     @functools.wraps(real_fit)
-    def spy(model, X_, **kw):
-        seen["X"], seen["cond"] = X_, kw.get("cond")
-        return real_fit(model, X_, **kw)
+    def spy(model, X_, config=None, **kw):
+        seen["X"], seen["cond"], seen["labels"], seen["config"] = X_, kw.get("cond"), kw.get("labels"), config
+        return real_fit(model, X_, config, **kw)
 
     monkeypatch.setattr(train, "fit", spy)
     row = run_trial(cond, tmp_path, (X, index))
@@ -287,11 +319,18 @@ def test_a_conditioned_trial_builds_its_condition_from_the_training_clips(tiny, 
     train_rows = index.index[index.actor != 2].to_numpy()
     expect = np.stack([X[index.actor == a].mean(axis=(0, 2)) for a in index.actor[train_rows]])
     np.testing.assert_allclose(seen["cond"], expect, rtol=1e-5, atol=1e-4)
-    assert seen["X"].shape[0] == len(train_rows)
-    # the labels condition: (emotion index, actor index), 0-based
+    assert seen["X"].shape[0] == len(train_rows) and seen["labels"] is None
+    assert seen["config"].resume and not seen["config"].progress and seen["config"].epochs == cond.fit.epochs
+    # the labels condition: (emotion index, actor index), 0-based; the supervised VAE declares labels, so they
+    # go to its loss (fit's labels), never to forward (fit's cond)
     run_trial(small(model="supervised_vae", config={"latent_dim": 4, "emotion_dims": 2}, cond="labels"),
               tmp_path, (X, index))
-    assert seen["cond"].tolist() == [[e - 1, a - 1] for e, a in zip(index.emotion_id, index.actor)]
+    assert seen["cond"] is None
+    assert seen["labels"].tolist() == [[e - 1, a - 1] for e, a in zip(index.emotion_id, index.actor)]
+    with pytest.raises(ValueError, match="takes no"):
+        small(model="emotion_vae", cond="speaker_code")  # an unconditional model declares no condition
+    with pytest.raises(ValueError, match="takes no"):
+        small(model="speaker_vae", cond="labels")
 
 
 def test_trials_started_while_a_worker_imports_the_script_say_what_to_do(tiny, tmp_path, monkeypatch):

@@ -211,3 +211,104 @@ def test_unregistered_subclass_cannot_be_saved(tmp_path):
 
     with pytest.raises(ValueError, match="register"):
         save_model(tmp_path / "m.pt", Mine())
+
+
+# --- what each model declares (the common base, models.Model) ------------------------------------------------
+
+#: name -> (condition, labels, generative, config, representation width)
+DECLARED = {
+    "emotion_vae": (None, None, True, {"latent_dim": 6}, 6),
+    "beta_vae": (None, None, True, {"latent_dim": 6}, 6),
+    "sigma_vae": (None, None, True, {"latent_dim": 6}, 6),
+    "tc_vae": (None, None, True, {"latent_dim": 6}, 6),
+    "speaker_vae": ("speaker_code", None, True, {"latent_dim": 6, "condition_encoder": True}, 6),
+    "supervised_vae": (None, "labels", True, {"latent_dim": 6, "emotion_dims": 2}, 2),
+    "sequence_vae": ("lengths", None, True, {"latent_dim": 6}, 6),
+    "emotion_cnn": (None, "emotion", False, {"hidden": 5, "channels": (4,)}, 5),
+}
+
+
+def test_every_registered_model_declares_what_it_needs():
+    from emovae_utils.conditions import CONDITIONS
+    from emovae_utils.models import Model, model_class
+
+    assert sorted(DECLARED) == available()
+    for name, (condition, labels, generative, _, _) in DECLARED.items():
+        cls = model_class(name)
+        assert issubclass(cls, Model)
+        assert (cls.condition, cls.labels, cls.generative) == (condition, labels, generative), name
+        assert condition is None or condition in CONDITIONS
+        assert labels is None or labels in CONDITIONS
+        assert issubclass(cls, BaseVAE) == generative
+
+
+def _inputs(name):
+    """Three clips and the condition the model declares (built as the trials build it)."""
+    import pandas as pd
+
+    from emovae_utils.conditions import make_condition
+
+    x = _x(3)
+    index = pd.DataFrame({"actor": [1, 1, 2], "n_frames": [128, 100, 60]})
+    condition = DECLARED[name][0]
+    return x, None if condition is None else torch.as_tensor(make_condition(condition, x.numpy(), index))
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_representation_has_its_declared_width(name):
+    *_, config, width = DECLARED[name]
+    torch.manual_seed(0)
+    model = build(name, **config).eval()
+    x, cond = _inputs(name)
+    assert model.representation_dim == width
+    with torch.no_grad():
+        r = model.representation(x, cond)
+    assert r.shape == (3, width)
+    R = model.represent(x.numpy(), None if cond is None else cond.numpy(), batch_size=2)
+    assert R.shape == (3, width) and R.dtype == np.float32
+    np.testing.assert_allclose(R, r.numpy(), rtol=1e-5, atol=1e-5)
+    assert model.explorer_defaults() == {}
+    if model.generative:  # a VAE probes its posterior mean (or the part of it it declares)
+        np.testing.assert_array_equal(r.numpy(), model.encode(x, cond)[0][:, :width].detach().numpy())
+
+
+@pytest.mark.parametrize("name", ["supervised_vae", "emotion_cnn"])
+def test_labels_never_reach_forward(name):
+    from emovae_utils.train import fit
+
+    *_, config, _ = DECLARED[name]
+    model = build(name, **config)
+    seen = {"forward": [], "loss": []}
+    forward, loss_function = model.forward, model.loss_function
+
+    def spy_forward(x, cond=None):
+        seen["forward"].append(cond)
+        return forward(x, cond)
+
+    def spy_loss(x, out, labels=None):
+        seen["loss"].append(labels)
+        return loss_function(x, out, labels)
+
+    model.forward, model.loss_function = spy_forward, spy_loss
+    labels = np.array([[0, 1], [3, -1], [-1, 2], [7, 0]]) if name == "supervised_vae" else np.array([0, 3, -1, 7])
+    fit(model, _x(4).numpy(), epochs=1, batch_size=2, labels=labels, progress=False)
+    assert seen["forward"] == [None, None]
+    assert sorted(torch.cat(seen["loss"]).tolist()) == sorted(labels.tolist())
+    with pytest.raises(ValueError, match="declares no condition"):
+        fit(build(name, **config), _x(4).numpy(), epochs=1, cond=labels, progress=False)
+
+
+def test_labels_for_a_model_without_labels_are_refused():
+    from emovae_utils.train import fit
+
+    with pytest.raises(ValueError, match="declares no training labels"):
+        fit(build("emotion_vae"), _x(2).numpy(), epochs=1, labels=np.array([0, 1]), progress=False)
+
+
+def test_losses_have_one_home():
+    from emovae_utils.models import base, losses
+
+    assert base.gaussian_kl is losses.gaussian_kl  # the re-export tests and callers may use
+    mu, logvar = torch.randn(4, 3), torch.randn(4, 3)
+    terms = losses.elbo_terms(torch.tensor(2.0), mu, logvar, beta=3.0)
+    torch.testing.assert_close(terms["loss"], 2.0 + 3.0 * losses.gaussian_kl(mu, logvar).sum(1).mean())

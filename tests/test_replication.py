@@ -19,10 +19,10 @@ def _tiny_data(n_actors: int = 4, per_actor: int = 3):
 def test_seeded_trials_render_samples_for_one_seed_only():
     trials = replication.seeded_trials("one", {"actor": 1}, [3, 1, 2], epochs=2, sample_every=5)
     assert [t.seed for t in trials] == [3, 1, 2]
-    assert [t.fit["sample_every"] for t in trials] == [5, None, None]
+    assert [t.fit.sample_every for t in trials] == [5, None, None]
     assert len({t.trial_id for t in trials}) == 3 and all(t.label == "one" for t in trials)
     chosen = replication.seeded_trials("one", {"actor": 1}, [3, 1], epochs=2, sample_every=5, sample_seed=1)
-    assert [t.fit["sample_every"] for t in chosen] == [None, 5]
+    assert [t.fit.sample_every for t in chosen] == [None, 5]
     folds = replication.seeded_trials("f", {}, [0, 1], folds=range(5), epochs=1)
     assert [(t.seed, t.fold) for t in folds][:6] == [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (1, 0)]
 
@@ -44,7 +44,7 @@ def test_run_seeds_trains_each_seed_and_the_manifest_finds_them_again(tmp_path):
     X, index = _tiny_data()
     trials = replication.seeded_trials("tiny", {"actor": [1, 2]}, [0, 1], epochs=2, batch_size=None, threads=1,
                                        checkpoint_every=None)
-    rows = replication.run_seeds(trials, tmp_path, (X, index), threads=1, progress=False)
+    rows = replication.run_seeds(trials, tmp_path, (X, index), progress=False)
     assert sorted(rows["seed"]) == [0, 1] and (rows["n_clips"] == 6).all()
     assert all(p.startswith(str(tmp_path / replication.TRIALS_DIR)) for p in rows["path"])
     manifest = replication.read_manifest(replication.write_manifest(rows, tmp_path / "tiny_seeds.csv"))
@@ -53,7 +53,7 @@ def test_run_seeds_trains_each_seed_and_the_manifest_finds_them_again(tmp_path):
     assert not runs[0]["total"].equals(runs[1]["total"])  # another seed, another run
     nets = replication.load_models(manifest)
     assert sorted(nets) == [0, 1] and not nets[0].training
-    again = replication.run_seeds(trials, tmp_path, (X, index), threads=1, progress=False)  # complete: reused
+    again = replication.run_seeds(trials, tmp_path, (X, index), progress=False)  # complete: reused
     assert again["wall_seconds"].tolist() == rows["wall_seconds"].tolist()
 
 
@@ -169,3 +169,19 @@ def test_results_markdown_renders_a_replication_comparison(tmp_path):
     assert "**1 of 1 verdicts identical**; in 0 of 1 claims" in text
     assert ("| (a) three dims | does not hold 0.500 [0.000, 1.000] | does not hold 1.500 [1.200, 1.800] | yes | no |"
             in text)
+
+
+def test_run_seeds_takes_the_threads_from_the_trials(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run_trials(trials, root, data, *, workers, **kw):
+        seen["workers"] = workers
+        frame = pd.DataFrame({"trial_id": [t.trial_id for t in trials]})
+        frame.attrs["failed"] = []
+        return frame
+
+    monkeypatch.setattr(replication, "run_trials", fake_run_trials)
+    for threads in (1, 2):
+        trials = replication.seeded_trials("t", {}, [0, 1], epochs=1, threads=threads)
+        replication.run_seeds(trials, tmp_path, None, progress=False)
+        assert seen["workers"] == replication.workers_for(threads)

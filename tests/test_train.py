@@ -382,6 +382,8 @@ def test_beta_vae_history_records_its_own_loss(X, tmp_path):
 
 def test_cond_reaches_forward_batch_by_batch(X):
     class Conditional(EmotionVAE):
+        condition = "clip_code"  # declared, so fit passes cond on
+
         def forward(self, x, cond=None):
             seen.append(cond.clone())
             # the condition belongs to these clips: clip i's condition is i
@@ -438,3 +440,26 @@ def test_default_is_one_thread_recorded_in_run_json(X, tmp_path):
     run = json.loads((tmp_path / "run.json").read_text())
     assert train.default_threads() == 1 and run["threads"] == 1 and torch.get_num_threads() == 1
     assert "omp_wait_policy" in run and run["accel"] is None and run["accel_reason"].startswith("autograd")
+
+
+def test_a_checkpoint_from_when_labels_were_cond_still_resumes(tmp_path):
+    """Before labels had their own argument they went in ``cond``: such a checkpoint resumes with ``labels=``."""
+    from emovae_utils.models import build
+    from emovae_utils.train import CHECKPOINT_NAME, FitConfig
+
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(6, 80, 128)) * 17.5 - 40).astype(np.float32)
+    y = np.stack([np.arange(6) % 8, np.arange(6) % 2], axis=1)
+    config = FitConfig(epochs=1, batch_size=3, progress=False, checkpoint_every=1, sample_every=None)
+    model = build("supervised_vae", latent_dim=4, emotion_dims=2, n_speakers=2)
+    fit(model, X, config, labels=y, out_dir=tmp_path)
+    path = tmp_path / CHECKPOINT_NAME
+    ck = torch.load(path, weights_only=False)
+    ck["config"]["cond_sha1"] = ck["config"].pop("labels_sha1")  # as the earlier fit wrote it
+    torch.save(ck, path)
+    model = build("supervised_vae", latent_dim=4, emotion_dims=2, n_speakers=2)
+    history = fit(model, X, config, labels=y, out_dir=tmp_path, epochs=2, resume=True)
+    assert history["epoch"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="labels_sha1"):
+        fit(build("supervised_vae", latent_dim=4, emotion_dims=2, n_speakers=2), X, config, labels=y[::-1].copy(),
+            out_dir=tmp_path, epochs=3, resume=True)

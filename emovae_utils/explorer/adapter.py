@@ -3,9 +3,8 @@
 The explorer needs only ``encode(x[, cond]) -> (mu, logvar)``, ``decode(z[, cond])``
 and the latent size (:func:`emovae_utils.generate.latent_dim_of`); the
 per-variant defaults of :func:`emovae_utils.explorer.explorer_for` come from the
-model itself (``model.explorer_defaults(X, index)``), and the one model
-attribute read here (the emotion sub-latent's size) is isolated in
-:func:`emotion_sublatent_size`.
+model itself (``model.explorer_defaults(X, index)``), and the emotion sub-latent's size from its
+declared representation (:func:`emotion_sublatent_size`).
 """
 from __future__ import annotations
 
@@ -16,6 +15,7 @@ import torch
 from torch import nn
 
 from ..generate import _as_cond, decode_latents, encode_batched, model_device
+from ..models.base import BaseVAE
 
 __all__ = ["cond_value", "repeat_cond", "encode_clips", "decode_point", "emotion_sublatent_size"]
 
@@ -76,11 +76,9 @@ def decode_point(model: nn.Module, z: np.ndarray | torch.Tensor, cond: np.ndarra
     return decode_latents(model, z, c)
 
 
-# capability: replaced by the model interface after merge
 def emotion_sublatent_size(model: nn.Module) -> int:
-    """Size k of the model's emotion sub-latent ``z0 .. z{k-1}`` (``supervised_vae``'s ``emotion_dims``), else 0."""
-    k = getattr(model, "emotion_dims", None)
-    try:
-        return int(k) if k is not None and np.ndim(k) == 0 else 0
-    except (TypeError, ValueError):
-        return 0
+    """Size k of the sub-latent ``z0 .. z{k-1}`` the model's representation reads (``supervised_vae``'s
+    emotion part: :attr:`~emovae_utils.models.base.BaseVAE.representation_dim` below ``latent_dim``), else 0."""
+    if isinstance(model, BaseVAE) and model.representation_dim < model.latent_dim:
+        return int(model.representation_dim)
+    return 0

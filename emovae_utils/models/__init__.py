@@ -1,4 +1,4 @@
-"""VAE models: one small interface (:class:`BaseVAE`), variants as registered subclasses.
+"""Models: one small interface (:class:`Model`, :class:`BaseVAE` for the VAEs), variants as registered subclasses.
 
 Examples
 --------
@@ -11,8 +11,9 @@ Adding a variant: subclass :class:`EmotionVAE` (or :class:`BaseVAE`), override
 what changes, store constructor arguments as attributes of the same name, and
 decorate it with ``@register("name")``; :mod:`.beta_vae` is the worked example.
 """
-from .base import BaseVAE, gaussian_kl
-from .registry import ModelFileError, available, build, load_model, register, registered_name, save_model
+from .base import BaseVAE, Model
+from .losses import elbo_terms, gaussian_kl, masked_cross_entropy
+from .registry import ModelFileError, available, build, load_model, model_class, register, registered_name, save_model
 from .emotion_vae import EmotionVAE  # noqa: E402  (registers "emotion_vae")
 from .beta_vae import BetaVAE  # noqa: E402  (registers "beta_vae")
 from .sigma_vae import SigmaVAE  # noqa: E402  (registers "sigma_vae")
@@ -22,7 +23,7 @@ from .supervised_vae import EmotionSupervisedVAE  # noqa: E402  (registers "supe
 from .sequence_vae import SequenceVAE  # noqa: E402  (registers "sequence_vae")
 from .classifier import EmotionCNN  # noqa: E402  (registers "emotion_cnn", the supervised ceiling; not a VAE)
 
-__all__ = ["BaseVAE", "EmotionVAE", "BetaVAE", "SigmaVAE", "TCVAE", "SpeakerConditionedVAE", "EmotionSupervisedVAE",
+__all__ = ["Model", "BaseVAE", "EmotionVAE", "BetaVAE", "SigmaVAE", "TCVAE", "SpeakerConditionedVAE", "EmotionSupervisedVAE",
            "SequenceVAE", "EmotionCNN",
-           "build", "register", "available", "save_model", "load_model", "registered_name", "ModelFileError",
-           "gaussian_kl"]
+           "build", "register", "available", "model_class", "save_model", "load_model", "registered_name",
+           "ModelFileError", "gaussian_kl", "elbo_terms", "masked_cross_entropy"]

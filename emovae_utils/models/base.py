@@ -7,8 +7,19 @@ back to inputs (:meth:`BaseVAE.decode`), and scores itself
 (:func:`emovae_utils.train.fit`), generation, widgets and metrics use only
 this interface, so a variant is one subclass that overrides what changes.
 
-Conditioning (speaker, emotion, ...) goes through ``cond``: ``forward(x, cond)``
-passes it to ``encode`` and ``decode``; unconditional models ignore it.
+Every registered model (the VAEs and the classifier) derives from
+:class:`Model`, which says what the model needs and offers as class
+attributes, so callers read declarations instead of probing:
+
+* :attr:`Model.condition`: the decoder/encoder condition it needs (a key of
+  :data:`emovae_utils.conditions.CONDITIONS`, or None). It goes through
+  ``cond``: ``forward(x, cond)`` passes it to ``encode`` and ``decode``.
+* :attr:`Model.labels`: the training labels its loss reads (a key of
+  ``CONDITIONS``, or None). They never reach ``forward``:
+  ``loss_function(x, out, labels)`` gets them.
+* :attr:`Model.generative`: whether it decodes (a VAE).
+* :meth:`Model.representation` and :attr:`Model.representation_dim`: what the
+  metrics probe (the posterior mean by default).
 
 Constructor arguments are stored as attributes of the same name (as in
 scikit-learn), so :attr:`BaseVAE.config` can rebuild the model; see
@@ -18,18 +29,20 @@ from __future__ import annotations
 
 import abc
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["BaseVAE", "ConfigMixin", "gaussian_kl", "batched_numpy"]
+from .losses import gaussian_kl
+
+__all__ = ["Model", "BaseVAE", "ConfigMixin", "gaussian_kl", "batched_numpy"]
 
 
 @torch.no_grad()
-def batched_numpy(model: nn.Module, X: Any, fn: Callable[[torch.Tensor], torch.Tensor], width: int,
-                  batch_size: int = 256) -> np.ndarray:
+def batched_numpy(model: nn.Module, X: Any, fn: Callable[..., torch.Tensor], width: int,
+                  batch_size: int = 256, cond: Any = None) -> np.ndarray:
     """``fn`` over the clips ``X`` in batches, in eval mode without gradients (the mode is restored).
 
     Parameters
@@ -38,10 +51,12 @@ def batched_numpy(model: nn.Module, X: Any, fn: Callable[[torch.Tensor], torch.T
         Whose device and dtype the batches take, and whose mode is switched.
     X : array or tensor, (N, ...)
     fn : callable
-        Batch tensor -> (n, width) tensor.
+        Batch tensor -> (n, width) tensor; ``fn(x, c)`` when ``cond`` is given.
     width : int
         Columns of the result (its shape when ``X`` is empty).
     batch_size : int, default 256
+    cond : array or tensor, (N, ...), optional
+        One condition per clip, sliced with the batches and moved to the model's device.
 
     Returns
     -------
@@ -55,36 +70,18 @@ def batched_numpy(model: nn.Module, X: Any, fn: Callable[[torch.Tensor], torch.T
     """
     p = next(model.parameters())
     X = torch.as_tensor(X)
+    cond = None if cond is None else torch.as_tensor(cond)
     was_training = model.training
     model.eval()
     try:
-        parts = [fn(X[i: i + batch_size].to(device=p.device, dtype=p.dtype)) for i in range(0, X.shape[0], batch_size)]
+        parts = [fn(X[i: i + batch_size].to(device=p.device, dtype=p.dtype)) if cond is None else
+                 fn(X[i: i + batch_size].to(device=p.device, dtype=p.dtype), cond[i: i + batch_size].to(p.device))
+                 for i in range(0, X.shape[0], batch_size)]
     finally:
         model.train(was_training)
     if not parts:
         return np.zeros((0, width), dtype=np.float32)
     return torch.cat(parts).float().cpu().numpy()
-
-
-def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) per clip and dimension.
-
-    Parameters
-    ----------
-    mu, logvar : torch.Tensor, (N, latent_dim)
-
-    Returns
-    -------
-    torch.Tensor, (N, latent_dim)
-        ``-0.5 * (1 + logvar - mu**2 - exp(logvar))``, in nats.
-
-    Examples
-    --------
-    >>> import torch
-    >>> gaussian_kl(torch.zeros(2, 3), torch.zeros(2, 3)).sum().item()
-    0.0
-    """
-    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
 class ConfigMixin:
@@ -117,7 +114,72 @@ class ConfigMixin:
         return {name: getattr(self, name) for name in names}
 
 
-class BaseVAE(ConfigMixin, nn.Module, abc.ABC):
+class Model(ConfigMixin, nn.Module):
+    """Common base of every registered model: what it needs, what it offers, how it scores itself.
+
+    Class attributes declare the model's needs (read them on the class or an
+    instance; never probe for methods):
+
+    Attributes
+    ----------
+    condition : str or None
+        The condition ``forward``/``encode``/``decode`` need as ``cond`` (a key
+        of :data:`emovae_utils.conditions.CONDITIONS`, e.g. ``"speaker_code"``);
+        None: unconditional.
+    labels : str or None
+        The training labels :meth:`loss_function` reads (a key of ``CONDITIONS``,
+        e.g. ``"labels"``); None: unsupervised. Labels never reach ``forward``.
+    generative : bool
+        The model decodes latents (``encode``, ``decode``, ``sample``): a VAE.
+
+    Subclasses implement ``forward(x, cond=None) -> dict``,
+    :meth:`loss_function`, :meth:`representation` and
+    :attr:`representation_dim`.
+
+    Examples
+    --------
+    >>> from emovae_utils.models import build
+    >>> m = build("supervised_vae", latent_dim=8, emotion_dims=4)
+    >>> m.condition, m.labels, m.generative, m.representation_dim
+    (None, 'labels', True, 4)
+    """
+
+    condition: ClassVar[str | None] = None
+    labels: ClassVar[str | None] = None
+    generative: ClassVar[bool] = False
+
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Training loss of a batch: a dict of scalar tensors holding ``loss`` (what is minimised).
+
+        ``out`` is ``forward(x, cond)``; ``labels`` are the batch's training
+        labels (the kind :attr:`labels` names), None when there are none.
+        """
+        raise NotImplementedError
+
+    def representation(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """What the metrics probe, (N, :attr:`representation_dim`), of a batch ``x`` (with gradients)."""
+        raise NotImplementedError
+
+    @property
+    def representation_dim(self) -> int:
+        """Width of :meth:`representation`."""
+        raise NotImplementedError
+
+    def represent(self, X: Any, cond: Any = None, batch_size: int = 256) -> np.ndarray:
+        """:meth:`representation` of clips ``X`` (N, ...) in batches: (N, representation_dim) float32.
+
+        In eval mode (the mode is restored), without gradients; ``cond`` (N, ...)
+        is sliced with the batches.
+        """
+        return batched_numpy(self, X, self.representation, self.representation_dim, batch_size, cond=cond)
+
+    def explorer_defaults(self, X: Any = None, index: Any = None) -> dict[str, Any]:
+        """Settings the latent explorer should start from for this model (none by default)."""
+        return {}
+
+
+class BaseVAE(Model, abc.ABC):
     """Interface of a VAE: ``encode``, ``decode``, ``forward``, ``loss_function``, ``sample``.
 
     Subclasses implement :meth:`encode`, :meth:`decode` and
@@ -128,6 +190,7 @@ class BaseVAE(ConfigMixin, nn.Module, abc.ABC):
 
     #: Size of the latent space.
     latent_dim: int
+    generative: ClassVar[bool] = True
 
     @abc.abstractmethod
     def encode(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,9 +201,20 @@ class BaseVAE(ConfigMixin, nn.Module, abc.ABC):
         """Reconstruction (the decoder's mean) of latents ``z`` (N, latent_dim)."""
 
     @abc.abstractmethod
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Training loss of a batch: a dict of scalar tensors with at least ``loss``,
         ``reconstruction`` and ``kl``; ``loss`` is what is minimised."""
+
+    def representation(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The posterior mean ``mu`` (N, latent_dim)."""
+        return self.encode(x, cond)[0]
+
+    @property
+    def representation_dim(self) -> int:
+        """:attr:`latent_dim`. A VAE whose representation is smaller reads the first
+        ``representation_dim`` dimensions of ``mu`` (a sub-latent, e.g. the supervised VAE's emotion part)."""
+        return self.latent_dim
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -176,11 +250,3 @@ class BaseVAE(ConfigMixin, nn.Module, abc.ABC):
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, dtype=p.dtype).to(p.device)
         return self.decode(z, cond)
-
-    def explorer_defaults(self, X: Any = None, index: Any = None) -> dict[str, Any]:
-        """Keywords the latent explorer (:func:`emovae_utils.explorer.explorer_for`) needs for this model.
-
-        A conditioned model returns its condition picker (``conditions``, and
-        ``cond`` for the clips ``X``, one row of ``index`` each); none here.
-        """
-        return {}

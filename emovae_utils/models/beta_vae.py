@@ -24,8 +24,6 @@ class BetaVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     beta : float, default 4.0
         KL weight (Higgins et al. 2017); ``beta=1`` is the study's loss.
     capacity_max : float, optional
@@ -34,12 +32,12 @@ class BetaVAE(EmotionVAE):
         Training steps over which the capacity grows from 0 to ``capacity_max``.
     gamma : float, default 100.0
         Weight of ``|kl - C|`` in the capacity form.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("beta_vae", beta=4.0)
+    >>> model = BetaVAE(beta=4.0)
     >>> x = torch.zeros(2, 80, 128)
     >>> losses = model.loss_function(x, model(x))
     >>> torch.allclose(losses["loss"], losses["reconstruction"] + 4.0 * losses["kl"])
@@ -55,8 +53,9 @@ class BetaVAE(EmotionVAE):
         self.gamma = float(gamma)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training steps taken
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        losses = super().loss_function(x, out)
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        losses = super().loss_function(x, out, labels)
         rec, kl = losses["reconstruction"], losses["kl"]
         if self.capacity_max is None:
             return {**losses, "loss": rec + self.beta * kl}

@@ -5,7 +5,7 @@ classifier trained end to end on the emotion labels bounds what any probe of a
 latent can reach from them. :class:`EmotionCNN` is registered as
 ``"emotion_cnn"``, so it is built, saved and loaded by name like the VAEs
 (:func:`~emovae_utils.models.build`, :func:`~emovae_utils.models.save_model`)
-and trained by :func:`emovae_utils.train.fit` with the labels as ``cond``.
+and trained by :func:`emovae_utils.train.fit` with the emotion indices as ``labels``.
 """
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import ConfigMixin, batched_numpy
+from .base import Model, batched_numpy
+from .losses import masked_cross_entropy
 from .registry import register
-from .supervised_vae import _masked_ce
 
 __all__ = ["EmotionCNN"]
 
@@ -27,7 +27,7 @@ def _block(c_in: int, c_out: int, kernel: int, dropout: float) -> nn.Sequential:
 
 
 @register("emotion_cnn")
-class EmotionCNN(ConfigMixin, nn.Module):
+class EmotionCNN(Model):
     """1-D convolutional emotion classifier over time, mel bands as channels.
 
     Parameters
@@ -63,10 +63,12 @@ class EmotionCNN(ConfigMixin, nn.Module):
     and ``Linear(hidden, n_classes)``. The block dropout is channel dropout
     (``Dropout1d``: cheap on one CPU thread). With the defaults: 163,688 parameters.
 
-    Labels come through ``cond``: integers (N,) of emotion index, or (N, 2)
+    Labels (:attr:`labels` = ``"emotion"``) go to the loss only,
+    ``loss_function(x, out, labels)``: integers (N,) of emotion index, or (N, 2)
     of (emotion, speaker) as for :class:`~emovae_utils.models.EmotionSupervisedVAE`
     (only column 0 is used); ``-1`` = unknown, left out of the loss and the
-    accuracy. ``cond=None`` means no labels (the loss is then 0).
+    accuracy. ``labels=None`` means no labels (the loss is then 0). Its
+    :meth:`representation` is the embedding (:meth:`embed_tensor`).
 
     Examples
     --------
@@ -75,14 +77,16 @@ class EmotionCNN(ConfigMixin, nn.Module):
     >>> import emovae_utils.models.classifier  # registers "emotion_cnn"
     >>> model = build("emotion_cnn")
     >>> x = torch.randn(4, 80, 128)
-    >>> out = model(x, torch.tensor([0, 3, -1, 7]))
+    >>> out = model(x)
     >>> out["logits"].shape
     torch.Size([4, 8])
-    >>> list(model.loss_function(x, out))
+    >>> list(model.loss_function(x, out, torch.tensor([0, 3, -1, 7])))
     ['loss', 'accuracy']
     >>> model.embed(x).shape
     (4, 64)
     """
+
+    labels = "emotion"
 
     def __init__(self, n_classes: int = 8, n_mels: int = 80, channels: tuple[int, ...] = (96, 96, 128),
                  kernel: int = 5, hidden: int = 64, dropout: float = 0.1, freq_mask: int = 8,
@@ -116,21 +120,21 @@ class EmotionCNN(ConfigMixin, nn.Module):
             raise ValueError(f"expected input (N, {self.n_mels}, frames) log-mel spectrograms, got "
                              f"{tuple(x.shape)}; make them with emovae_utils.data.load_features")
 
-    def _labels(self, cond: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-        if cond is None:
+    def _labels(self, labels: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+        if labels is None:
             return torch.full((n,), -1, dtype=torch.long, device=device)
-        cond = torch.as_tensor(cond, device=device)
-        if cond.dim() == 2 and cond.shape[1] >= 1:
-            cond = cond[:, 0]
-        if cond.dtype.is_floating_point or cond.dtype == torch.bool or cond.shape != (n,):
-            raise ValueError(f"cond must be integer emotion indices ({n},) or ({n}, 2) (emotion, speaker), "
-                             f"-1 for unknown; got {cond.dtype} {tuple(cond.shape)}")
-        cond = cond.long()
-        bad = (cond < -1) | (cond >= self.n_classes)
+        labels = torch.as_tensor(labels, device=device)
+        if labels.dim() == 2 and labels.shape[1] >= 1:
+            labels = labels[:, 0]
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.shape != (n,):
+            raise ValueError(f"labels must be integer emotion indices ({n},) or ({n}, 2) (emotion, speaker), "
+                             f"-1 for unknown; got {labels.dtype} {tuple(labels.shape)}")
+        labels = labels.long()
+        bad = (labels < -1) | (labels >= self.n_classes)
         if bool(bad.any()):
             raise ValueError(f"emotion indices must be in 0..{self.n_classes - 1} or -1 (unknown); got "
-                             f"{cond[bad][:5].tolist()} (RAVDESS: emotion_id - 1)")
-        return cond
+                             f"{labels[bad][:5].tolist()} (RAVDESS: emotion_id - 1)")
+        return labels
 
     def _augment(self, h: torch.Tensor) -> torch.Tensor:
         """SpecAugment on standardised clips (mean 0): masked bins become 0."""
@@ -165,16 +169,26 @@ class EmotionCNN(ConfigMixin, nn.Module):
         Returns
         -------
         dict
-            ``logits`` (N, n_classes), ``embedding`` (N, hidden) and ``labels`` (N,) (-1 unknown).
+            ``logits`` (N, n_classes) and ``embedding`` (N, hidden). ``cond`` is ignored.
         """
         emb = self.embed_tensor(x)
         logits = self.head(F.dropout(emb, self.dropout, self.training))
-        return {"logits": logits, "embedding": emb, "labels": self._labels(cond, x.shape[0], x.device)}
+        return {"logits": logits, "embedding": emb}
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Cross-entropy ``loss`` and ``accuracy`` over the labelled clips (0 and 0 when none is)."""
-        loss, acc = _masked_ce(out["logits"], out["labels"])
+        loss, acc = masked_cross_entropy(out["logits"], self._labels(labels, x.shape[0], x.device))
         return {"loss": loss, "accuracy": acc}
+
+    def representation(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The embedding (N, hidden) of :meth:`embed_tensor`."""
+        return self.embed_tensor(x)
+
+    @property
+    def representation_dim(self) -> int:
+        """:attr:`hidden`."""
+        return self.hidden
 
     def predict_logits(self, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Logits (N, n_classes), float32, in eval mode (the mode is restored), without gradients."""
@@ -186,4 +200,4 @@ class EmotionCNN(ConfigMixin, nn.Module):
 
     def embed(self, X: np.ndarray | torch.Tensor, batch_size: int = 256) -> np.ndarray:
         """Penultimate features (N, hidden), float32, in eval mode, without gradients."""
-        return batched_numpy(self, X, self.embed_tensor, self.hidden, batch_size)
+        return self.represent(X, batch_size=batch_size)

@@ -127,14 +127,14 @@ class SpeakerConditionedVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     cond_dim : int, default 80
         Size of the condition: one value per mel band for :func:`speaker_codes`
         or :func:`clip_codes` (in dB, like the input).
     condition_encoder : bool, default False
         Also give the condition to the encoder (a full conditional VAE,
         q(z | x, c)); otherwise only the decoder sees it, p(x | z, c).
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Notes
     -----
@@ -165,9 +165,7 @@ class SpeakerConditionedVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("speaker_vae", latent_dim=8)
+    >>> model = SpeakerConditionedVAE(latent_dim=8)
     >>> x = torch.zeros(2, 80, 128)
     >>> cond = torch.full((2, 80), -40.0)
     >>> out = model(x, cond)
@@ -179,18 +177,21 @@ class SpeakerConditionedVAE(EmotionVAE):
     ['kl', 'loss', 'reconstruction']
     """
 
+    condition = "speaker_code"
+
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, cond_dim: int = 80,
                  condition_encoder: bool = False) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
         self.cond_dim = int(cond_dim)
         self.condition_encoder = bool(condition_encoder)
         self.cond_dec = nn.Linear(self.cond_dim, self.fc_dec.out_features)
+        added = [self.cond_dec]
         if self.condition_encoder:
             self.cond_enc = nn.Linear(self.cond_dim, self.fc_enc.in_features)
-        for lin in (self.cond_dec, getattr(self, "cond_enc", None)):
-            if lin is not None:  # start as EmotionVAE; see the class notes
-                nn.init.zeros_(lin.weight)
-                nn.init.zeros_(lin.bias)
+            added.append(self.cond_enc)
+        for lin in added:  # start as EmotionVAE; see the class notes
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
 
     def _cond(self, cond: torch.Tensor | None, n: int, where: str) -> torch.Tensor:
         if cond is None:

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseVAE, gaussian_kl
+from .base import BaseVAE
+from .losses import elbo_terms
 from .registry import register
 
 __all__ = ["EmotionVAE"]
@@ -101,7 +102,8 @@ class EmotionVAE(BaseVAE):
         """Map latents (N, latent_dim) to spectrograms (N, n_mels, 128)."""
         return self.decoder(self.fc_dec(z).unsqueeze(-1))  # (N, 256, 1) -> ...
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The study's loss: ``mse(recon, x)`` (element mean) + KL (summed over dims, mean over clips).
 
         Returns
@@ -109,6 +111,4 @@ class EmotionVAE(BaseVAE):
         dict
             ``loss`` = ``reconstruction`` + ``kl``, each a scalar tensor.
         """
-        rec = F.mse_loss(out["recon"], x)
-        kl = gaussian_kl(out["mu"], out["logvar"]).sum(dim=1).mean()
-        return {"loss": rec + kl, "reconstruction": rec, "kl": kl}
+        return elbo_terms(F.mse_loss(out["recon"], x), out["mu"], out["logvar"])

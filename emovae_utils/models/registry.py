@@ -18,7 +18,7 @@ import torch
 
 from ..io import atomic_write
 
-__all__ = ["register", "build", "available", "registered_name", "save_model", "load_model",
+__all__ = ["register", "build", "available", "model_class", "registered_name", "save_model", "load_model",
            "ModelFileError"]
 
 _REGISTRY: dict[str, type] = {}
@@ -53,11 +53,22 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def build(name: str, **config: Any) -> torch.nn.Module:
-    """A new model of the class registered as ``name``, constructed with ``**config``."""
+def model_class(name: str) -> type:
+    """The class registered as ``name`` (its declarations, e.g. ``condition`` and ``labels``, without building it).
+
+    Examples
+    --------
+    >>> model_class("speaker_vae").condition, model_class("supervised_vae").labels
+    ('speaker_code', 'labels')
+    """
     if name not in _REGISTRY:
         raise KeyError(f"no model registered as {name!r}; available: {', '.join(available())}")
-    return _REGISTRY[name](**config)
+    return _REGISTRY[name]
+
+
+def build(name: str, **config: Any) -> torch.nn.Module:
+    """A new model of the class registered as ``name``, constructed with ``**config``."""
+    return model_class(name)(**config)
 
 
 def registered_name(model: torch.nn.Module) -> str:

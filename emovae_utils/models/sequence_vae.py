@@ -41,7 +41,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseVAE, gaussian_kl
+from .base import BaseVAE
+from .losses import elbo_terms
 from .registry import register
 
 __all__ = ["SequenceVAE", "length_mask", "position_features"]
@@ -175,6 +176,8 @@ class SequenceVAE(BaseVAE):
     >>> model.sample(3, cond=torch.tensor([100, 120, 90])).shape  # as long as the longest
     torch.Size([3, 80, 120])
     """
+
+    condition = "lengths"
 
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, channels: int = 32, stride: int = 4,
                  kernel_size: int = 5, n_layers: int = 2, beta: float = 1.0,
@@ -313,7 +316,8 @@ class SequenceVAE(BaseVAE):
         return {"recon": self.decode(z, lengths, n_frames=x.shape[2]), "mu": mu, "logvar": logvar, "z": z,
                 "lengths": lengths}
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The study's loss on the real frames: masked element-mean squared error + ``beta`` * KL.
 
         The reconstruction term is the mean of ``(recon - x) ** 2`` over the
@@ -331,8 +335,7 @@ class SequenceVAE(BaseVAE):
         # recon is 0 at the padded frames; so is the target after where(): they add nothing
         target = torch.where(mask, x, 0.0)
         rec = F.mse_loss(out["recon"], target, reduction="sum") / (mask.sum() * x.shape[1])
-        kl = gaussian_kl(out["mu"], out["logvar"]).sum(dim=1).mean()
-        return {"loss": rec + self.beta * kl, "reconstruction": rec, "kl": kl}
+        return elbo_terms(rec, out["mu"], out["logvar"], beta=self.beta)
 
     @torch.no_grad()
     def sample(self, n: int, cond: torch.Tensor | None = None,

@@ -52,8 +52,6 @@ class SigmaVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE` (same architecture, same weights layout).
     sigma_mode : {"optimal", "learned"}, default "optimal"
         ``"optimal"`` (the paper's recommended "optimal σ-VAE"): per batch,
         ``log σ = softclip(0.5 * log(MSE), min_log_sigma)``, MSE over all
@@ -68,6 +66,8 @@ class SigmaVAE(EmotionVAE):
         Weight of the KL term.
     min_log_sigma : float, default -6.0
         Soft lower bound of ``log σ`` (:func:`softclip`), as in the paper.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE` (same architecture, same weights layout).
 
     Notes
     -----
@@ -87,9 +87,7 @@ class SigmaVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("sigma_vae")
+    >>> model = SigmaVAE()
     >>> x = torch.randn(2, 80, 128) * 17.5 - 40
     >>> losses = model.loss_function(x, model(x))
     >>> sorted(losses)
@@ -112,7 +110,8 @@ class SigmaVAE(EmotionVAE):
             #: Shared learnable log σ of the decoder (``"learned"`` mode only; before the soft clamp).
             self.log_sigma = nn.Parameter(torch.zeros(()))
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Calibrated Gaussian NLL (summed per clip, mean over clips) + ``beta`` x the study's KL.
 
         Returns
@@ -121,7 +120,7 @@ class SigmaVAE(EmotionVAE):
             ``loss`` = ``nll`` + ``beta * kl``; ``reconstruction`` (element-mean
             MSE, dB²) and ``kl`` as :class:`EmotionVAE`; ``nll``; ``log_sigma``.
         """
-        losses = super().loss_function(x, out)
+        losses = super().loss_function(x, out, labels)
         mse, kl = losses["reconstruction"], losses["kl"]
         if self.sigma_mode == "optimal":  # σ² = the batch's MSE (floored so that log stays finite)
             raw = 0.5 * torch.log(mse.clamp_min(torch.finfo(mse.dtype).tiny))

@@ -14,10 +14,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from .base import batched_numpy
 from .emotion_vae import EmotionVAE
+from .losses import masked_cross_entropy
 from .registry import register
 
 __all__ = ["EmotionSupervisedVAE", "grad_reverse", "emotion_sublatent"]
@@ -44,25 +43,12 @@ def grad_reverse(x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     return frozen + (x - frozen) * -float(strength)
 
 
-def _masked_ce(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cross-entropy and accuracy over the rows with ``target >= 0`` (0 and 0 when there are none)."""
-    known = target >= 0
-    if not bool(known.any()):
-        zero = logits.sum() * 0.0  # keeps the graph (and the device/dtype); contributes no gradient
-        return zero, zero.detach()
-    logits, target = logits[known], target[known]
-    acc = (logits.argmax(dim=1) == target).to(logits.dtype).mean()
-    return F.cross_entropy(logits, target), acc.detach()
-
-
 @register("supervised_vae")
 class EmotionSupervisedVAE(EmotionVAE):
     """:class:`EmotionVAE` with an emotion classifier and an adversarial speaker head on ``mu[:, :emotion_dims]``.
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     emotion_dims : int, default 4
         Size of the emotion sub-latent: latent dimensions ``0 .. emotion_dims-1``.
     n_emotions : int, default 8
@@ -76,13 +62,18 @@ class EmotionSupervisedVAE(EmotionVAE):
         Strength of the gradient reversal between the speaker head and the
         encoder. ``0`` trains the speaker head as a plain probe of how much
         speaker information the sub-latent holds, without pushing the encoder.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Notes
     -----
-    Labels come through ``cond``: an integer tensor (N, 2) of (emotion index,
+    Labels (:attr:`labels` = ``"labels"``) go to the loss only,
+    ``loss_function(x, out, labels)``: an integer tensor (N, 2) of (emotion index,
     speaker index), ``-1`` = unknown (that clip is left out of that
-    cross-entropy's mean; reconstruction and KL use every clip). ``cond=None``
-    means no labels at all. ``encode``/``decode``/``sample`` ignore ``cond``.
+    cross-entropy's mean; reconstruction and KL use every clip). ``labels=None``
+    means no labels at all. The model is unconditional: ``forward``, ``encode``,
+    ``decode`` and ``sample`` ignore ``cond``. Its :meth:`representation` is the
+    emotion sub-latent ``mu[:, :emotion_dims]``.
     With ``e = mu[:, :emotion_dims]`` (the posterior mean, not the sample)::
 
         emotion_logits = emotion_head(e)                              # Linear(emotion_dims, n_emotions)
@@ -107,63 +98,69 @@ class EmotionSupervisedVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("supervised_vae", emotion_dims=4)
+    >>> model = EmotionSupervisedVAE(emotion_dims=4)
     >>> x = torch.zeros(3, 80, 128)
     >>> labels = torch.tensor([[0, 1], [4, -1], [-1, 2]])  # (emotion, speaker), -1 unknown
-    >>> out = model(x, labels)
+    >>> out = model(x)
     >>> out["emotion_logits"].shape, out["speaker_logits"].shape
     (torch.Size([3, 8]), torch.Size([3, 24]))
-    >>> sorted(model.loss_function(x, out))
+    >>> sorted(model.loss_function(x, out, labels))
     ['emotion_acc', 'emotion_ce', 'kl', 'loss', 'reconstruction', 'speaker_ce']
     >>> emotion_sublatent(model, x).shape
     (3, 4)
     """
+
+    labels = "labels"
 
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, emotion_dims: int = 4, n_emotions: int = 8,
                  n_speakers: int = 24, classifier_weight: float = 1.0, adversary_weight: float = 1.0) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
         if not 1 <= int(emotion_dims) <= self.latent_dim:
             raise ValueError(f"emotion_dims must be in 1..latent_dim={self.latent_dim}, got {emotion_dims}")
-        self.emotion_dims = int(emotion_dims)
-        self.n_emotions = int(n_emotions)
-        self.n_speakers = int(n_speakers)
-        self.classifier_weight = float(classifier_weight)
-        self.adversary_weight = float(adversary_weight)
+        self.emotion_dims, self.n_emotions, self.n_speakers = int(emotion_dims), int(n_emotions), int(n_speakers)
+        self.classifier_weight, self.adversary_weight = float(classifier_weight), float(adversary_weight)
         self.emotion_head = nn.Linear(self.emotion_dims, self.n_emotions)
         self.speaker_head = nn.Linear(self.emotion_dims, self.n_speakers)
 
-    def _labels(self, cond: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-        if cond is None:
+    def _labels(self, labels: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
+        if labels is None:
             return torch.full((n, 2), -1, dtype=torch.long, device=device)
-        cond = torch.as_tensor(cond, device=device)
-        if cond.dtype.is_floating_point or cond.dtype == torch.bool or cond.shape != (n, 2):
-            raise ValueError(f"cond must be an integer tensor ({n}, 2) of (emotion index, speaker index), "
-                             f"-1 for unknown; got {cond.dtype} {tuple(cond.shape)}")
-        cond = cond.long()
+        labels = torch.as_tensor(labels, device=device)
+        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.shape != (n, 2):
+            raise ValueError(f"labels must be an integer tensor ({n}, 2) of (emotion index, speaker index), "
+                             f"-1 for unknown; got {labels.dtype} {tuple(labels.shape)}")
+        labels = labels.long()
         for col, (what, k) in enumerate((("emotion", self.n_emotions), ("speaker", self.n_speakers))):
-            bad = (cond[:, col] < -1) | (cond[:, col] >= k)
+            bad = (labels[:, col] < -1) | (labels[:, col] >= k)
             if bool(bad.any()):
                 raise ValueError(f"{what} indices must be in 0..{k - 1} or -1 (unknown); got "
-                                 f"{cond[bad, col][:5].tolist()} (RAVDESS: emotion_id - 1, actor - 1)")
-        return cond
+                                 f"{labels[bad, col][:5].tolist()} (RAVDESS: emotion_id - 1, actor - 1)")
+        return labels
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """:meth:`EmotionVAE.forward` plus ``emotion_logits``, ``speaker_logits`` and ``labels`` (N, 2)."""
+        """:meth:`EmotionVAE.forward` plus ``emotion_logits`` and ``speaker_logits``."""
         out = super().forward(x, cond)
         e = out["mu"][:, : self.emotion_dims]
         out["emotion_logits"] = self.emotion_head(e)
         out["speaker_logits"] = self.speaker_head(grad_reverse(e, self.adversary_weight))
-        out["labels"] = self._labels(cond, x.shape[0], x.device)
         return out
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def representation(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        """The emotion sub-latent ``mu[:, :emotion_dims]``."""
+        return self.encode(x, cond)[0][:, : self.emotion_dims]
+
+    @property
+    def representation_dim(self) -> int:
+        """:attr:`emotion_dims`."""
+        return self.emotion_dims
+
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """``reconstruction + kl + classifier_weight * emotion_ce + speaker_ce`` (see the class notes)."""
-        losses = super().loss_function(x, out)
-        labels = out["labels"]
-        emotion_ce, emotion_acc = _masked_ce(out["emotion_logits"], labels[:, 0])
-        speaker_ce, _ = _masked_ce(out["speaker_logits"], labels[:, 1])
+        losses = super().loss_function(x, out, labels)
+        labels = self._labels(labels, x.shape[0], x.device)
+        emotion_ce, emotion_acc = masked_cross_entropy(out["emotion_logits"], labels[:, 0])
+        speaker_ce, _ = masked_cross_entropy(out["speaker_logits"], labels[:, 1])
         loss = losses["loss"] + self.classifier_weight * emotion_ce + speaker_ce
         return {**losses, "loss": loss, "emotion_ce": emotion_ce, "speaker_ce": speaker_ce,
                 "emotion_acc": emotion_acc}
@@ -187,5 +184,4 @@ def emotion_sublatent(model: EmotionSupervisedVAE, X: np.ndarray | torch.Tensor,
     -------
     np.ndarray, (N, emotion_dims), float32
     """
-    d = model.emotion_dims
-    return batched_numpy(model, X, lambda x: model.encode(x)[0][:, :d], width=d, batch_size=batch_size)
+    return model.represent(X, batch_size=batch_size)

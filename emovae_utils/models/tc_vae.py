@@ -114,8 +114,6 @@ class TCVAE(EmotionVAE):
 
     Parameters
     ----------
-    latent_dim, n_mels : int
-        As :class:`EmotionVAE`.
     alpha : float, default 1.0
         Weight of the index-code mutual information.
     beta : float, default 6.0
@@ -126,6 +124,8 @@ class TCVAE(EmotionVAE):
         Training clips; given, q(z) is estimated by minibatch stratified
         sampling, else the batch is taken as the data set (exact for full-batch
         training). See :func:`tc_decomposition`.
+    latent_dim, n_mels : int
+        As :class:`EmotionVAE`.
 
     Notes
     -----
@@ -141,9 +141,7 @@ class TCVAE(EmotionVAE):
 
     Examples
     --------
-    >>> import torch
-    >>> from emovae_utils.models import build
-    >>> model = build("tc_vae", beta=6.0)
+    >>> model = TCVAE(beta=6.0)
     >>> x = torch.randn(4, 80, 128) * 17.5 - 40
     >>> losses = model.loss_function(x, model(x))
     >>> sorted(losses)
@@ -163,7 +161,8 @@ class TCVAE(EmotionVAE):
             raise ValueError(f"dataset_size must be a positive number of clips or None, got {dataset_size}")
         self.dataset_size = None if dataset_size is None else int(dataset_size)
 
-    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
+                      labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Study reconstruction + ``alpha`` MI + ``beta`` TC + ``gamma`` dimension-wise KL.
 
         Returns
@@ -172,7 +171,7 @@ class TCVAE(EmotionVAE):
             ``loss``; ``reconstruction`` and ``kl`` as :class:`EmotionVAE`;
             ``mi``, ``tc``, ``dimwise_kl`` from :func:`tc_decomposition` on ``out["z"]``.
         """
-        losses = super().loss_function(x, out)
+        losses = super().loss_function(x, out, labels)
         parts = tc_decomposition(out["z"], out["mu"], out["logvar"], self.dataset_size)
         loss = (losses["reconstruction"] + self.alpha * parts["mi"] + self.beta * parts["tc"]
                 + self.gamma * parts["dimwise_kl"])
