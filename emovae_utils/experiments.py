@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .io import sha1_bytes, write_json, write_text
+from .paths import project_relative
 
 __all__ = [
     "Trial", "sweep", "select_clips", "run_trial", "run_trials", "trial_status",
@@ -737,7 +738,7 @@ def run_trials(
     t0 = time.perf_counter()
     where = "local" if address is None else f"ray at {address}"
     if progress:
-        print(f"{total} trials in {root_s}: {skipped} already complete, {len(pending)} to run ({where})", flush=True)
+        print(f"{total} trials in {project_relative(root_path)}: {skipped} already complete, {len(pending)} to run ({where})", flush=True)
 
     def report(row: dict[str, Any]) -> None:
         rows[row["trial_id"]] = row
@@ -766,7 +767,7 @@ def run_trials(
         summary = (f"{total} trials: {total - len(failed)} ok ({skipped} already complete), {len(failed)} failed "
                    f"in {time.perf_counter() - t0:.1f} s")
         if failed:
-            summary += "; tracebacks in " + ", ".join(str(root_path / tid / ERROR_NAME) for tid in failed[:5])
+            summary += "; tracebacks in " + ", ".join(project_relative(root_path / tid / ERROR_NAME) for tid in failed[:5])
             summary += f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         print(summary, flush=True)
     return frame
