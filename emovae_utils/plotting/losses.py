@@ -130,15 +130,18 @@ def _draw_loss_panels(
         ax.set(xlabel="epoch", ylabel=ylabel, title=name)
     if baselines:  # trivial predictors: dotted lines labelled at the right edge, always inside the axis
         ax = axes[0]
-        for label, value in baselines.items():
+        lowest = min(baselines, key=baselines.get) if len(baselines) > 1 else None
+        for label, value in baselines.items():  # the lowest label below its line, so that two close ones do not overlap
             ax.axhline(value, color="0.25", ls=":", lw=1.2)
-            ax.text(0.995, value, f"{label} ", transform=ax.get_yaxis_transform(), ha="right", va="bottom",
-                    fontsize="small", color="0.25")
+            ax.text(0.995, value, f"{label} ", transform=ax.get_yaxis_transform(), ha="right",
+                    va="top" if label == lowest else "bottom", fontsize="small", color="0.25")
         lo, hi = ax.get_ylim()
         b_lo, b_hi = float(min(baselines.values())), float(max(baselines.values()))
         if b_hi > hi - 0.07 * (hi - lo):  # room for the label above the line
             hi = b_hi + 0.08 * (b_hi - min(lo, b_lo))
-        if b_lo < lo:
+        if lowest is not None and b_lo < lo + 0.07 * (hi - lo):  # room for the label below the lowest line
+            lo = b_lo - 0.08 * (hi - b_lo)
+        elif b_lo < lo:
             lo = b_lo - 0.03 * (hi - b_lo)
         ax.set_ylim(lo, hi)
     for note in notes:  # no line, only the label in the legend
@@ -217,9 +220,10 @@ def plot_loss_bands(
     baselines : mapping of str to float, optional
         Label to a reconstruction loss of a trivial predictor (e.g. the mean
         spectrogram of the training clips), drawn as a dotted horizontal line
-        on the reconstruction panel, labelled at its right edge. The
-        y limits are widened so that every baseline stays visible, also above
-        ``recon_ylim``.
+        on the reconstruction panel, labelled at its right edge (the lowest of
+        several below its line, so that close ones stay legible). The
+        y limits are widened so that every baseline and its label stay
+        visible, also above ``recon_ylim``.
     title : str
     band : {"range", "ci"}, default "range"
         ``"range"``: minimum to maximum over seeds; ``"ci"``: pointwise 95 %
