@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .io import sha1_bytes, write_json, write_text
+from .paths import project_relative
 from .train import FitConfig
 
 __all__ = [
@@ -660,7 +661,7 @@ def run_trials(
     t0 = time.perf_counter()
     where = "local" if address is None else f"ray at {address}"
     if progress:
-        print(f"{total} trials in {root_s}: {skipped} already complete, {len(pending)} to run ({where})", flush=True)
+        print(f"{total} trials in {project_relative(root_path)}: {skipped} already complete, {len(pending)} to run ({where})", flush=True)
 
     def report(row: dict[str, Any]) -> None:
         rows[row["trial_id"]] = row
@@ -690,7 +691,8 @@ def run_trials(
     if progress:
         summary = (f"{total} trials: {total - len(failed)} ok ({skipped} already complete), {len(failed)} failed "
                    f"in {time.perf_counter() - t0:.1f} s")
-        files = [str(root_path / tid / ERROR_NAME) for tid in failed if (root_path / tid / ERROR_NAME).is_file()]
+        files = [project_relative(root_path / tid / ERROR_NAME) for tid in failed
+                 if (root_path / tid / ERROR_NAME).is_file()]
         if files:
             summary += "; tracebacks in " + ", ".join(files[:5])
             summary += f" and {len(files) - 5} more" if len(files) > 5 else ""

@@ -42,6 +42,38 @@ def project_path(path: str | os.PathLike, create: bool = False) -> Path:
     return p
 
 
+def project_relative(path: str | os.PathLike) -> str:
+    """How a path is shown to a reader: relative to the project root, the inverse of :func:`project_path`.
+
+    Paths outside the project are shown from the home folder (``~/...``) where
+    they lie under it, else as they are; printed outputs and saved notebooks
+    then hold no machine-specific project location.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Absolute, or relative to the project root.
+
+    Returns
+    -------
+    str
+        POSIX-style, e.g. ``"runs/smoke/models"``; ``"."`` for the root itself.
+
+    Examples
+    --------
+    >>> project_relative(project_path("runs/smoke/models"))
+    'runs/smoke/models'
+    >>> project_relative(Path.home() / ".cache" / "emovae")
+    '~/.cache/emovae'
+    """
+    p = project_path(path).resolve()
+    if p.is_relative_to(PROJECT_ROOT.resolve()):
+        return p.relative_to(PROJECT_ROOT.resolve()).as_posix()
+    if p.is_relative_to(Path.home().resolve()):
+        return "~/" + p.relative_to(Path.home().resolve()).as_posix()
+    return p.as_posix()
+
+
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
     """Where caches go: ``cache_dir`` if given, else ``$EMOVAE_CACHE_DIR``, else ``~/.cache/emovae``.
 

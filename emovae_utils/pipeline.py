@@ -336,6 +336,26 @@ def sign_notebook(path: str | Path) -> None:
         notary.sign(nb)
 
 
+def match_jupyterlab_metadata(path: str | Path, kernel_name: str = "python3") -> None:
+    """Give an executed notebook the ``kernelspec`` JupyterLab writes, so that it opens unmodified.
+
+    On opening, JupyterLab sets ``kernelspec`` to its kernel's ``name``,
+    ``display_name`` and ``language`` (e.g. ``"Python 3 (ipykernel)"``) and
+    ``language_info`` to what the kernel reports; a notebook whose metadata
+    differs opens as modified. papermill keeps the source notebook's
+    ``kernelspec``; ``language_info`` is already the kernel's.
+    """
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    from .io import write_text
+
+    spec = KernelSpecManager().get_kernel_spec(kernel_name)
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["kernelspec"] = {"display_name": spec.display_name, "language": spec.language, "name": kernel_name}
+    write_text(path, nbformat.writes(nb) + "\n")
+
+
 @contextlib.contextmanager
 def _environ(**values: str) -> Iterator[None]:
     old = {k: os.environ.get(k) for k in values}
@@ -393,6 +413,8 @@ def execute(plan: RunPlan, progress_bar: bool | None = None, sign: bool = True) 
                 seconds = time.perf_counter() - t0
                 _update_log(log_path, {"notebook": nb.name, "preset": plan.preset_name, "started": started,
                                        "seconds": f"{seconds:.1f}", "status": status})
+                if not plan.prepare_only and target.exists():
+                    match_jupyterlab_metadata(target)
                 if sign and not plan.prepare_only and target.exists():
                     try:
                         sign_notebook(target)

@@ -303,10 +303,15 @@ def verdict_markdown(row: Mapping[str, Any], digits: int = 3) -> str:
     >>> verdict_markdown({"claim": "(a) 3 of 8", "verdict": "does not hold", "rule": "mean count >= 2.5",
     ...                   "statistic": 0.4, "ci_low": 0.0, "ci_high": 0.8, "n_runs": 5})
     '**(a) 3 of 8: does not hold.** Statistic 0.400, 95 % interval [0.000, 0.800] over 5 runs. Rule: mean count >= 2.5.'
+    >>> verdict_markdown({"claim": "flat near 16000", "verdict": "does not hold", "rule": "mean flat epoch",
+    ...                   "statistic": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n_runs": 2})
+    '**flat near 16000: does not hold.** No statistic (no run qualifies) over 2 runs. Rule: mean flat epoch.'
     """
     f = f"{{:.{digits}f}}"
-    return (f"**{row['claim']}: {row['verdict']}.** Statistic {f.format(float(row['statistic']))}, 95 % interval "
-            f"[{f.format(float(row['ci_low']))}, {f.format(float(row['ci_high']))}] over {int(row['n_runs'])} runs. "
+    stat, low, high = (float(row[k]) for k in ("statistic", "ci_low", "ci_high"))
+    numbers = (f"Statistic {f.format(stat)}" if np.isfinite(stat) else "No statistic (no run qualifies)")
+    numbers += f", 95 % interval [{f.format(low)}, {f.format(high)}]" if np.isfinite([low, high]).all() else ""
+    return (f"**{row['claim']}: {row['verdict']}.** {numbers} over {int(row['n_runs'])} runs. "
             f"Rule: {str(row['rule']).rstrip('.')}.")
 
 

@@ -11,7 +11,8 @@ One module per topic, every public name importable from here
 * :mod:`~emovae_utils.plotting.audio`: the clips, :func:`plot_log_mel`,
   :func:`plot_log_mel_grid`, :func:`plot_vad`, :func:`plot_voiced_lengths`,
   :func:`plot_dataset_summary`, :func:`plot_reconstructions`, :func:`plot_latent_traversal`.
-* :mod:`~emovae_utils.plotting.losses`: training curves, :func:`plot_losses`, :func:`plot_loss_bands`.
+* :mod:`~emovae_utils.plotting.losses`: training curves, :func:`plot_losses`, :func:`plot_loss_bands`,
+  :func:`flat_marks`.
 * :mod:`~emovae_utils.plotting.latents`: the latent space,
   :func:`plot_mu_sigma_by_emotion`, :func:`plot_mu_sigma_by_dimension`,
   :func:`plot_mi_heatmaps`, :func:`plot_embedding_grid`, :func:`plot_count_sensitivity`.

@@ -1,6 +1,7 @@
 """Training curves: reconstruction loss and KL against epoch (the report's Figures 3 and 5).
 
-One line per run (:func:`plot_losses`), or per group of seeds a mean and a band (:func:`plot_loss_bands`).
+One line per run (:func:`plot_losses`), or per group of seeds a mean and a band (:func:`plot_loss_bands`);
+:func:`flat_marks` turns the seeds' flat epochs into the marks they draw.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-__all__ = ["plot_losses", "plot_loss_bands"]
+__all__ = ["plot_losses", "plot_loss_bands", "flat_marks"]
 
 
 #: At most this many points per loss curve are drawn (block means beyond it).
@@ -97,7 +98,8 @@ def _draw_loss_panels(
     title: str, legend: bool,
 ) -> matplotlib.figure.Figure:
     """The two-panel layout of Figures 3 and 5, shared by :func:`plot_losses` and :func:`plot_loss_bands`."""
-    marks = {k: v for k, v in (marks or {}).items() if _finite(v)}  # e.g. no seed flattened: nothing to mark
+    notes = [k for k, v in (marks or {}).items() if not _finite(v)]  # e.g. no seed flattened: a legend entry
+    marks = {k: v for k, v in (marks or {}).items() if _finite(v)}
     baselines = {k: v for k, v in (baselines or {}).items() if _finite(v)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
     palette = sns.color_palette("tab10", max(len(curves), 1))
@@ -128,18 +130,23 @@ def _draw_loss_panels(
         ax.set(xlabel="epoch", ylabel=ylabel, title=name)
     if baselines:  # trivial predictors: dotted lines labelled at the right edge, always inside the axis
         ax = axes[0]
-        for label, value in baselines.items():
+        lowest = min(baselines, key=baselines.get) if len(baselines) > 1 else None
+        for label, value in baselines.items():  # the lowest label below its line, so that two close ones do not overlap
             ax.axhline(value, color="0.25", ls=":", lw=1.2)
-            ax.text(0.995, value, f"{label} ", transform=ax.get_yaxis_transform(), ha="right", va="bottom",
-                    fontsize="small", color="0.25")
+            ax.text(0.995, value, f"{label} ", transform=ax.get_yaxis_transform(), ha="right",
+                    va="top" if label == lowest else "bottom", fontsize="small", color="0.25")
         lo, hi = ax.get_ylim()
         b_lo, b_hi = float(min(baselines.values())), float(max(baselines.values()))
         if b_hi > hi - 0.07 * (hi - lo):  # room for the label above the line
             hi = b_hi + 0.08 * (b_hi - min(lo, b_lo))
-        if b_lo < lo:
+        if lowest is not None and b_lo < lo + 0.07 * (hi - lo):  # room for the label below the lowest line
+            lo = b_lo - 0.08 * (hi - b_lo)
+        elif b_lo < lo:
             lo = b_lo - 0.03 * (hi - b_lo)
         ax.set_ylim(lo, hi)
-    if legend:
+    for note in notes:  # no line, only the label in the legend
+        axes[0].plot([], [], " ", label=note)
+    if legend or notes:
         axes[0].legend(fontsize="small")
     if title:
         fig.suptitle(title)
@@ -165,7 +172,8 @@ def plot_losses(
         limit is raised when a curve exceeds it after its first 5 % of epochs (early transients stay cut).
     marks : mapping of str to int or (int, int), optional
         Label to an epoch drawn as a dashed vertical line (e.g. where the losses flatten), or to an
-        epoch range drawn as a shaded vertical span. Marks that are not finite (NaN) are left out.
+        epoch range drawn as a shaded vertical span. A mark that is not finite (NaN) draws no line: its
+        label is a legend entry (e.g. ``"not flat in 2 of 2 seeds"``, see :func:`flat_marks`).
     title : str
 
     Returns
@@ -205,14 +213,17 @@ def plot_loss_bands(
         exceeds it after its first 5 % of epochs.
     marks : mapping of str to int or (int, int), optional
         Label to an epoch (dashed vertical line) or to an epoch range (shaded
-        vertical span, e.g. the range of "flat from" epochs over the seeds).
-        Marks and baselines that are not finite (NaN) are left out.
+        vertical span, e.g. the range of "flat from" epochs over the seeds, see
+        :func:`flat_marks`). A mark that is not finite (NaN) draws no line: its
+        label is a legend entry (e.g. ``"not flat in 2 of 2 seeds"``).
+        Baselines that are not finite are left out.
     baselines : mapping of str to float, optional
         Label to a reconstruction loss of a trivial predictor (e.g. the mean
         spectrogram of the training clips), drawn as a dotted horizontal line
-        on the reconstruction panel, labelled at its right edge. The
-        y limits are widened so that every baseline stays visible, also above
-        ``recon_ylim``.
+        on the reconstruction panel, labelled at its right edge (the lowest of
+        several below its line, so that close ones stay legible). The
+        y limits are widened so that every baseline and its label stay
+        visible, also above ``recon_ylim``.
     title : str
     band : {"range", "ci"}, default "range"
         ``"range"``: minimum to maximum over seeds; ``"ci"``: pointwise 95 %
@@ -253,3 +264,44 @@ def plot_loss_bands(
         c = _loss_curve(label, runs, band, max_points)
         curves.append(c._replace(label=f"{label} ({n} seed{'s' if n != 1 else ''})"))
     return _draw_loss_panels(curves, recon_ylim, kl_ylim, marks, baselines, title, legend=True)
+
+
+def flat_marks(flat: Mapping[str, Sequence[float]], rule: str = "slope rule") -> dict[str, float | tuple[float, float]]:
+    """Marks for :func:`plot_loss_bands` that say what each group's seeds' flat epochs say.
+
+    A seed that never flattens (NaN) is not drawn as flat: the span covers
+    the seeds that do, and the label counts them; a group none of whose
+    seeds flattens gets a NaN mark, which draws only its label in the legend.
+
+    Parameters
+    ----------
+    flat : mapping of str to sequence of float
+        Group name (``""`` for a figure of one group) to the epoch from which
+        each seed's losses are flat, NaN where a seed is not flat by the end
+        (e.g. the ``both`` column of ``replication.flat_epochs``).
+    rule : str
+        Named in the labels.
+
+    Returns
+    -------
+    dict of str to (float, float) or float
+        Label to the (first, last) flat epoch over the seeds that flatten, or to NaN.
+
+    Examples
+    --------
+    >>> flat_marks({"": [16000.0, 18000.0, np.nan]})
+    {'flat (slope rule) in 2 of 3 seeds, 16000-18000': (16000.0, 18000.0)}
+    >>> flat_marks({"24 actors": [np.nan, np.nan]})
+    {'24 actors: not flat (slope rule) in 2 of 2 seeds': nan}
+    """
+    marks: dict[str, float | tuple[float, float]] = {}
+    for name, epochs in flat.items():
+        epochs = np.asarray(epochs, dtype=float)
+        done = epochs[np.isfinite(epochs)]
+        prefix = f"{name}: " if name else ""
+        if done.size:
+            where = (float(done.min()), float(done.max()))
+            marks[f"{prefix}flat ({rule}) in {done.size} of {epochs.size} seeds, {where[0]:.0f}-{where[1]:.0f}"] = where
+        else:
+            marks[f"{prefix}not flat ({rule}) in {epochs.size} of {epochs.size} seeds"] = float("nan")
+    return marks
