@@ -31,7 +31,7 @@ from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 
-from .experiments import Trial, _failed_row, _resolve_data, _run_recorded
+from .trial import Trial, _failed_row, _resolve_data, _run_recorded
 from .extras import require
 from .resources import available_cores
 

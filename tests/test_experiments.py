@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from emovae_utils import experiments, runners
+from emovae_utils.io import sha1_bytes
 from emovae_utils.experiments import Trial, run_trial, run_trials, select_clips, sweep, trial_status
 
 EPOCHS = 2
@@ -43,7 +44,7 @@ def test_trial_ids_are_stable_and_distinct():
     assert t.trial_id == Trial("emotion_vae", {"latent_dim": 8}, {"actors": (1,)}, 2, None, {"epochs": 5}).trial_id
     assert t.trial_id == "emotion_vae-s2-" + t.content_hash[:10]
     # the hash of the canonical JSON spec: pinned, so a change to the hashing shows up here
-    assert t.content_hash == experiments.sha1_bytes(
+    assert t.content_hash == sha1_bytes(
         b'{"config":{"latent_dim":8},"data":{"actor":[1]},"fit":{"epochs":5},"fold":null,'
         b'"label":"","model":"emotion_vae","seed":2}')
     variants = [
@@ -80,7 +81,7 @@ def test_fit_settings_are_a_fitconfig_whose_spec_keeps_the_keys_given():
     assert isinstance(t.fit, FitConfig) and (t.fit.epochs, t.fit.lr, t.fit.threads) == (5, 1e-3, 1)
     # the spec (and so the id) holds exactly the keys given, as before FitConfig: pinned
     assert t.spec()["fit"] == given
-    assert t.content_hash == experiments.sha1_bytes(
+    assert t.content_hash == sha1_bytes(
         b'{"config":{"latent_dim":8},"data":{"actor":[1]},"fit":{"epochs":5,"lr":0.001,"sample_every":null,'
         b'"threads":1},"fold":null,"label":"","model":"emotion_vae","seed":2}')
     # the trial defaults fill what is not given; they are not part of the spec

@@ -231,18 +231,17 @@ class SpeakerConditionedVAE(EmotionVAE):
     def explorer_defaults(self, X: Any = None, index: Any = None) -> dict[str, Any]:
         """A speaker picker for the latent explorer: one speaker code per actor of ``index``.
 
-        ``conditions`` = one code per actor (``conditions.make_condition("speaker_code", X, index)``,
-        the codes the trials train and are scored with), labelled ``"Actor 01"``..., in actor
+        ``conditions`` = one code per actor (:func:`speaker_codes`, the codes the trials train and
+        are scored with: ``conditions.make_condition("speaker_code", X, index)``), labelled ``"Actor 01"``..., in actor
         order; ``cond`` = each clip's code (for encoding ``X``).
         """
         if X is None or index is None or "actor" not in getattr(index, "columns", []):
             raise ValueError(f"{type(self).__name__} is conditioned on the speaker: explorer_for needs X and an "
                              "index with an 'actor' column to form the speaker codes (or pass conditions=)")
-        from ..conditions import make_condition
         from ..data import clip_label
 
         actors = np.asarray(index["actor"])
-        codes = make_condition("speaker_code", np.asarray(X), index)
+        codes = speaker_codes(np.asarray(X), actors)
         keys = list(dict.fromkeys(actors.tolist()))
         try:
             keys = sorted(keys)
