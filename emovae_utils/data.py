@@ -563,10 +563,10 @@ def load_features(
 
     The first call preprocesses all clips on all cores with a progress bar
     and writes one cache file keyed by the configuration and the file list
-    (RAVDESS: names and sizes; a given ``index``: paths, sizes and modification
+    (names for RAVDESS, paths for a given ``index``; sizes and modification
     times), recording which files could not be used; later calls load it. A
-    changed configuration or file set, or a truncated or corrupted cache,
-    triggers a rebuild. A cache that cannot be written (read-only or full
+    changed configuration, file set or file (edited in place), or a truncated
+    or corrupted cache, triggers a rebuild. A cache that cannot be written (read-only or full
     disk) is skipped with one warning; the features are still returned.
 
     Parameters
@@ -587,10 +587,12 @@ def load_features(
     progress : bool
         Show a progress bar.
     on_error : {"raise", "skip"}
-        What to do with unusable files (unreadable, truncated, empty, silent,
-        NaN/inf): raise one error listing them, or drop them from the index
-        with one warning giving their count and the first reasons. A cached
-        build remembers its skips and reports the same ones.
+        What to do with unusable files (0 bytes, not audio, truncated, empty,
+        silent, NaN/inf, shorter than one analysis window, channels that
+        cancel in the mono downmix): raise one error listing them with their
+        causes, or drop them from the index with one warning giving their count
+        and the first causes. A cached build remembers its skips and reports
+        the same ones.
 
     Returns
     -------
@@ -616,6 +618,9 @@ def load_features(
     UserWarning
         Once for skipped files, once for clips in which the VAD found no
         speech, once if the cache cannot be written.
+    AudioWarning
+        Once for clips whose features are usable but degraded, with the cause
+        (``ClipInfo.notes``: a rate too low for the mel range).
 
     Examples
     --------
@@ -666,6 +671,12 @@ def load_sequences(*args: Any, pad_db: float | None = None, **kwargs: Any) -> tu
     ------
     AudioError, FileNotFoundError
         As :func:`load_features`.
+
+    Warns
+    -----
+    UserWarning, AudioWarning
+        As :func:`load_features`; and once when the longest clip is over a
+        minute or the padded array over 1 GiB, with its length and what to do.
 
     Examples
     --------

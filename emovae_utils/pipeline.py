@@ -131,7 +131,10 @@ def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, dict[str, dict[st
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Presets file {path} not found; pass --presets FILE (a YAML file of presets).")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a YAML text file (byte {err.start} is not UTF-8).") from None
     try:
         _check_presets_shape(yaml.compose(text), path)
         return yaml.safe_load(text)

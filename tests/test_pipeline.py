@@ -293,11 +293,14 @@ def test_no_data_is_an_error_before_any_notebook_runs(tiny_project, tmp_path, mo
     ("t:\n  _all: {x: 1\n  02_second: {y: 3}\n", ["presets.yaml, line 3: not valid YAML"]),
     ("t:\n  _all:\n    x: 1\n   y: 2\n", ["presets.yaml, line 4: not valid YAML"]),
     ("t: [1, 2]\n", ["presets.yaml, line 1: preset 't' must be a mapping of sections", "not a list"]),
-    ("t:\n  _all: {x: 1}\n  02_second: 3\n", ["presets.yaml, line 3: section '02_second' of preset 't'", "not the value '3'"]),
+    ("t:\n  _all: {x: 1}\n  02_second: 3\n",
+     ["presets.yaml, line 3: section '02_second' of preset 't'", "not the value '3'"]),
     ("", ["presets.yaml: holds no presets"]),
+    ("t:\n  _all: {x: \xff}\n".encode("latin-1"), ["presets.yaml: not a YAML text file (byte 15 is not UTF-8)"]),
 ])
 def test_a_broken_presets_file_is_one_line_naming_file_and_line(tiny_project, monkeypatch, capsys, text, fragments):
-    (tiny_project / "notebooks" / "presets.yaml").write_text(text)
+    presets = tiny_project / "notebooks" / "presets.yaml"
+    presets.write_bytes(text) if isinstance(text, bytes) else presets.write_text(text)
     monkeypatch.chdir(tiny_project)
     with pytest.raises(SystemExit) as exit_:
         pipeline.main(["--project", str(tiny_project), "--preset", "t", "--prepare-only"])
