@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import re
+import shlex
 import warnings
 import zlib
 from pathlib import Path
@@ -94,8 +95,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(
             f"RAVDESS not found at {path}. Pass data_dir=..., set EMOVAE_DATA_DIR to a folder holding "
-            "the Actor_XX folders (.wav or .flac), or download it (208.5 MB) with the shell command "
-            "`emovae download` (in Python: data.download_ravdess())."
+            "the Actor_XX folders (.wav or .flac), or download it (208.5 MB) there with the shell command "
+            f"`emovae download {shlex.quote(str(path))}` (in Python: data.download_ravdess({str(path)!r}))."
         )
     return path
 

@@ -74,7 +74,7 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
     assert data.resolve_data_dir() == tmp_path / "env"
     monkeypatch.delenv("EMOVAE_DATA_DIR")
     monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
-    with pytest.raises(FileNotFoundError, match="EMOVAE_DATA_DIR.*`emovae download`"):
+    with pytest.raises(FileNotFoundError, match=f"EMOVAE_DATA_DIR.*`emovae download {tmp_path / 'data' / 'ravdess'}`"):
         data.resolve_data_dir()
     (tmp_path / "data" / "ravdess").mkdir(parents=True)
     assert data.resolve_data_dir() == tmp_path / "data" / "ravdess"
