@@ -104,7 +104,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser("run", help="run the study's notebooks with a preset (default: paper, writes figures/)",
-                         description=pipeline.DESCRIPTION, epilog=pipeline.EPILOG,
+                         description=pipeline.describe(), epilog=pipeline.EPILOG,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     pipeline.add_arguments(run)
     run.set_defaults(handler=pipeline.run_from_args, subparser=run)

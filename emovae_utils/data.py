@@ -16,6 +16,7 @@ import json
 import multiprocessing
 import os
 import re
+import shlex
 import warnings
 import zlib
 from pathlib import Path
@@ -26,7 +27,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from .dsp import AudioError, PreprocessConfig, _preprocess_path, preprocess_signal
+from .dsp import AudioError, AudioWarning, PreprocessConfig, _preprocess_path, preprocess_signal, why_undecodable
 from .download import download_ravdess
 from .io import atomic_write
 from .paths import PROJECT_ROOT, cache_root
@@ -67,7 +68,9 @@ CLIPS_PER_ACTOR = 60
 _NAME = re.compile(r"^03-01-(0[1-8])-(0[12])-(0[12])-(0[12])-(\d{2})$")  # a file stem
 _LABELS = ("actor", "gender", "emotion", "emotion_id", "intensity", "statement", "repetition")
 _FIRST = 10  # how many names a warning or error lists before "and N more"
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2  # 2: RAVDESS keys hold modification times; caches record notes (degraded but usable clips)
+_LONG_CLIP_S = 60.0  # load_sequences warns when its longest clip is longer (seconds), or when padding
+_PAD_WARN_BYTES = 1 << 30  # every clip to the longest takes more memory than this (bytes)
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
@@ -93,8 +96,8 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if not path.is_dir():
         raise FileNotFoundError(
             f"RAVDESS not found at {path}. Pass data_dir=..., set EMOVAE_DATA_DIR to a folder holding "
-            "the Actor_XX folders (.wav or .flac), or download it with "
-            "`python -c 'from emovae_utils.data import download_ravdess; download_ravdess()'`."
+            "the Actor_XX folders (.wav or .flac), or download it (208.5 MB) there with the shell command "
+            f"`emovae download {shlex.quote(str(path))}` (in Python: data.download_ravdess({str(path)!r}))."
         )
     return path
 
@@ -113,6 +116,11 @@ def _expected_names(actor: int) -> set[str]:
 def _first(items: list[str], k: int = _FIRST) -> str:
     """``"a, b, c"`` or ``"a, b, c and 7 more"``."""
     return ", ".join(items[:k]) + (f" and {len(items) - k} more" if len(items) > k else "")
+
+
+def _listing(items: list[str], k: int = _FIRST) -> str:
+    """The first ``k`` items, one a line, then ``"... and N more"``."""
+    return "\n".join(items[:k]) + (f"\n... and {len(items) - k} more" if len(items) > k else "")
 
 
 def ravdess_labels(name: str) -> dict | None:
@@ -225,19 +233,23 @@ def missing_clips(index: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["actor", "name"])
 
 
-# Extensions of audio files; those soundfile cannot read are reported by audio_index, not silently left out.
-_AUDIO_SUFFIXES = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64 .sd2 .voc .m4a .aac "
-    ".wma .mp4 .webm .amr .3gp .mka .ac3 .alac .ape .wv .mpc".split()
-)
+# Extensions of formats soundfile reads: such a file it cannot open is damaged, and audio_index keeps it in the
+# index so that load_features reports it. Other audio extensions are reported by audio_index and left out.
+_READABLE_SUFFIXES = frozenset(".wav .wave .flac .ogg .oga .opus .mp3 .aif .aiff .aifc .au .snd .caf .w64 .rf64 "
+                               ".sd2 .voc".split())
+_AUDIO_SUFFIXES = _READABLE_SUFFIXES | frozenset(".m4a .aac .wma .mp4 .webm .amr .3gp .mka .ac3 .alac .ape .wv "
+                                                 ".mpc".split())
 
 
 def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame:
-    """Every audio file soundfile can read under ``folder``, with RAVDESS labels where the name parses.
+    """Every audio file under ``folder``, with RAVDESS labels where the name parses.
 
     For your own recordings: any names, rates, channel counts and formats
     (WAV, FLAC, OGG, MP3, AIFF, ...; whatever libsndfile reads). Pass the
     result to :func:`load_features` as ``index=`` to get features and a cache.
+    A file of such a format that cannot be opened (0 bytes, a text file named
+    ``.wav``, a damaged header) is kept, with ``sr`` missing, so that
+    :func:`load_features` reports it with the others it cannot use.
 
     Parameters
     ----------
@@ -245,8 +257,9 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
         Searched recursively; hidden files and folders (names starting with
         ``.``, e.g. macOS ``._x.wav``) are ignored.
     warn : bool
-        Warn once, with the count and the first names, about files with an
-        audio extension that soundfile cannot read (e.g. ``.m4a``).
+        Warn once, with the count and the first names, about files in a format
+        soundfile cannot read (e.g. ``.m4a``; left out) and files that cannot be
+        opened (kept, with the reason).
 
     Returns
     -------
@@ -256,12 +269,13 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
         ``gender``, ``emotion``, ``emotion_id``, ``intensity``, ``statement``,
         ``repetition`` (nullable dtypes ``Int64`` and ``string``; missing,
         ``<NA>``, where the name is not ``03-01-EE-II-SS-RR-AA``), and ``sr``
-        (native rate, Hz), ``channels``, ``duration`` (seconds).
+        (native rate, Hz), ``channels`` (both ``Int64``), ``duration``
+        (seconds); these three are missing for files that cannot be opened.
 
     Raises
     ------
     FileNotFoundError
-        If ``folder`` does not exist or holds no readable audio file.
+        If ``folder`` does not exist or holds no audio file.
 
     Examples
     --------
@@ -273,7 +287,7 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
     root = Path(folder).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"audio_index: {root} is not a folder. Pass the folder holding your recordings.")
-    rows, unreadable, looked_at = [], [], 0
+    rows, unreadable, damaged, looked_at = [], [], [], 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root)
         if any(part.startswith(".") for part in rel.parts):
@@ -281,18 +295,24 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
         looked_at += 1
         try:
             info = sf.info(os.fspath(path))
+            audio = dict(sr=int(info.samplerate), channels=int(info.channels), duration=float(info.duration))
         except (sf.LibsndfileError, RuntimeError, OSError) as err:
-            if path.suffix.lower() in _AUDIO_SUFFIXES:
-                reason = (getattr(err, "error_string", None) or str(err)).strip() or type(err).__name__
-                unreadable.append(f"{rel} ({reason})")
-            continue
+            suffix = path.suffix.lower()
+            if suffix in _AUDIO_SUFFIXES:
+                why = f"{rel} ({why_undecodable(path, err)})"
+                (damaged if suffix in _READABLE_SUFFIXES else unreadable).append(why)
+            if suffix not in _READABLE_SUFFIXES:
+                continue
+            audio = dict(sr=None, channels=None, duration=np.nan)  # kept: load_features reports it
         labels = ravdess_labels(path.stem) or {}
-        rows.append(dict(path=str(path.resolve()), name=path.stem, **{k: labels.get(k) for k in _LABELS},
-                         sr=int(info.samplerate), channels=int(info.channels), duration=float(info.duration)))
-    if warn and unreadable:
-        warnings.warn(
-            f"audio_index left out {len(unreadable)} audio file(s) that soundfile cannot read: {_first(unreadable)}. "
-            "Convert them to WAV or FLAC (e.g. ffmpeg -i in.m4a out.wav).", stacklevel=2
+        rows.append(dict(path=str(path.resolve()), name=path.stem, **{k: labels.get(k) for k in _LABELS}, **audio))
+    if warn and (unreadable or damaged):
+        warnings.warn(" ".join(
+            ([f"audio_index left out {len(unreadable)} audio file(s) that soundfile cannot read: {_first(unreadable)}. "
+              "Convert them to WAV or FLAC (e.g. ffmpeg -i in.m4a out.wav)."] if unreadable else [])
+            + ([f"audio_index kept {len(damaged)} file(s) that cannot be opened as audio: {_first(damaged)}. "
+                "load_features lists them in one error (on_error='skip' leaves them out); replace or remove them."]
+               if damaged else [])), stacklevel=2
         )
     if not rows:
         raise FileNotFoundError(
@@ -302,7 +322,7 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
         )
     columns = ["path", "name", *_LABELS, "sr", "channels", "duration"]
     index = pd.DataFrame(rows, columns=columns)
-    for col in ("actor", "emotion_id", "statement", "repetition"):
+    for col in ("actor", "emotion_id", "statement", "repetition", "sr", "channels"):
         index[col] = index[col].astype("Int64")
     for col in ("gender", "emotion", "intensity"):
         index[col] = index[col].astype("string")
@@ -311,7 +331,7 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
 
 def _cache_key(files: list[tuple], config: PreprocessConfig, by: str = "name", kind: str = "windows") -> str:
     blob = {"v": _CACHE_VERSION, "config": config.to_json(), "files": files}
-    if by != "name":  # the RAVDESS key (names and sizes) is unchanged, so existing caches stay valid
+    if by != "name":  # RAVDESS files are keyed by name (the folder can move), others by path
         blob["by"] = by
     if kind != "windows":  # likewise: fixed-window keys are unchanged, whole sequences get keys of their own
         blob["kind"] = kind
@@ -333,6 +353,7 @@ def _read_cache(path: Path, key: str, n: int) -> dict[str, np.ndarray] | None:
         keep, X = data["keep"], data["X"]
         n_kept = int(keep.sum())
         errors = data.get("errors", np.array([], dtype=str))  # caches from before skips were recorded
+        data.setdefault("notes", np.array([], dtype=str))
         ok = (
             str(data["key"]) == key
             and keep.dtype == bool and keep.shape == (n,)
@@ -393,6 +414,7 @@ def _index_files(index: pd.DataFrame, data_dir: str | os.PathLike | None) -> tup
 
 
 def _work(args: tuple[str, PreprocessConfig, bool]):
+    """Features, ClipInfo and None of one file, or None, None and why it cannot be used."""
     path, config, whole = args
     try:
         features, info = _preprocess_path(path, config, whole)
@@ -442,7 +464,8 @@ def _load(data_dir, cache_dir, config, *, index, workers, progress, on_error, wh
     config = config or PreprocessConfig()
     if index is None:
         index = ravdess_index(data_dir)
-        key = _cache_key([(n, os.path.getsize(p)) for n, p in zip(index["name"], index["path"])], config, kind=kind)
+        stats = [os.stat(p) for p in index["path"]]  # an edit in place changes the modification time
+        key = _cache_key([(n, st.st_size, st.st_mtime_ns) for n, st in zip(index["name"], stats)], config, kind=kind)
     else:
         index, files = _index_files(index, data_dir)
         key = _cache_key(files, config, by="path", kind=kind)
@@ -458,42 +481,74 @@ def _load(data_dir, cache_dir, config, *, index, workers, progress, on_error, wh
         good = [(f, i) for f, i, err in results if err is None]
         if not good:
             raise AudioError(
-                f"None of the {len(index)} file(s) could be preprocessed; the first reasons:\n"
-                + "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
-                + "\nCheck that the folder holds speech recordings that play (WAV or FLAC)."
+                f"None of the {len(index)} file(s) could be preprocessed; the first reasons:\n{_listing(errors)}"
+                "\nCheck that the folder holds speech recordings that play (WAV or FLAC)."
             )
+        keep = np.array([err is None for _, _, err in results])
+        if whole:
+            _warn_long(_names(index[keep]), [f.shape[1] for f, _ in good], config)
         data = dict(
             X=_pad_right([f for f, _ in good]) if whole else np.stack([f for f, _ in good]).astype(np.float32),
-            keep=np.array([err is None for _, _, err in results]),
+            keep=keep,
             errors=np.array(errors, dtype=str),
+            notes=np.array([f"{p}: {note}" for p, (_, i, _) in zip(index["path"], results) if i for note in i.notes],
+                           dtype=str),
             n_samples=np.array([i.n_samples for _, i in good]),
             n_voiced_samples=np.array([i.n_voiced_samples for _, i in good]),
             voiced_frames=np.array([i.n_voiced_frames for _, i in good]),
             speech_found=np.array([i.speech_found for _, i in good]),
         )
         _write_cache(cache_file, key, data)
+    elif whole:
+        _warn_long(_names(index[data["keep"]]), data["voiced_frames"], config)
+    return data["X"], _report(index, data, on_error)
+
+
+def _names(index: pd.DataFrame) -> list[str]:
+    """The clips' names for messages (file paths where the index has no ``name`` column)."""
+    return index["name" if "name" in index.columns else "path"].astype(str).tolist()
+
+
+def _report(index: pd.DataFrame, data: dict[str, np.ndarray], on_error: str) -> pd.DataFrame:
+    """Raise or warn (once each) about the unusable, degraded and silent clips; the index of the kept ones."""
     errors = [str(e) for e in data["errors"]]
+    if errors and on_error == "raise":
+        raise AudioError(
+            f"{len(errors)} of {len(index)} file(s) could not be preprocessed. Fix or remove them, or pass "
+            f"on_error='skip' to leave them out:\n{_listing(errors)}"
+        )
     if errors:
-        listing = "\n".join(errors[:_FIRST]) + (f"\n... and {len(errors) - _FIRST} more" if len(errors) > _FIRST else "")
-        if on_error == "raise":
-            raise AudioError(
-                f"{len(errors)} of {len(index)} file(s) could not be preprocessed. Fix or remove them, or pass "
-                f"on_error='skip' to leave them out:\n{listing}"
-            )
         warnings.warn(
             f"Skipped {len(errors)} of {len(index)} file(s) that could not be preprocessed (on_error='skip'):\n"
-            f"{listing}\nThe cache remembers these; after fixing them in place, delete {cache_file} to retry.",
-            stacklevel=3
+            f"{_listing(errors)}\nThe cache remembers these; fixed files (a new modification time) are retried.",
+            stacklevel=4
         )
+    notes = [str(n) for n in data["notes"]]
+    if notes:
+        warnings.warn(AudioWarning(f"{len(notes)} clip(s) give usable but degraded features:\n{_listing(notes)}"),
+                      stacklevel=4)
     index = index[data["keep"]].reset_index(drop=True)
     for col in _INFO:
         index[col] = data[col]
-    silent = index.loc[~index["speech_found"], "name" if "name" in index.columns else "path"].astype(str).tolist()
+    silent = _names(index[~index["speech_found"]])
     if silent:
+        warnings.warn(f"VAD found no speech in {len(silent)} clip(s), kept whole: {_first(silent)}", stacklevel=4)
+    return index
+
+
+def _warn_long(names: list[str], frames, config: PreprocessConfig) -> None:
+    """Warn when load_sequences' padded array is large or a clip very long, with the length and what to do."""
+    frames = np.asarray(frames, dtype=np.int64)
+    k, n_bytes = int(np.argmax(frames)), len(frames) * config.n_mels * int(frames.max()) * 4
+    seconds = int(frames[k]) * config.hop_length / config.sr
+    if seconds > _LONG_CLIP_S or n_bytes > _PAD_WARN_BYTES:
         warnings.warn(
-            f"VAD found no speech in {len(silent)} clip(s), kept whole: {_first(silent)}", stacklevel=3
+            f"load_sequences pads all {len(frames)} clips to the longest, {names[k]} ({int(frames[k])} frames, "
+            f"{seconds:.0f} s of voiced audio): the array takes {n_bytes / 2**30:.2f} GiB (the clips' own frames "
+            f"{4 * config.n_mels * int(frames.sum()) / 2**30:.2f} GiB). Cut long recordings into utterances of a few "
+            "seconds, leave them out (index=...), or use load_features (fixed windows of "
+            f"{config.n_frames} frames).", stacklevel=4
         )
-    return data["X"], index
 
 
 def load_features(
@@ -510,10 +565,10 @@ def load_features(
 
     The first call preprocesses all clips on all cores with a progress bar
     and writes one cache file keyed by the configuration and the file list
-    (RAVDESS: names and sizes; a given ``index``: paths, sizes and modification
+    (names for RAVDESS, paths for a given ``index``; sizes and modification
     times), recording which files could not be used; later calls load it. A
-    changed configuration or file set, or a truncated or corrupted cache,
-    triggers a rebuild. A cache that cannot be written (read-only or full
+    changed configuration, file set or file (edited in place), or a truncated
+    or corrupted cache, triggers a rebuild. A cache that cannot be written (read-only or full
     disk) is skipped with one warning; the features are still returned.
 
     Parameters
@@ -534,10 +589,12 @@ def load_features(
     progress : bool
         Show a progress bar.
     on_error : {"raise", "skip"}
-        What to do with unusable files (unreadable, truncated, empty, silent,
-        NaN/inf): raise one error listing them, or drop them from the index
-        with one warning giving their count and the first reasons. A cached
-        build remembers its skips and reports the same ones.
+        What to do with unusable files (0 bytes, not audio, truncated, empty,
+        silent, NaN/inf, shorter than one analysis window, channels that
+        cancel in the mono downmix): raise one error listing them with their
+        causes, or drop them from the index with one warning giving their count
+        and the first causes. A cached build remembers its skips and reports
+        the same ones.
 
     Returns
     -------
@@ -563,6 +620,9 @@ def load_features(
     UserWarning
         Once for skipped files, once for clips in which the VAD found no
         speech, once if the cache cannot be written.
+    AudioWarning
+        Once for clips whose features are usable but degraded, with the cause
+        (``ClipInfo.notes``: a rate too low for the mel range).
 
     Examples
     --------
@@ -613,6 +673,12 @@ def load_sequences(*args: Any, pad_db: float | None = None, **kwargs: Any) -> tu
     ------
     AudioError, FileNotFoundError
         As :func:`load_features`.
+
+    Warns
+    -----
+    UserWarning, AudioWarning
+        As :func:`load_features`; and once when the longest clip is over a
+        minute or the padded array over 1 GiB, with its length and what to do.
 
     Examples
     --------

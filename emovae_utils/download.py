@@ -13,6 +13,7 @@ import hashlib
 import http.client
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import urllib.error
@@ -85,12 +86,17 @@ def dataset_is_complete(path: str | os.PathLike) -> bool:
     return True
 
 
+def _again(dest: Path) -> str:
+    """How to try again: the shell command, and the Python call."""
+    return f"run `emovae download {shlex.quote(str(dest))}` again (in Python: download_ravdess({str(dest)!r}))"
+
+
 def _hint(dest: Path) -> str:
     return (
         "If you already have a copy of RAVDESS, either\n"
         f"  - put the extracted Actor_01 ... Actor_24 folders into {dest},\n"
         "    or set the environment variable EMOVAE_DATA_DIR to the folder that holds them, or\n"
-        f"  - put {ZIP_NAME} into {dest} and call download_ravdess() again."
+        f"  - put {ZIP_NAME} into {dest} and {_again(dest)}."
     )
 
 
@@ -134,7 +140,7 @@ def _fetch(url: str, part: Path, dest: Path, timeout: float) -> None:
                     raise DownloadError(
                         f"Server answered the Range request for byte {offset} with "
                         f"Content-Range {response.headers.get('Content-Range')!r}. "
-                        f"Delete {part} and call download_ravdess() again."
+                        f"Delete {part} and {_again(dest)}."
                     )
                 if match.group(3) != "*":
                     total = int(match.group(3))
@@ -163,7 +169,7 @@ def _fetch(url: str, part: Path, dest: Path, timeout: float) -> None:
             f"Could not download RAVDESS from {url}: HTTP {err.code} {err.reason}.\n{_hint(dest)}"
         ) from err
     except _NETWORK_ERRORS as err:
-        kept = f" Partial download kept at {part}; calling again resumes it." if part.exists() else ""
+        kept = f" Partial download kept at {part}; to resume it, {_again(dest)}." if part.exists() else ""
         raise DownloadError(
             f"Could not download RAVDESS from {url}: {err}.{kept}\n{_hint(dest)}"
         ) from err
@@ -171,7 +177,7 @@ def _fetch(url: str, part: Path, dest: Path, timeout: float) -> None:
     if total is not None and size < total:
         raise DownloadError(
             f"Download of {url} stopped after {size} of {total} bytes. Partial download kept at "
-            f"{part}; call download_ravdess() again to resume.\n{_hint(dest)}"
+            f"{part}; {_again(dest)} to resume.\n{_hint(dest)}"
         )
 
 
@@ -288,7 +294,7 @@ def download_ravdess(
             part.unlink()
             raise ChecksumError(
                 f"MD5 mismatch for the download from {url}: expected {expected}, got {actual}. "
-                "The download was discarded; call download_ravdess() again to retry."
+                f"The download was discarded; to retry, {_again(dest)}."
             )
         os.replace(part, archive)
 

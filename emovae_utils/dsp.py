@@ -14,9 +14,9 @@ one function, so a notebook can show what every step does:
 :class:`PreprocessConfig`; :func:`preprocess_audio` stops before step 5 and
 returns the waveform the log-mel is computed from (whole, or the stretch of it
 that the 128 frames cover), for features measured on the audio the VAE sees.
-:func:`mel_basis` is the one mel filter bank (the inversions of
-:mod:`emovae_utils.inversion`, which go back from a dB mel spectrogram to a
-waveform, use it too).
+:func:`mel_basis` is the one mel filter bank and :func:`one_blas_thread` the one
+thread policy (the inversions of :mod:`emovae_utils.inversion` use both);
+:func:`why_undecodable` says in words why a file is not audio.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ import scipy.ndimage
 import soundfile as sf
 import soxr
 import webrtcvad
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 __all__ = [
     "AudioError",
+    "AudioWarning",
     "ConfigError",
     "PreprocessConfig",
     "ClipInfo",
@@ -54,6 +55,8 @@ __all__ = [
     "preprocess_audio",
     "preprocess_signal",
     "preprocess_file",
+    "one_blas_thread",
+    "why_undecodable",
 ]
 
 
@@ -65,6 +68,10 @@ class AudioError(ValueError):
     normalise by. The message names the file (where there is one), says what
     is wrong and what to do.
     """
+
+
+class AudioWarning(UserWarning):
+    """Audio whose features are usable but degraded (e.g. recorded at too low a rate for the mel range)."""
 
 
 class ConfigError(ValueError):
@@ -143,13 +150,7 @@ class PreprocessConfig:
     n_frames: int = 128
 
     def __post_init__(self) -> None:
-        """Reject values the recipe cannot run, naming the field, the value and what is allowed.
-
-        Raises
-        ------
-        ConfigError
-            E.g. ``sr=22050`` (the VAD runs at 8, 16, 32 or 48 kHz only) or ``n_frames=0``.
-        """
+        """Raise ConfigError for a value the recipe cannot run (``sr=22050``), naming field, value, what is allowed."""
 
         def bad(field: str, allowed: str, why: str = "") -> ConfigError:
             value = getattr(self, field)
@@ -213,12 +214,15 @@ class ClipInfo:
         Mel frames of the voiced signal, before fixing to ``n_frames``.
     speech_found : bool
         False when the VAD marked no frame as speech and the clip was kept whole.
+    notes : tuple of str
+        What degrades the features but leaves them usable (a rate too low for the mel range); callers warn.
     """
 
     n_samples: int
     n_voiced_samples: int
     n_voiced_frames: int
     speech_found: bool
+    notes: tuple[str, ...] = ()
 
 
 def load_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
@@ -239,8 +243,10 @@ def load_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     Raises
     ------
     AudioError
-        Naming the file, if it cannot be decoded, is truncated (fewer samples
-        than its header declares), holds no samples, or holds NaN or inf.
+        Naming the file and the cause, if it cannot be decoded (empty, a text
+        file, another format), is truncated (fewer samples than its header
+        declares), holds no samples, holds NaN or inf, or its channels cancel
+        in the downmix (one the negative of the other).
 
     Examples
     --------
@@ -255,10 +261,8 @@ def load_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             sr, declared, fmt = f.samplerate, f.frames, f.format
             data = f.read(dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError, MemoryError) as err:
-        reason = getattr(err, "error_string", None) or str(err)  # libsndfile's words, without the path again
         raise AudioError(
-            f"{path} cannot be decoded as audio ({reason.strip()}): the file is damaged, truncated or not audio. "
-            "Copy or export it again, or remove it."
+            f"{path} cannot be decoded as audio: {why_undecodable(path, err)}. Copy or export it again, or remove it."
         ) from err
     wav = _wav_data_bytes(path)
     if wav is not None and wav[1] < wav[0]:
@@ -282,7 +286,43 @@ def load_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
             "failed computation or is damaged. Export it again, or remove it."
         )
     y = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    if data.shape[1] > 1 and np.any(data):
+        kept = float(np.dot(y, y)) / float(np.mean(np.einsum("ij,ij->j", data, data)))  # mono vs channel energy
+        if kept < 1e-4:
+            raise AudioError(
+                f"{path}: its {data.shape[1]} channels cancel in the mono downmix (one is the negative of the "
+                f"other: opposite polarity), leaving {10 * np.log10(max(kept, 1e-30)):.0f} dB of their energy. "
+                "Keep one channel, e.g. ffmpeg -i in.wav -af 'pan=mono|c0=c0' out.wav."
+            )
     return np.ascontiguousarray(y), int(sr)
+
+
+def why_undecodable(path: str | os.PathLike, err: BaseException) -> str:
+    """Why soundfile cannot open ``path`` (its error ``err``), in words, from the file's size and first bytes.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x.wav")
+    >>> _ = open(path, "w").write("hello")
+    >>> why_undecodable(path, RuntimeError("Format not recognised."))
+    "not audio: a text file (it begins 'hello')"
+    """
+    try:
+        with open(path, "rb") as f:
+            size, head = os.fstat(f.fileno()).st_size, f.read(512)
+    except OSError as e:
+        return f"it cannot be read ({e.strerror or e})"
+    if size == 0:
+        return "0 bytes, the file is empty (an interrupted copy or a recording that was never written)"
+    text = head.decode("utf-8", "replace").replace("\ufffd", "", 1)  # a character cut at byte 512
+    if b"\0" not in head and all(ch.isprintable() or ch in "\t\n\r\f" for ch in text):
+        first = (text.strip().splitlines() or [""])[0][:40]
+        return f"not audio: a text file (it begins {first!r})"
+    if head[4:8] == b"ftyp":
+        return "an MP4/M4A container, which soundfile cannot read: convert it (ffmpeg -i in.m4a out.wav)"
+    reason = (getattr(err, "error_string", None) or str(err)).strip() or type(err).__name__
+    return f"the file is damaged, truncated or not audio (libsndfile: {reason})"
 
 
 def _wav_data_bytes(path: str | os.PathLike) -> tuple[int, int] | None:
@@ -379,11 +419,8 @@ def voiced_mask(
     padded[:n] = y / peak
     pcm = np.round(32767 * padded).astype(np.int16)
     vad = webrtcvad.Vad(mode)
-    flags = np.fromiter(
-        (vad.is_speech(pcm[i * frame : (i + 1) * frame].tobytes(), sr) for i in range(n_frames)),
-        dtype=bool,
-        count=n_frames,
-    )
+    flags = np.fromiter((vad.is_speech(pcm[i * frame : (i + 1) * frame].tobytes(), sr) for i in range(n_frames)),
+                        dtype=bool, count=n_frames)
     if dilation > 1:
         flags = scipy.ndimage.binary_dilation(flags, structure=np.ones(dilation, dtype=bool))
     return np.repeat(flags, frame)[:n]
@@ -462,6 +499,12 @@ def peak_normalise(y: np.ndarray, peak: Literal["max", "absmax"] = "max") -> np.
 _BLAS = ThreadpoolController()
 
 
+def one_blas_thread():
+    """Context manager running numpy's BLAS on one thread (threadpoolctl): the thread policy of features and
+    rendering. The same bits on any core count, and no slowdown from threads waiting on a busy machine."""
+    return _BLAS.limit(limits=1, user_api="blas")
+
+
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     B = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
@@ -517,7 +560,7 @@ def log_mel(y: np.ndarray, config: PreprocessConfig | None = None) -> np.ndarray
     power = stft.real**2 + stft.imag**2
     # One BLAS thread: multi-threaded OpenBLAS sums in another order, and features
     # would then depend (in the last bit) on how many processes built them.
-    with _BLAS.limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         mel = mel_basis(c) @ power
     return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=c.top_db).astype(np.float32, copy=False)
 
@@ -590,8 +633,10 @@ def preprocess_audio(
     Raises
     ------
     AudioError
-        If the signal is not mono, is empty, silent or holds NaN or inf, or
-        (``peak="max"``) the voiced part has no positive sample.
+        If the signal is not mono, is empty, silent or holds NaN or inf, is
+        (or its voiced part is) shorter than one analysis window (``n_fft``
+        samples at ``config.sr``), or (``peak="max"``) the voiced part has no
+        positive sample.
 
     See Also
     --------
@@ -624,11 +669,13 @@ def preprocess_audio(
     if not np.any(y):
         raise AudioError("Signal is silent (all samples are zero): nothing to analyse; record it again or remove it.")
     y = resample(y, sr, c.sr, c.res_type)
+    _check_length(len(y), "Signal", c)
     mask = voiced_mask(y, c.sr, c.vad_mode, c.vad_frame_ms, c.vad_dilation)
     voiced, found = remove_silence(y, mask)
+    _check_length(len(voiced), "The VAD's voiced part", c)
     audio = peak_normalise(voiced, c.peak)
     n_frames = 1 + len(audio) // c.hop_length  # frames of the centred STFT in log_mel
-    info = ClipInfo(len(y), len(voiced), n_frames, found)
+    info = ClipInfo(len(y), len(voiced), n_frames, found, _rate_notes(sr, c))
     if window:
         start = max(n_frames - c.n_frames, 0) // 2 * c.hop_length  # fix_frames' first frame, in samples
         size = c.n_frames * c.hop_length
@@ -636,6 +683,23 @@ def preprocess_audio(
         if len(audio) < size:
             audio = np.pad(audio, (0, size - len(audio)))
     return np.ascontiguousarray(audio, dtype=np.float32), info
+
+
+def _check_length(n: int, what: str, c: PreprocessConfig) -> None:
+    """Refuse ``n`` samples at ``c.sr`` when they do not fill one analysis window (``n_fft``)."""
+    if n < c.n_fft:
+        raise AudioError(f"{what} is too short: {n} samples at {c.sr} Hz ({1000 * n / c.sr:.0f} ms), shorter than one "
+                         f"analysis window (n_fft = {c.n_fft} samples, {1000 * c.n_fft / c.sr:.0f} ms). Use recordings "
+                         "of at least a word (about 0.3 s), or remove it.")
+
+
+def _rate_notes(sr: int, c: PreprocessConfig) -> tuple[str, ...]:
+    """The note for a native rate whose Nyquist frequency lies below ``fmax`` (empty top mel bands), or ()."""
+    empty = int(np.sum(librosa.mel_frequencies(c.n_mels + 2, fmin=c.fmin, fmax=c.fmax)[: c.n_mels] >= sr / 2))
+    return () if c.fmax <= sr / 2 else (
+        f"recorded at {sr} Hz, too low a rate for the mel range: it holds nothing above {sr / 2:g} Hz but fmax = "
+        f"{c.fmax:g} Hz, so resampling up to {c.sr} Hz leaves {empty} of the {c.n_mels} mel bands empty. Use a "
+        f"recording at {2 * c.fmax:g} Hz or more, or PreprocessConfig(fmax={sr / 2:g}) for all clips.",)
 
 
 def preprocess_signal(
@@ -662,8 +726,7 @@ def preprocess_signal(
     Raises
     ------
     AudioError
-        If the signal is empty, silent or holds NaN or inf, or (``peak="max"``)
-        the voiced part has no positive sample (see :func:`peak_normalise`).
+        As :func:`preprocess_audio` (empty, silent, NaN or inf, too short, no positive sample).
 
     Examples
     --------
@@ -721,18 +784,17 @@ def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = N
     -----
     UserWarning
         If the VAD finds no speech; the clip is then kept whole.
+    AudioWarning
+        For each of ``ClipInfo.notes`` (e.g. a rate too low for the mel range).
     """
     features, info = _preprocess_path(path, config or PreprocessConfig())
     if not info.speech_found:
         warnings.warn(f"VAD found no speech in {path}; the whole clip was kept.", stacklevel=2)
+    for note in info.notes:
+        warnings.warn(AudioWarning(f"{path}: {note}"), stacklevel=2)
     return features
 
 
 def _one_thread_worker() -> None:  # pragma: no cover - runs in worker processes
     """Process-pool initializer: keep numpy/scipy's BLAS on one thread."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
+    threadpool_limits(1)

@@ -45,6 +45,7 @@ from typing import Any, Iterator
 import yaml
 
 from .extras import require
+from .io import atomic_write
 from .paths import PROJECT_ROOT
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -120,15 +121,52 @@ def load_presets(path: str | Path = PRESETS_FILE) -> dict[str, dict[str, dict[st
     -------
     dict
         ``{preset: {"_all": {...}, "<notebook stem>": {...}}}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ValueError
+        One line naming the file and the line: not valid YAML, or not of that shape.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Presets file {path} not found; pass --presets FILE (a YAML file of presets).")
-    with open(path) as f:
-        presets = yaml.safe_load(f)
-    if not isinstance(presets, dict) or not presets:
-        raise ValueError(f"{path} holds no presets.")
-    return presets
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path}: not a YAML text file (byte {err.start} is not UTF-8).") from None
+    try:
+        _check_presets_shape(yaml.compose(text), path)
+        return yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        context = f"; {err.context} on line {err.context_mark.line + 1}" if err.context and err.context_mark else ""
+        raise ValueError(f"{path}, line {mark.line + 1}: not valid YAML ({err.problem}{context}).") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err}).") from None
+
+
+def _check_presets_shape(root: yaml.Node | None, path: Path) -> None:
+    """Raise ValueError, naming the file and line, where the YAML is not ``{preset: {section: {name: value}}}``."""
+
+    def where(node: yaml.Node) -> str:
+        return f"{path}, line {node.start_mark.line + 1}"
+
+    def what(node: yaml.Node) -> str:
+        return "a list" if isinstance(node, yaml.SequenceNode) else f"the value {node.value!r}"
+
+    if not isinstance(root, yaml.MappingNode) or not root.value:
+        raise ValueError(f"{path}: holds no presets (expected `NAME:` lines, each followed by indented sections "
+                         "`_all:` and notebook stems).")
+    for name, preset in root.value:
+        if not isinstance(preset, yaml.MappingNode):
+            raise ValueError(f"{where(preset)}: preset {name.value!r} must be a mapping of sections (_all, notebook "
+                             f"stems), not {what(preset)}.")
+        for section, params in preset.value:
+            if not (isinstance(params, yaml.MappingNode) or params.tag == "tag:yaml.org,2002:null"):
+                raise ValueError(f"{where(params)}: section {section.value!r} of preset {name.value!r} must be a "
+                                 f"mapping of parameter: value, not {what(params)}.")
 
 
 def declared_parameters(notebook: Path) -> set[str]:
@@ -279,9 +317,11 @@ def plan_run(options: RunOptions | None = None) -> RunPlan:
     KeyError
         Unknown preset.
     ValueError
-        Unknown notebook or parameter.
+        Unknown notebook or parameter, a presets file that is not valid, an
+        output folder that is a file or cannot be written.
     FileNotFoundError
-        No project folder or presets file.
+        No project folder or presets file; or (unless ``prepare_only``) no
+        RAVDESS where a notebook that declares ``data_dir`` would look.
     """
     o = options or RunOptions()
     project = find_project(o.project_dir)
@@ -298,7 +338,49 @@ def plan_run(options: RunOptions | None = None) -> RunPlan:
         raise ValueError(f"-p {', '.join(unknown)}: no selected notebook declares it "
                          f"({', '.join(nb.stem for nb in notebooks)}); see each notebook's parameters cell.")
     out = Path(o.output_dir).expanduser().resolve() if o.output_dir else project / "runs" / o.preset_name
+    _check_output_dir(out)
+    if not o.prepare_only:
+        _check_data(planned, project)
     return RunPlan(o.preset_name, project, out, planned, o.prepare_only)
+
+
+def _check_output_dir(out: Path) -> None:
+    """Raise ValueError when ``out`` cannot become a folder the run writes into."""
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ValueError(f"--output-dir {out}: {existing} is a file, not a folder; choose another output folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--output-dir {out}: cannot write into {existing} (permission denied or a read-only "
+                         "file system); choose another output folder.")
+
+
+def _check_data(planned: list[tuple[Path, dict[str, Any]]], project: Path) -> None:
+    """Raise FileNotFoundError, saying what to do, when a notebook reading RAVDESS (``data_dir``) would not find it.
+
+    Looks where the notebook's kernel will: ``data_dir`` (relative to the notebook's folder, its working
+    directory), else ``$EMOVAE_DATA_DIR``, else ``<project>/data/ravdess``.
+    """
+    from . import data
+
+    checked = set()
+    for nb, params in planned:
+        if "data_dir" not in declared_parameters(nb):
+            continue
+        value = params.get("data_dir") or os.environ.get("EMOVAE_DATA_DIR")
+        folder = (nb.parent / Path(value).expanduser()).resolve() if value else project / "data" / "ravdess"
+        source = ("data_dir" if params.get("data_dir") else "$EMOVAE_DATA_DIR") if value else "the default"
+        command = f"emovae download {folder}" if source == "data_dir" else "emovae download"
+        if folder in checked:
+            continue
+        checked.add(folder)
+        try:
+            data.ravdess_index(folder, warn=False)
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{nb.name} reads RAVDESS from {folder} ({source}), which holds no RAVDESS clips. Download them "
+                f"(208.5 MB) into it with `{command}`, or set EMOVAE_DATA_DIR to a folder holding Actor_01 ... "
+                "Actor_24 (or pass -p data_dir DIR). Nothing was run."
+            ) from None
 
 
 def _update_log(path: Path, row: dict[str, str]) -> None:
@@ -309,12 +391,42 @@ def _update_log(path: Path, row: dict[str, str]) -> None:
             rows = [r for r in csv.DictReader(f) if r.get("notebook") and r["notebook"] != row["notebook"]]
     rows.append(row)
     rows.sort(key=lambda r: r["notebook"])
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore", restval="")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=LOG_FIELDS, extrasaction="ignore", restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(path, write)
+
+
+def _execute_notebook(nb: Path, target: Path, params: dict[str, Any], prepare_only: bool, progress_bar: bool) -> None:
+    """papermill ``nb`` into ``target`` atomically (:func:`emovae_utils.io.atomic_write`).
+
+    papermill writes a temporary file next to ``target`` (saving it as cells
+    run), which replaces ``target`` once complete: a full disk or an interrupt
+    leaves no partial notebook and no temporary file. A notebook whose cell
+    raised is complete: it replaces ``target``, then its error is raised.
+    """
+    import nbformat
+    import papermill
+
+    failed: list[papermill.PapermillExecutionError] = []
+
+    def write(tmp: Path) -> None:
+        try:
+            papermill.execute_notebook(str(nb), str(tmp), parameters=params, kernel_name="python3",
+                                       cwd=str(nb.parent), prepare_only=prepare_only, progress_bar=progress_bar)
+        except papermill.PapermillExecutionError as err:
+            failed.append(err)
+        done = nbformat.read(str(tmp), as_version=4)
+        done.metadata.papermill.output_path = str(target)  # not the temporary name
+        nbformat.write(done, str(tmp))
+
+    atomic_write(target, write)
+    if failed:
+        raise failed[0]
 
 
 def sign_notebook(path: str | Path) -> None:
@@ -395,27 +507,22 @@ def execute(plan: RunPlan, progress_bar: bool | None = None, sign: bool = True) 
             started = dt.datetime.now().isoformat(timespec="seconds")
             t0 = time.perf_counter()
             status = "prepared" if plan.prepare_only else "ok"
+            written = True
             try:
-                papermill.execute_notebook(
-                    str(nb),
-                    str(target),
-                    parameters=params,
-                    kernel_name="python3",
-                    cwd=str(nb.parent),
-                    prepare_only=plan.prepare_only,
-                    progress_bar=progress_bar,
-                )
+                _execute_notebook(nb, target, params, plan.prepare_only, progress_bar)
             except BaseException as err:  # noqa: BLE001 - log, then re-raise
                 status = f"failed: {type(err).__name__}"
-                err.add_note(f"{nb.name} failed; the executed notebook, with the failing cell's output, is {target}")
+                written = isinstance(err, papermill.PapermillExecutionError)  # complete, with the failing cell
+                err.add_note(f"{nb.name} failed; the executed notebook, with the failing cell's output, is {target}"
+                             if written else f"{nb.name} failed, {target} was not written (no partial file is left)")
                 raise
             finally:
                 seconds = time.perf_counter() - t0
                 _update_log(log_path, {"notebook": nb.name, "preset": plan.preset_name, "started": started,
                                        "seconds": f"{seconds:.1f}", "status": status})
-                if not plan.prepare_only and target.exists():
+                if written and not plan.prepare_only and target.exists():
                     match_jupyterlab_metadata(target)
-                if sign and not plan.prepare_only and target.exists():
+                if sign and written and not plan.prepare_only and target.exists():
                     try:
                         sign_notebook(target)
                     except Exception as err:  # noqa: BLE001 - an unsigned notebook is still a result
@@ -483,10 +590,13 @@ def copy_checked_outputs(executed: str | Path, source: str | Path) -> int:
 DESCRIPTION = """\
 Run the study's notebooks (notebooks/NN_*.ipynb of the project folder) in order with papermill.
 
-Without options this runs the paper preset: every notebook with the study's settings (about
-15 minutes on 2 cores), writing its figures into the committed figures/ folder and its models
-into models/. The smoke preset (--preset smoke) runs a few actors and epochs and writes its
-figures to runs/smoke/figures/, never into figures/.
+Without options this runs the paper preset: every notebook with the study's settings, writing
+its figures into the committed figures/ folder and its models into models/. The committed paper
+run took, by its figures/run_log.csv (in all; then notebook by notebook):
+  {paper_time}.
+The smoke preset (--preset smoke) runs a few actors and epochs and writes its figures to
+runs/smoke/figures/, never into figures/. Before any notebook runs, the runner checks that
+RAVDESS is where the notebooks look (see `emovae download` and EMOVAE_DATA_DIR).
 
 Executed notebooks and run_log.csv (one row per notebook; a rerun replaces the rows of the
 notebooks it runs) go to <project>/runs/<preset>/. They are signed (trusted in JupyterLab on
@@ -494,6 +604,40 @@ this machine), so their audio players work. Nothing is written before all argume
 Paths given on the command line are relative to the current directory; paths in the presets
 file are relative to the project folder.
 """
+
+def _duration(seconds: float) -> str:
+    """``"16 s"``, ``"9 min"``, ``"1 h 31 min"``."""
+    minutes = round(seconds / 60)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+def paper_run_time(project_dir: str | Path | None = None) -> str:
+    """How long the committed paper run took, from ``<project>/figures/run_log.csv``.
+
+    Returns
+    -------
+    str
+        E.g. ``"1 h 31 min in all; 01 16 s, 02 9 min, ..."`` (the notebooks' wall
+        times and their sum), or why it is not known.
+    """
+    try:
+        with open(find_project(project_dir) / "figures" / "run_log.csv", newline="") as f:
+            rows = [r for r in csv.DictReader(f) if r.get("preset") == DEFAULT_PRESET]
+        seconds = [float(r["seconds"]) for r in rows]
+    except (OSError, KeyError, ValueError):
+        return "a time not known here: no readable figures/run_log.csv"
+    if not rows:
+        return "a time not known here: figures/run_log.csv has no paper rows"
+    parts = ", ".join(f"{r['notebook'][:2]} {_duration(t)}" for r, t in zip(rows, seconds))
+    return f"{_duration(sum(seconds))} in all; {parts}"
+
+
+def describe(project_dir: str | Path | None = None) -> str:
+    """The runner's ``--help`` description, with the paper run's times (:func:`paper_run_time`)."""
+    return DESCRIPTION.format(paper_time=paper_run_time(project_dir))
+
 
 EPILOG = """\
 examples:
@@ -552,6 +696,11 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
     except papermill.PapermillExecutionError as err:
         print("\n".join([str(err), *getattr(err, "__notes__", [])]), file=sys.stderr)
         return 1
+    except OSError as err:  # e.g. a full disk: one line, no traceback
+        notes = getattr(err, "__notes__", []) or ([f"while writing {err.filename}"] if err.filename else [])
+        print(f"{parser.prog}: {err.strerror or err}: {' '.join(notes)}. Free some space or choose another "
+              "--output-dir.", file=sys.stderr)
+        return 1
     if args.refresh_checks and not args.prepare_only:
         for nb, _ in plan.notebooks:
             print(f"{nb.name}: {copy_checked_outputs(out / nb.name, nb)} checked output(s) refreshed")
@@ -561,7 +710,7 @@ def run_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def make_parser(prog: str | None = None) -> argparse.ArgumentParser:
     """The runner's argument parser."""
-    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=EPILOG,
+    parser = argparse.ArgumentParser(prog=prog, description=describe(), epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     return add_arguments(parser)
 

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import utterance, write_clip
+from conftest import speechlike, utterance, write_clip
 
 from emovae_utils import data, dsp, train
-from emovae_utils.dsp import AudioError, ConfigError, PreprocessConfig
+from emovae_utils.dsp import AudioError, AudioWarning, ConfigError, PreprocessConfig
 
 
 # ------------------------------------------------------------------ builders of bad input
@@ -85,6 +85,27 @@ def features(root: Path, d: Path, **kw):
         return data.load_features(root, d / "cache", progress=False, workers=1, **kw)
 
 
+def stereo(d: Path, left: float, right: float, name: str = "x.wav") -> Path:
+    """A float stereo WAV whose channels are ``left * y`` and ``right * y``."""
+    y = utterance()
+    return float_wav(d, np.stack([left * y, right * y], axis=1), name)
+
+
+def own_set(d: Path, *files: tuple[str, bytes]) -> Path:
+    """A folder of one's own recordings: one good clip plus raw files ``(name, content)``."""
+    root = d / "mine"
+    clip(root, "good.wav")
+    for name, content in files:
+        raw_file(root, name, content)
+    return root
+
+
+def own_features(root: Path, d: Path, sequences: bool = False, **kw):
+    """load_features (or load_sequences) of ``data.audio_index(root)``, as a newcomer calls them."""
+    load = data.load_sequences if sequences else data.load_features
+    return load(root, d / "cache", index=data.audio_index(root, warn=False), progress=False, workers=1, **kw)
+
+
 A = "03-01-01-01-01-01-01"
 B = "03-01-02-01-01-01-01"
 
@@ -100,7 +121,16 @@ CASES = [
     ("all-zero", lambda d: dsp.preprocess_file(float_wav(d, np.zeros(48000))), AudioError, ["x.wav", "silent"]),
     ("no-samples", lambda d: dsp.preprocess_file(float_wav(d, np.zeros(0))), AudioError, ["x.wav", "empty"]),
     ("not-audio", lambda d: dsp.load_mono(raw_file(d, "x.wav", b"not audio at all")), AudioError,
-     ["x.wav", "cannot be decoded"]),
+     ["x.wav", "cannot be decoded", "not audio: a text file (it begins 'not audio at all')"]),
+    ("zero-bytes", lambda d: dsp.load_mono(raw_file(d, "x.wav", b"")), AudioError, ["x.wav", "0 bytes"]),
+    ("m4a-named-wav", lambda d: dsp.load_mono(raw_file(d, "x.wav", b"\0\0\0\x20ftypM4A \0\0\0\0" + bytes(64))),
+     AudioError, ["x.wav", "MP4/M4A"]),
+    ("channels-cancel", lambda d: dsp.load_mono(stereo(d, 0.5, -0.5)), AudioError,
+     ["x.wav", "channels cancel in the mono downmix"]),
+    ("too-short-file", lambda d: dsp.preprocess_file(write_clip(d / "x.wav", speechlike(0.05, 48000))), AudioError,
+     ["x.wav", "too short", "800 samples at 16000 Hz (50 ms)", "one analysis window (n_fft = 1024 samples"]),
+    ("too-short-signal", lambda d: dsp.preprocess_signal(speechlike(0.01, 16000), 16000), AudioError,
+     ["too short", "160 samples"]),
     ("missing-file", lambda d: dsp.load_mono(d / "gone.wav"), AudioError, ["gone.wav", "does not exist"]),
     ("truncated-wav-half", lambda d: dsp.load_mono(cut(clip(d), 0.5)), AudioError,
      ["x.wav", "is truncated", "copy or export the file again"]),
@@ -129,7 +159,7 @@ CASES = [
     # --- data sets and feature building
     ("every-file-unreadable-skip", lambda d: features(ravdess_set(d, (f"{A}.wav", b"junk"), (f"{B}.wav", b"")),
                                                      d, on_error="skip"),
-     AudioError, ["None of the 2 file(s)", f"{A}.wav", "Format not recognised"]),
+     AudioError, ["None of the 2 file(s)", f"{A}.wav", "not audio: a text file", f"{B}.wav", "0 bytes"]),
     ("every-file-unreadable-raise", lambda d: features(ravdess_set(d, (f"{A}.wav", b"junk")), d),
      AudioError, ["None of the 1 file(s)", f"{A}.wav"]),
     ("on-error-value", lambda d: features(ravdess_set(d, (f"{A}.wav", None)), d, on_error="ignore"), ValueError,
@@ -152,6 +182,12 @@ CASES = [
     ("checkpoint-random-bytes", lambda d: train.load_checkpoint(raw_file(d, "checkpoint.pt", os.urandom(4096))),
      ValueError, ["checkpoint.pt", "not a readable checkpoint"]),
     ("checkpoint-missing", lambda d: train.load_checkpoint(d / "gone.pt"), FileNotFoundError, ["gone.pt"]),
+    ("audio-index-zero-byte-wav", lambda d: own_features(own_set(d, ("empty.wav", b"")), d), AudioError,
+     ["1 of 2 file(s) could not be preprocessed", "empty.wav", "0 bytes"]),
+    ("audio-index-text-wav", lambda d: own_features(own_set(d, ("notes.wav", b"my notes\n")), d), AudioError,
+     ["1 of 2 file(s)", "notes.wav", "not audio: a text file"]),
+    ("audio-index-cancelling-channels", lambda d: own_features(stereo(own_set(d), 1, -1, "phase.wav").parent, d),
+     AudioError, ["1 of 2 file(s)", "phase.wav", "channels cancel in the mono downmix"]),
 ]
 
 
@@ -162,6 +198,38 @@ def test_bad_input_raises_one_clear_error(tmp_path, call, exception, fragments):
         call(tmp_path)
     for fragment in fragments:
         assert fragment in str(err.value), f"{fragment!r} not in {str(err.value)!r}"
+
+
+# Degraded input whose features are still usable: one warning of ``category`` holding every fragment.
+WARNING_CASES = [
+    ("rate-below-mel-range", lambda d: dsp.preprocess_file(write_clip(d / "x.wav", utterance(sr=8000), 8000)),
+     AudioWarning, ["x.wav", "recorded at 8000 Hz", "nothing above 4000 Hz", "fmax = 8000 Hz", "mel bands empty"]),
+    ("rate-below-mel-range-features", lambda d: own_features(write_clip(own_set(d) / "tel.wav", utterance(sr=8000),
+                                                                         8000).parent, d),
+     AudioWarning, ["1 clip(s) give usable but degraded features", "tel.wav", "recorded at 8000 Hz"]),
+    ("audio-index-keeps-damaged", lambda d: data.audio_index(own_set(d, ("empty.wav", b""))), UserWarning,
+     ["kept 1 file(s)", "empty.wav (0 bytes", "load_features lists them"]),
+    ("long-clip-sequences", lambda d: own_features(write_clip(own_set(d) / "talk.wav", speechlike(61, 16000),
+                                                              16000).parent, d, sequences=True),
+     UserWarning, ["load_sequences pads all 2 clips", "talk", "(3813 frames, 61 s", "GiB", "load_features"]),
+]
+
+
+@pytest.mark.parametrize("call, category, fragments", [pytest.param(*row[1:], id=row[0]) for row in WARNING_CASES])
+def test_degraded_input_warns_once_with_the_cause(tmp_path, call, category, fragments):
+    with pytest.warns(category) as record:
+        call(tmp_path)
+    matching = [str(w.message) for w in record if all(f in str(w.message) for f in fragments)]
+    assert len(matching) == 1, [str(w.message) for w in record]
+
+
+def test_healthy_stereo_and_rates_give_no_warning(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for sr in (16000, 22050, 44100):  # Nyquist at or above fmax = 8000 Hz
+            dsp.preprocess_file(write_clip(tmp_path / f"{sr}.wav", utterance(sr=sr), sr))
+        y = dsp.load_mono(stereo(tmp_path, 0.5, 0.25))[0]  # different levels, same polarity
+        np.testing.assert_allclose(y, 0.375 * utterance(), atol=1e-6)
 
 
 def test_domain_errors_are_value_errors():

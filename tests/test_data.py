@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import utterance, write_clip
 
-from emovae_utils import data
-from emovae_utils.dsp import AudioError, PreprocessConfig
+from emovae_utils import data, dsp
+from emovae_utils.dsp import AudioError, AudioWarning, PreprocessConfig
 
 
 def touch(folder, *names):
@@ -74,7 +74,7 @@ def test_resolve_data_dir_precedence(tmp_path, monkeypatch):
     assert data.resolve_data_dir() == tmp_path / "env"
     monkeypatch.delenv("EMOVAE_DATA_DIR")
     monkeypatch.setattr(data, "PROJECT_ROOT", tmp_path)
-    with pytest.raises(FileNotFoundError, match="EMOVAE_DATA_DIR.*download_ravdess"):
+    with pytest.raises(FileNotFoundError, match=f"EMOVAE_DATA_DIR.*`emovae download {tmp_path / 'data' / 'ravdess'}`"):
         data.resolve_data_dir()
     (tmp_path / "data" / "ravdess").mkdir(parents=True)
     assert data.resolve_data_dir() == tmp_path / "data" / "ravdess"
@@ -138,14 +138,35 @@ def test_config_change_or_new_file_rebuilds(small_set, tmp_path):
 
 
 def test_cache_keys_are_pinned():
-    """Existing caches stay valid: the keys of the study's configuration are fixed strings."""
-    files = [("03-01-01-01-01-01-01", 123456), ("03-01-02-01-01-01-01", 234567)]
+    """Caches stay valid across versions of the code: the keys of the study's configuration are fixed strings.
+
+    Changed deliberately once (cache version 2): RAVDESS keys now hold each file's modification time as well
+    as its name and size (a clip edited in place at the same size is rebuilt), and caches record the notes of
+    degraded clips. Every existing cache is rebuilt once.
+    """
+    files = [("03-01-01-01-01-01-01", 123456, 1700000000000000000), ("03-01-02-01-01-01-01", 234567,
+                                                                       1700000000000000001)]
     c = PreprocessConfig()
-    assert data._cache_key(files, c) == "c70218d1a52bdb020f68f74ac632add6653a5efd1eefa625b76745a040b42491"
+    assert data._cache_key(files, c) == "4b24a344866003f1cff4d110306857d8e70a26d1766362be8e490ee6185aa337"
     assert data._cache_key(files, c, kind="sequences") == (
-        "5335aedca0159774270be6148b52c967ab09318135c205acd7969a6286fe518f")
+        "94be9ce43c387fcdc7be0fea62422f4979628868d812fd9fab5d1dfe2a0efc50")
     assert data._cache_key([("a/b.wav", 10, 99)], c, by="path") == (
-        "44267c4cf90e1b360bf107906d3f526028e65be9f7ad4cba9a4c9699f70ad8f9")
+        "51bcdeb21c143d4dff07eab14b2969c2ffcfdb1d06b4954a5e097f14ac9d0bd8")
+
+
+def test_a_clip_edited_in_place_at_the_same_size_is_rebuilt(small_set, tmp_path):
+    cache = tmp_path / "cache"
+    X, index = build(small_set, cache)
+    k = next(k for k, p in enumerate(index.path) if p.endswith(".wav"))  # PCM: the same length, the same size
+    path = Path(index.path[k])
+    size, mtime = path.stat().st_size, path.stat().st_mtime_ns
+    write_clip(path, -dsp.load_mono(path)[0])  # another recording, same length (here: polarity flipped)
+    os.utime(path, ns=(mtime + 10**9, mtime + 10**9))  # file systems with coarse clocks: a later time
+    assert path.stat().st_size == size
+    X2, _ = build(small_set, cache)
+    changed = [not np.array_equal(a, b) for a, b in zip(X, X2)]
+    assert changed == [j == k for j in range(len(X))]
+    assert len(list(cache.glob("features-*.npz"))) == 2
 
 
 def test_load_sequences_takes_load_features_arguments(tmp_path):
@@ -245,6 +266,38 @@ def test_audio_index_lists_readable_audio_with_labels_where_names_parse(own_reco
     assert index.iloc[1:][["actor", "gender", "emotion", "emotion_id", "intensity", "statement",
                            "repetition"]].isna().all().all()
     assert str(index.actor.dtype) == "Int64"
+
+
+def test_damaged_files_stay_in_the_audio_index_and_are_skipped_by_load_features_with_the_cause(own_recordings,
+                                                                                               tmp_path):
+    (own_recordings / "empty.wav").write_bytes(b"")
+    (own_recordings / "readme.wav").write_text("This folder holds my takes.\n")
+    with pytest.warns(UserWarning, match="kept 2 file") as record:
+        index = data.audio_index(own_recordings)
+    [message] = [str(w.message) for w in record]
+    assert "voice memo.m4a" in message and "empty.wav (0 bytes" in message
+    assert "readme.wav (not audio: a text" in message
+    damaged = index[index.name.isin(["empty", "readme"])]
+    assert len(damaged) == 2 and damaged.sr.isna().all() and str(index.sr.dtype) == "Int64"
+    with pytest.warns(UserWarning, match="Skipped 2 of 6 file") as record:
+        X, out = data.load_features(own_recordings, tmp_path / "c", index=index, progress=False, on_error="skip")
+    [skipped] = [str(w.message) for w in record if str(w.message).startswith("Skipped")]
+    assert "0 bytes" in skipped and "not audio: a text file (it begins 'This folder holds my takes.')" in skipped
+    assert X.shape[0] == 4 and "empty" not in set(out.name)
+
+
+def test_degraded_clips_warn_once_and_the_cache_remembers_it(tmp_path, monkeypatch):
+    root = tmp_path / "mine"
+    write_clip(root / "studio.wav", utterance(seed=1))
+    write_clip(root / "phone.wav", utterance(sr=8000, seed=2), 8000)
+    index = data.audio_index(root)
+    for attempt in range(2):  # built, then read from the cache
+        with pytest.warns(AudioWarning) as record:
+            X, out = data.load_features(root, tmp_path / "c", index=index, progress=False, workers=1)
+        [message] = [str(w.message) for w in record]
+        assert message.startswith("1 clip(s) give usable but degraded features") and "phone.wav" in message
+        assert X.shape == (2, 80, 128)
+        monkeypatch.setattr(data, "_compute", None)  # the second time, the cache must answer
 
 
 def test_load_features_of_own_recordings_in_index_order_cached_and_explorable(own_recordings, tmp_path,

@@ -233,3 +233,29 @@ def test_clean_pair_features_are_the_recipe(real_pairs, ravdess_dir):
         T = info.n_voiced_frames
         start = max(T - C.n_frames, 0) // 2 * C.hop_length
         np.testing.assert_array_equal(clean, whole[start:start + (min(T, C.n_frames) - 1) * C.hop_length])
+
+
+@pytest.mark.parametrize("method", ["fast", "reference"])
+def test_inversion_runs_on_one_blas_thread_whatever_the_caller_allows(monkeypatch, method):
+    """The thread policy of rendering (dsp.one_blas_thread): one BLAS thread inside, so a busy machine does not
+    slow it down and the result does not depend on the caller's thread settings."""
+    from threadpoolctl import threadpool_limits
+
+    def blas_threads() -> set[int]:
+        from threadpoolctl import threadpool_info
+
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+    owner, name = (inversion, "nnls_fista") if method == "fast" else (librosa, "griffinlim")
+    real = getattr(owner, name)
+    monkeypatch.setattr(owner, name, lambda *a, **k: (seen.append(blas_threads()), real(*a, **k))[1])
+    S = np.random.default_rng(0).uniform(-80, -20, (80, 24)).astype(np.float32)
+    with threadpool_limits(2, user_api="blas"):
+        y2 = inversion.log_mel_to_audio(S, method=method)
+        after = blas_threads()
+    with threadpool_limits(1, user_api="blas"):
+        y1 = inversion.log_mel_to_audio(S, method=method)
+    assert seen == [{1}, {1}]
+    assert after == {2}  # the caller's setting is restored
+    np.testing.assert_array_equal(y1, y2)

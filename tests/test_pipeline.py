@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -229,6 +230,8 @@ def test_executed_notebooks_are_signed_logged_and_report_progress(tiny_project, 
     assert rows[2].endswith(",ok") and rows[3].endswith(",failed: PapermillExecutionError")
 
     done = nbformat.read(out_dir / "01_first.ipynb", as_version=4)
+    assert done.metadata.papermill.output_path == str(out_dir / "01_first.ipynb")  # not the temporary name
+    assert sorted(p.name for p in out_dir.iterdir()) == ["01_first.ipynb", "02_second.ipynb", "run_log.csv"]
     printed = done.cells[3].outputs[0].text.strip().split("|")  # cells: markdown, parameters, injected, print
     assert printed == [str(tiny_project), str(tiny_project), str(tiny_project / "notebooks"), "5"]
     with NotebookNotary() as notary:
@@ -236,3 +239,132 @@ def test_executed_notebooks_are_signed_logged_and_report_progress(tiny_project, 
         assert notary.check_signature(nbformat.read(out_dir / "02_second.ipynb", as_version=4))
         done.cells[4].outputs[0].data["text/html"] = "<b>changed</b>"
         assert not notary.check_signature(done)
+
+
+# --- a newcomer's mistakes (issue "Nothing surprises a newcomer", item 12) ---
+
+def test_help_states_the_paper_run_times_of_the_committed_run_log(capsys):
+    import csv
+
+    with open(pipeline.find_project() / "figures" / "run_log.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["preset"] == "paper"]
+    total = round(sum(float(r["seconds"]) for r in rows) / 60)  # minutes
+    with pytest.raises(SystemExit):
+        pipeline.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "about 15 minutes" not in text and "figures/run_log.csv" in text
+    assert f"{total // 60} h {total % 60:02d} min in all" in text
+    for r in rows:
+        minutes = round(float(r["seconds"]) / 60)
+        assert f"{r['notebook'][:2]} {minutes} min" in text or float(r["seconds"]) < 60, r
+
+
+def _with_data_dir_parameter(project):
+    nbformat.write(_notebook("data_dir = None\n", "print(data_dir)"), project / "notebooks" / "01_first.ipynb")
+
+
+@pytest.mark.parametrize("where", ["env", "default", "parameter"])
+def test_no_data_is_an_error_before_any_notebook_runs(tiny_project, tmp_path, monkeypatch, capsys, where):
+    _with_data_dir_parameter(tiny_project)
+    monkeypatch.chdir(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["--project", str(tiny_project), "--preset", "t", "--output-dir", "out"]
+    if where == "env":
+        monkeypatch.setenv("EMOVAE_DATA_DIR", str(empty))
+    else:
+        monkeypatch.delenv("EMOVAE_DATA_DIR", raising=False)
+    if where == "parameter":
+        args += ["-p", "data_dir", "empty"]
+    with pytest.raises(SystemExit) as exit_:
+        pipeline.main(args)
+    assert exit_.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    folder = tiny_project / "data" / "ravdess" if where == "default" else empty
+    assert f"01_first.ipynb reads RAVDESS from {folder}" in err and "holds no RAVDESS clips" in err
+    assert "`emovae download" in err and "EMOVAE_DATA_DIR" in err and "Nothing was run" in err
+    assert (f"`emovae download {empty}`" in err) == (where == "parameter")
+    assert not (tmp_path / "out").exists()
+    # prepare-only runs no notebook, so it needs no data
+    assert pipeline.main([*args, "--prepare-only"]) == 0
+
+
+@pytest.mark.parametrize("text, fragments", [
+    ("t:\n  _all: {x: 1\n  02_second: {y: 3}\n", ["presets.yaml, line 3: not valid YAML"]),
+    ("t:\n  _all:\n    x: 1\n   y: 2\n", ["presets.yaml, line 4: not valid YAML"]),
+    ("t: [1, 2]\n", ["presets.yaml, line 1: preset 't' must be a mapping of sections", "not a list"]),
+    ("t:\n  _all: {x: 1}\n  02_second: 3\n",
+     ["presets.yaml, line 3: section '02_second' of preset 't'", "not the value '3'"]),
+    ("", ["presets.yaml: holds no presets"]),
+    ("t:\n  _all: {x: \xff}\n".encode("latin-1"), ["presets.yaml: not a YAML text file (byte 15 is not UTF-8)"]),
+])
+def test_a_broken_presets_file_is_one_line_naming_file_and_line(tiny_project, monkeypatch, capsys, text, fragments):
+    presets = tiny_project / "notebooks" / "presets.yaml"
+    presets.write_bytes(text) if isinstance(text, bytes) else presets.write_text(text)
+    monkeypatch.chdir(tiny_project)
+    with pytest.raises(SystemExit) as exit_:
+        pipeline.main(["--project", str(tiny_project), "--preset", "t", "--prepare-only"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = [ln for ln in err.splitlines() if "error:" in ln]
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+@pytest.mark.parametrize("how", ["a-file", "under-a-file", "read-only"])
+def test_an_output_dir_that_cannot_be_written_is_an_argument_error(tiny_project, tmp_path, monkeypatch, capsys, how):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "taken").write_text("a file")
+    out = {"a-file": "taken", "under-a-file": "taken/sub", "read-only": "locked/sub"}[how]
+    if how == "read-only":
+        if os.geteuid() == 0:
+            pytest.skip("root writes into read-only folders")
+        (tmp_path / "locked").mkdir(mode=0o555)
+    with pytest.raises(SystemExit) as exit_:
+        pipeline.main(["--project", str(tiny_project), "--preset", "t", "--prepare-only", "--output-dir", out])
+    assert exit_.value.code == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"--output-dir {tmp_path / out}" in err
+    assert ("cannot write into" if how == "read-only" else "is a file, not a folder") in err
+
+
+def test_a_full_disk_leaves_no_partial_notebook_nor_temporary_file(tiny_project, tmp_path, monkeypatch, capsys):
+    import errno
+
+    import papermill
+
+    out = tiny_project / "runs" / "t"
+    (out / "01_first.ipynb").write_text("the previous, complete run")
+
+    def full_disk(input_path, output_path, **kw):
+        with open(output_path, "w") as f:
+            f.write('{"cells": [')  # what a write cut short leaves
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), output_path)
+
+    monkeypatch.setattr(papermill, "execute_notebook", full_disk)
+    real_atomic_write = pipeline.atomic_write
+
+    def log_also_fails(path, write):
+        if path.name != "run_log.csv":
+            return real_atomic_write(path, write)
+
+        def partial(tmp):
+            tmp.write_text("notebook,pre")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+        return real_atomic_write(path, partial)
+
+    for atomic_write in (real_atomic_write, log_also_fails):
+        monkeypatch.setattr(pipeline, "atomic_write", atomic_write)
+        log_before = (out / "run_log.csv").read_text()
+        code = pipeline.main(["--project", str(tiny_project), "--preset", "t", "--only", "01", "--no-sign"])
+        assert code == 1
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "No space left on device" in err
+        assert (out / "01_first.ipynb").read_text() == "the previous, complete run"
+        assert sorted(p.name for p in out.iterdir()) == ["01_first.ipynb", "run_log.csv"]  # no temporary file
+        log = (out / "run_log.csv").read_text()
+        if atomic_write is real_atomic_write:
+            assert log.splitlines()[2].startswith("01_first.ipynb,t,") and log.endswith(",failed: OSError\n")
+        else:
+            assert log == log_before  # the failed log write left the old log whole
