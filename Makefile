@@ -1,6 +1,6 @@
 # emovae: one command reproduces the study, one runs the tests. Each sets up .venv itself.
 #   make reproduce   # paper preset: every notebook, figures into figures/
-#   make test        # unit tests + notebooks on the smoke preset (nbval)
+#   make test        # unit tests, the package's examples (doctest) + notebooks on the smoke preset (nbval)
 #   make smoke       # the notebooks on the smoke preset, into runs/smoke/
 #   make benchmark   # preprocessing, training and mel-inversion benchmarks
 
@@ -35,7 +35,7 @@ smoke: setup
 
 test: setup
 	$(BIN)/python -m emovae_utils.pipeline --preset smoke --prepare-only --output-dir runs/nbval
-	$(BIN)/python -m pytest tests runs/nbval --nbval-lax --nbval-current-env
+	$(BIN)/python -m pytest tests runs/nbval emovae_utils --nbval-lax --nbval-current-env --doctest-modules
 
 benchmark: setup
 	$(BIN)/python benchmarks/preprocess.py

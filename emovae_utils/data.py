@@ -279,10 +279,13 @@ def audio_index(folder: str | os.PathLike, *, warn: bool = True) -> pd.DataFrame
 
     Examples
     --------
-    >>> index = audio_index("my_recordings")                          # doctest: +SKIP
-    >>> X, index = load_features("my_recordings", index=index)        # doctest: +SKIP
-    >>> X.shape                                                       # doctest: +SKIP
-    (12, 80, 128)
+    Any folder of recordings (here one RAVDESS actor's; ``ravdess_dir`` is the data folder):
+
+    >>> folder = ravdess_dir / "Actor_01"
+    >>> index = audio_index(folder)
+    >>> X, index = load_features(folder, index=index, progress=False)
+    >>> X.shape, index["emotion"].nunique()
+    ((60, 80, 128), 8)
     """
     root = Path(folder).expanduser()
     if not root.is_dir():
@@ -626,10 +629,12 @@ def load_features(
 
     Examples
     --------
-    >>> X, index = load_features()                                            # doctest: +SKIP
-    >>> X.shape                                                               # doctest: +SKIP
-    (1440, 80, 128)
-    >>> X, index = load_features("my_recordings", index=audio_index("my_recordings"))  # doctest: +SKIP
+    >>> X, index = load_features(ravdess_dir, progress=False)  # or load_features(): $EMOVAE_DATA_DIR
+    >>> X.shape, X.dtype
+    ((1440, 80, 128), dtype('float32'))
+
+    Your own recordings: ``load_features("my_recordings", index=audio_index("my_recordings"))``
+    (see :func:`audio_index`).
     """
     return _load(data_dir, cache_dir, config, index=index, workers=workers, progress=progress,
                  on_error=on_error, whole=False)
@@ -682,12 +687,14 @@ def load_sequences(*args: Any, pad_db: float | None = None, **kwargs: Any) -> tu
 
     Examples
     --------
-    >>> X, index = load_sequences()                                       # doctest: +SKIP
-    >>> X.shape, index.n_frames.min(), index.n_frames.max()               # doctest: +SKIP
+    >>> X, index = load_sequences(ravdess_dir, progress=False)
+    >>> X.shape, int(index.n_frames.min()), int(index.n_frames.max())
     ((1440, 80, 246), 85, 246)
-    >>> from emovae_utils.train import fit                                # doctest: +SKIP
-    >>> from emovae_utils.models.sequence_vae import SequenceVAE          # doctest: +SKIP
-    >>> fit(SequenceVAE(), X, cond=index.n_frames.to_numpy(), epochs=10)  # doctest: +SKIP
+    >>> from emovae_utils.train import fit
+    >>> from emovae_utils.models.sequence_vae import SequenceVAE
+    >>> history = fit(SequenceVAE(), X[:64], cond=index.n_frames.to_numpy()[:64], epochs=1, progress=False)
+    >>> len(history)
+    1
     """
     if pad_db is not None and not np.isfinite(pad_db):
         raise ValueError(f"pad_db must be a finite number of dB or None (each clip's minimum), not {pad_db!r}")

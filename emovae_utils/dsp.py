@@ -250,8 +250,11 @@ def load_mono(path: str | os.PathLike) -> tuple[np.ndarray, int]:
 
     Examples
     --------
-    >>> y, sr = load_mono("Actor_01/03-01-01-01-01-01-01.flac")  # doctest: +SKIP
-    >>> y.shape, sr                                              # doctest: +SKIP
+    A RAVDESS clip (``ravdess_dir``: the folder of ``Actor_01`` ... ``Actor_24``, WAV or FLAC):
+
+    >>> path = next((ravdess_dir / "Actor_01").glob("03-01-01-01-01-01-01.*"))
+    >>> y, sr = load_mono(path)
+    >>> y.shape, sr
     ((158558,), 48000)
     """
     if not os.path.isfile(path):

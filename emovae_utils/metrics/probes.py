@@ -667,15 +667,20 @@ class EncoderFoldTransform(TransformerMixin, BaseEstimator):
 
     Examples
     --------
-    As in notebook 05, with ``X`` the (N, 80, 128) log-mels and ``index`` the clips' table:
+    As in notebook 05 (there 2000 epochs per fold), on the statement-01 clips of RAVDESS
+    (``ravdess_dir``):
 
-    >>> def train_fold_vae(X_train, fold):  # doctest: +SKIP
-    ...     vae = model.EmotionVAE()
-    ...     train.fit(vae, X_train, 1000, 64, seed=fold, progress=False)
+    >>> from emovae_utils import data, models, train
+    >>> X, index = data.load_features(ravdess_dir, progress=False)
+    >>> study = (index["statement"] == 1).to_numpy()
+    >>> def train_fold_vae(X_train, fold):
+    ...     vae = models.build("emotion_vae", latent_dim=8)
+    ...     train.fit(vae, X_train, epochs=1, batch_size=64, seed=fold, progress=False)
     ...     return vae
-    >>> fold_vae = EncoderFoldTransform(train_fold_vae)  # doctest: +SKIP
-    >>> probes = probe_representation(X, index, transform=fold_vae, speaker_id=False)  # doctest: +SKIP
-    >>> fold_vae.n_trained  # doctest: +SKIP
+    >>> fold_vae = EncoderFoldTransform(train_fold_vae)
+    >>> probes = probe_representation(X[study], index[study].reset_index(drop=True), transform=fold_vae,
+    ...                               speaker_id=False)
+    >>> fold_vae.n_trained  # one VAE per actor fold, shared by the emotion and gender probes
     5
     """
 
