@@ -6,7 +6,7 @@ the clean reference is the voiced, peak-normalised signal those 128 frames descr
 against the clean signal with PESQ (wide band, package ``pesq``) and STOI (package ``pystoi``), and timed
 (median of ``--repeats`` calls per clip, after one untimed warm-up call). Threads are what a notebook gets:
 nothing is limited here; the inversions run on one BLAS thread by their own policy
-(:func:`emovae_utils.dsp.one_blas_thread`) and their FFTs on one worker.
+(:func:`emovae_utils.resources.one_blas_thread`) and their FFTs on one worker.
 
 ``--busy`` times every method again while another process keeps one core busy (a spin loop) and prints
 both times: BLAS's default of a thread per core once made the fast method 6x slower on a busy machine.

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from .io import atomic_write
-from .resources import available_cores
+from .resources import available_cores, one_thread_worker
 
 __all__ = ["Callback", "Run", "Checkpoint", "TrainingSamples", "ProgressBar", "LambdaCallback",
            "CHECKPOINT_NAME", "HISTORY_NAME", "SAMPLES_DIR", "history_frame", "write_history"]
@@ -226,13 +226,13 @@ class TrainingSamples(Callback):
             self.submit(self._decode(run.model), self.dir / f"epoch_{epoch:05d}.wav")
 
     def _start(self, s_db: np.ndarray, path: str) -> None:
-        from . import dsp, inversion  # the workers import only these modules (no torch)
+        from . import inversion  # the workers import only it and resources (no torch)
 
         if self.pool is None:
             from concurrent.futures import ProcessPoolExecutor
 
             self.pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=_pool_context(),
-                                            initializer=dsp._one_thread_worker)
+                                            initializer=one_thread_worker)
         self.pending.append((self.pool.submit(inversion.render_wav, s_db, path), s_db, path))
 
     def submit(self, s_db: np.ndarray, path: str | os.PathLike) -> None:

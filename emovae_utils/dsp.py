@@ -14,7 +14,7 @@ one function, so a notebook can show what every step does:
 :class:`PreprocessConfig`; :func:`preprocess_audio` stops before step 5 and
 returns the waveform the log-mel is computed from (whole, or the stretch of it
 that the 128 frames cover), for features measured on the audio the VAE sees.
-:func:`mel_basis` is the one mel filter bank and :func:`one_blas_thread` the one
+:func:`mel_basis` is the one mel filter bank and :func:`~emovae_utils.resources.one_blas_thread` the one
 thread policy (the inversions of :mod:`emovae_utils.inversion` use both);
 :func:`why_undecodable` says in words why a file is not audio.
 """
@@ -36,7 +36,8 @@ import scipy.ndimage
 import soundfile as sf
 import soxr
 import webrtcvad
-from threadpoolctl import ThreadpoolController, threadpool_limits
+
+from .resources import one_blas_thread
 
 __all__ = [
     "AudioError",
@@ -55,7 +56,6 @@ __all__ = [
     "preprocess_audio",
     "preprocess_signal",
     "preprocess_file",
-    "one_blas_thread",
     "why_undecodable",
 ]
 
@@ -499,15 +499,6 @@ def peak_normalise(y: np.ndarray, peak: Literal["max", "absmax"] = "max") -> np.
     return (y / p).astype(np.float32, copy=False)
 
 
-_BLAS = ThreadpoolController()
-
-
-def one_blas_thread():
-    """Context manager running numpy's BLAS on one thread (threadpoolctl): the thread policy of features and
-    rendering. The same bits on any core count, and no slowdown from threads waiting on a busy machine."""
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
 @functools.lru_cache(maxsize=8)
 def _mel_basis(sr: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> np.ndarray:
     B = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
@@ -796,8 +787,3 @@ def preprocess_file(path: str | os.PathLike, config: PreprocessConfig | None = N
     for note in info.notes:
         warnings.warn(AudioWarning(f"{path}: {note}"), stacklevel=2)
     return features
-
-
-def _one_thread_worker() -> None:  # pragma: no cover - runs in worker processes
-    """Process-pool initializer: keep numpy/scipy's BLAS on one thread."""
-    threadpool_limits(1)

@@ -27,7 +27,7 @@ chooses between two inversions with ``method``:
     methods on real clips (milliseconds, PESQ-wb, STOI).
 
 The mel filter bank is :func:`emovae_utils.dsp.mel_basis`, the one the
-features are made with. Both methods run under :func:`emovae_utils.dsp.one_blas_thread`
+features are made with. Both methods run under :func:`emovae_utils.resources.one_blas_thread`
 (one BLAS thread; the FFTs use one worker): BLAS's default, a thread per core,
 made the fast method six times slower on a busy machine (597 ms instead of 93
 ms per clip) and its result depend in the last bits on the core count. This
@@ -50,6 +50,7 @@ import soundfile as sf
 from . import dsp
 from .dsp import PreprocessConfig
 from .io import atomic_write
+from .resources import one_blas_thread
 
 __all__ = [
     "METHODS",
@@ -406,7 +407,7 @@ def mel_to_audio_fast(
     angles : np.ndarray, complex64 (only with ``return_phase``)
     """
     c = _config(config)
-    with dsp.one_blas_thread():  # the thread policy of rendering; see the module's description
+    with one_blas_thread():  # the thread policy of rendering; see the module's description
         X = nnls_fista(_power(S_db), c, n_iter=nnls_iter)
         if n_iter is None:
             n_iter = FAST_GL_ITER if init is None else FAST_GL_ITER_WARM
@@ -420,7 +421,7 @@ def mel_to_audio_reference(
     """The study's inversion: librosa's NNLS (``mel_to_stft``) and ``griffinlim`` (32 iterations)."""
     c = _config(config)
     power = librosa.db_to_power(np.asarray(S_db, dtype=np.float32))
-    with dsp.one_blas_thread():  # the thread policy of rendering; see the module's description
+    with one_blas_thread():  # the thread policy of rendering; see the module's description
         mag = librosa.feature.inverse.mel_to_stft(
             power, sr=c.sr, n_fft=c.n_fft, power=2.0, fmin=c.fmin, fmax=c.fmax
         )

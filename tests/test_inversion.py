@@ -237,7 +237,7 @@ def test_clean_pair_features_are_the_recipe(real_pairs, ravdess_dir):
 
 @pytest.mark.parametrize("method", ["fast", "reference"])
 def test_inversion_runs_on_one_blas_thread_whatever_the_caller_allows(monkeypatch, method):
-    """The thread policy of rendering (dsp.one_blas_thread): one BLAS thread inside, so a busy machine does not
+    """The thread policy of rendering (resources.one_blas_thread): one BLAS thread inside, so a busy machine does not
     slow it down and the result does not depend on the caller's thread settings."""
     from threadpoolctl import threadpool_limits
 
