@@ -59,10 +59,13 @@ _RESUME_KEYS = (
 class FitConfig:
     """The settings of :func:`fit`, as data (in the spirit of pythae's ``*Config`` classes).
 
+    Every field is checked when the config is made: a ValueError names the
+    field, the value and what is allowed (integers are ints, never rounded).
+
     Parameters
     ----------
     epochs : int
-        Total number of epochs (including those done before a resume).
+        Total number of epochs (including those done before a resume), >= 1.
     batch_size : int, optional
         ``None`` (or >= N) = full batch: one step per epoch on all clips, no
         shuffling. Otherwise each epoch draws ``torch.randperm(N)`` from a

@@ -67,7 +67,8 @@ class EmotionCNN(Model):
     ``loss_function(x, out, labels)``: integers (N,) of emotion index, or (N, 2)
     of (emotion, speaker) as for :class:`~emovae_utils.models.EmotionSupervisedVAE`
     (only column 0 is used); ``-1`` = unknown, left out of the loss and the
-    accuracy. ``labels=None`` means no labels (the loss is then 0). Its
+    accuracy. ``labels=None`` means no labels (the loss is then 0; :func:`~emovae_utils.train.fit`
+    refuses to train so, all ``-1`` says it on purpose). Its
     :meth:`representation` is the embedding (:meth:`embed_tensor`).
 
     Examples

@@ -72,7 +72,8 @@ class EmotionSupervisedVAE(EmotionVAE):
     ``loss_function(x, out, labels)``: an integer tensor (N, 2) of (emotion index,
     speaker index), ``-1`` = unknown (that clip is left out of that
     cross-entropy's mean; reconstruction and KL use every clip). ``labels=None``
-    means no labels at all. The model is unconditional: ``forward``, ``encode``,
+    means no labels at all (:func:`~emovae_utils.train.fit` refuses to train so; all ``-1`` says it on
+    purpose). The model is unconditional: ``forward``, ``encode``,
     ``decode`` and ``sample`` ignore ``cond``. Its :meth:`representation` is the
     emotion sub-latent ``mu[:, :emotion_dims]``.
     With ``e = mu[:, :emotion_dims]`` (the posterior mean, not the sample)::
