@@ -53,12 +53,12 @@ def _clip_code(X: np.ndarray, index: pd.DataFrame | None) -> np.ndarray:
     return clip_codes(X)
 
 
-def _emotion(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
-    return _column(index, "emotion_id", "emotion").astype(np.int64) - 1
+def _emotion(X: np.ndarray, index: pd.DataFrame, name: str = "emotion") -> np.ndarray:
+    return _column(index, "emotion_id", name).astype(np.int64) - 1
 
 
 def _labels(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
-    return np.stack([_emotion(X, index), _column(index, "actor", "labels").astype(np.int64) - 1], axis=1)
+    return np.stack([_emotion(X, index, "labels"), _column(index, "actor", "labels").astype(np.int64) - 1], axis=1)
 
 
 def _lengths(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
@@ -80,10 +80,29 @@ CONDITIONS: dict[str, Callable[[np.ndarray, Any], np.ndarray]] = {
 LABEL_FREE = frozenset({"speaker_code", "clip_code", "lengths"})
 
 
+#: Index column -> (what it tells of a clip, how to give it where it is missing).
+_COLUMNS = {
+    "emotion_id": ("emotion", "label the clips: an 'emotion_id' column of RAVDESS codes 1..8 (the label-free "
+                              "conditions speaker_code, clip_code and lengths need none)"),
+    "actor": ("speaker", "give each speaker an id in an 'actor' column, shared by that speaker's clips "
+                         "(or use 'clip_code', which needs none)"),
+    "n_frames": ("length", "build the clips with emovae_utils.data.load_sequences"),
+    "voiced_frames": ("length", "build the clips with emovae_utils.data.load_features"),
+}
+
+
 def _column(index: pd.DataFrame | None, column: str, name: str) -> np.ndarray:
+    """``index[column]`` as an array; an error saying what is missing when the column is absent or has gaps."""
+    what, how = _COLUMNS[column]
     if index is None or column not in index.columns:
-        raise KeyError(f"condition {name!r} needs the clip index with a {column!r} column "
-                       "(emovae_utils.data.load_features gives it); pass data=(X, index)")
+        raise KeyError(f"condition {name!r} needs each clip's {what}: the clip index with the column {column!r} "
+                       f"(emovae_utils.data.load_features gives it for RAVDESS; pass data=(X, index)); for other "
+                       f"recordings {how}")
+    missing = index[column].isna().to_numpy()
+    if missing.any():
+        raise ValueError(f"condition {name!r} needs each clip's {what}, but {int(missing.sum())} of {len(missing)} "
+                         f"clips have none ({column!r} is missing, e.g. own recordings from data.audio_index, "
+                         f"first: row {int(np.flatnonzero(missing)[0])}); {how}")
     return index[column].to_numpy()
 
 
@@ -114,6 +133,8 @@ def make_condition(name: str | None, X: np.ndarray, index: pd.DataFrame | None) 
     ------
     KeyError
         For an unknown name (listing the known ones) or a missing index column.
+    ValueError
+        When a clip lacks what the condition needs (no emotion, no speaker: NaN or <NA> in the column).
     """
     if name is None:
         return None

@@ -59,10 +59,13 @@ _RESUME_KEYS = (
 class FitConfig:
     """The settings of :func:`fit`, as data (in the spirit of pythae's ``*Config`` classes).
 
+    Every field is checked when the config is made: a ValueError names the
+    field, the value and what is allowed (integers are ints, never rounded).
+
     Parameters
     ----------
     epochs : int
-        Total number of epochs (including those done before a resume).
+        Total number of epochs (including those done before a resume), >= 1.
     batch_size : int, optional
         ``None`` (or >= N) = full batch: one step per epoch on all clips, no
         shuffling. Otherwise each epoch draws ``torch.randperm(N)`` from a
@@ -127,8 +130,25 @@ class FitConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if int(self.epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        from .models.base import check_bool, check_float, check_int
+
+        owner = "FitConfig"
+        check_int(owner, "epochs", self.epochs)
+        check_int(owner, "batch_size", self.batch_size, optional=True)
+        check_float(owner, "lr", self.lr, above=True)
+        check_float(owner, "clip_norm", self.clip_norm, optional=True)
+        check_int(owner, "threads", self.threads, optional=True)
+        check_int(owner, "checkpoint_every", self.checkpoint_every, low=0, optional=True)
+        check_int(owner, "sample_every", self.sample_every, low=0, optional=True)
+        check_int(owner, "render_workers", self.render_workers, low=0, optional=True)
+        for name in ("drop_last", "resume", "progress"):
+            check_bool(owner, name, getattr(self, name))
+        if self.device is not None and not isinstance(self.device, (str, torch.device)):
+            raise ValueError(f"FitConfig(device={self.device!r}): device must be None, a string such as 'cpu' "
+                             "or 'cuda:0', or a torch.device")
+        if self.accel is not None and self.accel != "auto" and self.accel not in accelerators.ACCELERATORS:
+            raise ValueError(f"FitConfig(accel={self.accel!r}): accel must be None, 'auto' or one of "
+                             f"{sorted(accelerators.ACCELERATORS)}")
         object.__setattr__(self, "_given", None)
 
     @classmethod
@@ -546,6 +566,12 @@ def _setup(model: nn.Module, X: Any, cfg: FitConfig, cond: Any, labels: Any, see
     if labels is not None and model.labels is None:
         raise ValueError(f"{type(model).__name__} declares no training labels (labels=None); its loss would "
                          "ignore them")
+    if labels is None and model.labels is not None:
+        raise ValueError(
+            f"{type(model).__name__} trains on labels ({model.labels!r}) but fit got none, so its classification "
+            f"loss would be 0: pass fit(..., labels=emovae_utils.conditions.make_condition({model.labels!r}, X, "
+            f"index)) (index: the clips' rows of data.load_features), or give a Trial cond={model.labels!r}; "
+            "-1 marks an unknown label (all -1: train without labels on purpose)")
     sample_every = cfg.sample_every if model.generative else None  # nothing to render for a classifier
     dev = _resolve_device(cfg.device)
     threads = set_determinism(seed, cfg.threads)

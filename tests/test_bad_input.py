@@ -20,10 +20,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 from conftest import speechlike, utterance, write_clip
 
 from emovae_utils import data, dsp, train
+from emovae_utils.conditions import make_condition
 from emovae_utils.dsp import AudioError, AudioWarning, ConfigError, PreprocessConfig
+from emovae_utils.models import ModelFileError, build, load_model, save_model
 
 
 # ------------------------------------------------------------------ builders of bad input
@@ -61,11 +64,31 @@ def raw_file(d: Path, name: str, content: bytes) -> Path:
 
 def checkpoint(d: Path) -> Path:
     """A real checkpoint of :func:`emovae_utils.train.fit` (one epoch of a tiny model on two clips)."""
-    from emovae_utils.models import build
-
     X = np.random.default_rng(0).normal(0.0, 10.0, size=(2, 80, 128)).astype(np.float32)
     train.fit(build("beta_vae", latent_dim=4), X, epochs=1, out_dir=d, progress=False, sample_every=None)
     return d / train.CHECKPOINT_NAME
+
+
+def saved_model(d: Path) -> Path:
+    return save_model(d / "m.pt", build("emotion_vae", latent_dim=2))
+
+
+def torch_saved(d: Path, obj) -> Path:
+    torch.save(obj, d / "m.pt")
+    return d / "m.pt"
+
+
+class RunsCode:
+    """Pickles as a call of ``os.getcwd``: what a hostile model file could do with any function."""
+
+    def __reduce__(self):
+        return (os.getcwd, ())
+
+
+def unlabelled() -> pd.DataFrame:
+    """Two own recordings as :func:`emovae_utils.data.audio_index` lists them: no actor, no emotion."""
+    return pd.DataFrame({"actor": pd.array([None, None], dtype="Int64"),
+                         "emotion_id": pd.array([None, None], dtype="Int64")})
 
 
 def ravdess_set(d: Path, *files: tuple[str, bytes | None]) -> Path:
@@ -188,6 +211,70 @@ CASES = [
      ["1 of 2 file(s)", "notes.wav", "not audio: a text file"]),
     ("audio-index-cancelling-channels", lambda d: own_features(stereo(own_set(d), 1, -1, "phase.wav").parent, d),
      AudioError, ["1 of 2 file(s)", "phase.wav", "channels cancel in the mono downmix"]),
+    # --- model files: ModelFileError naming the file and what to do (read without running code)
+    ("model-random-bytes", lambda d: load_model(raw_file(d, "m.pt", b"\x13\x37" * 2048)), ModelFileError,
+     ["m.pt", "is not a model file", "save_model"]),
+    ("model-empty", lambda d: load_model(raw_file(d, "m.pt", b"")), ModelFileError, ["m.pt", "is empty"]),
+    ("model-truncated", lambda d: load_model(cut(saved_model(d), 0.5)), ModelFileError,
+     ["m.pt", "damaged or cut short", "copy it again"]),
+    ("model-a-tensor", lambda d: load_model(torch_saved(d, torch.zeros(3))), ModelFileError,
+     ["m.pt", "holds a Tensor", "save_model(path, model)"]),
+    ("model-a-checkpoint", lambda d: load_model(checkpoint(d)), ModelFileError,
+     ["checkpoint.pt", "training checkpoint", "train.load_checkpoint", "model.pt"]),
+    ("model-unregistered", lambda d: load_model(torch_saved(d, {"name": "gone_vae", "config": {}, "state_dict": {}})),
+     ModelFileError, ["m.pt", "'gone_vae' is not registered", "emotion_vae", "supervised_vae"]),
+    ("model-runs-code", lambda d: load_model(torch_saved(d, {"name": "emotion_vae", "config": {}, "state_dict": {},
+                                                          "metadata": {"x": RunsCode()}})),
+     ModelFileError, ["m.pt", "without running", "weights_only=False"]),
+    ("model-missing", lambda d: load_model(d / "gone.pt"), FileNotFoundError, ["gone.pt"]),
+    ("model-metadata-object", lambda d: save_model(d / "m.pt", build("emotion_vae"), when=object()), TypeError,
+     ["metadata['when']", "object"]),
+    # --- model arguments: ValueError naming the argument, the value and what is allowed
+    ("latent-dim-zero", lambda d: build("emotion_vae", latent_dim=0), ValueError,
+     ["EmotionVAE(latent_dim=0)", "integer >= 1"]),
+    ("latent-dim-float", lambda d: build("beta_vae", latent_dim=2.5), ValueError,
+     ["BetaVAE(latent_dim=2.5)", "integer >= 1"]),
+    ("latent-dim-string", lambda d: build("sigma_vae", latent_dim="8"), ValueError, ["latent_dim='8'", "integer"]),
+    ("beta-nan", lambda d: build("beta_vae", beta=float("nan")), ValueError, ["beta=nan", "finite number >= 0"]),
+    ("beta-negative", lambda d: build("beta_vae", beta=-1), ValueError, ["beta=-1", ">= 0"]),
+    ("tc-beta-inf", lambda d: build("tc_vae", beta=float("inf")), ValueError, ["TCVAE(beta=inf)", "finite"]),
+    ("emotion-dims-too-big", lambda d: build("supervised_vae", latent_dim=4, emotion_dims=5), ValueError,
+     ["emotion_dims=5", "in 1..4"]),
+    ("classifier-weight-negative", lambda d: build("supervised_vae", classifier_weight=-2.0), ValueError,
+     ["classifier_weight=-2.0", ">= 0"]),
+    ("cond-dim-zero", lambda d: build("speaker_vae", cond_dim=0), ValueError, ["cond_dim=0"]),
+    ("condition-encoder-string", lambda d: build("speaker_vae", condition_encoder="yes"), ValueError,
+     ["condition_encoder='yes'", "True or False"]),
+    ("cnn-dropout-one", lambda d: build("emotion_cnn", dropout=1.0), ValueError, ["dropout=1.0", "< 1.0"]),
+    ("cnn-channels-float", lambda d: build("emotion_cnn", channels=(8, 4.5)), ValueError, ["channels[1]=4.5"]),
+    ("sequence-db-scale-zero", lambda d: build("sequence_vae", db_scale=0.0), ValueError, ["db_scale=0.0", "> 0.0"]),
+    # --- fit settings: FitConfig names the field, the value and what is allowed
+    ("fit-epochs-float", lambda d: train.FitConfig(epochs=2.5), ValueError, ["FitConfig(epochs=2.5)", "integer >= 1"]),
+    ("fit-epochs-zero", lambda d: train.FitConfig(epochs=0), ValueError, ["epochs=0", ">= 1"]),
+    ("fit-batch-size-zero", lambda d: train.FitConfig(epochs=1, batch_size=0), ValueError,
+     ["batch_size=0", "integer >= 1 or None"]),
+    ("fit-lr-nan", lambda d: train.FitConfig(epochs=1, lr=float("nan")), ValueError, ["lr=nan", "finite number > 0"]),
+    ("fit-lr-zero", lambda d: train.FitConfig(epochs=1, lr=0), ValueError, ["lr=0", "> 0"]),
+    ("fit-threads-zero", lambda d: train.FitConfig(epochs=1, threads=0), ValueError, ["threads=0"]),
+    ("fit-clip-negative", lambda d: train.FitConfig(epochs=1, clip_norm=-1.0), ValueError, ["clip_norm=-1.0"]),
+    ("fit-accel-unknown", lambda d: train.FitConfig(epochs=1, accel="fast"), ValueError, ["accel='fast'", "'auto'"]),
+    ("fit-keyword-epochs-float", lambda d: train.fit(build("emotion_vae"), np.zeros((2, 80, 128)), epochs=2.5),
+     ValueError, ["epochs=2.5"]),
+    # --- labels and conditions a model needs but the clips lack
+    ("fit-supervised-without-labels", lambda d: train.fit(build("supervised_vae"), np.zeros((2, 80, 128)), epochs=1,
+                                                          progress=False),
+     ValueError, ["EmotionSupervisedVAE", "make_condition('labels', X, index)", "cond='labels'"]),
+    ("fit-cnn-without-labels", lambda d: train.fit(build("emotion_cnn"), np.zeros((2, 80, 128)), epochs=1,
+                                                   progress=False),
+     ValueError, ["EmotionCNN", "labels=", "make_condition('emotion', X, index)"]),
+    ("emotion-unlabelled", lambda d: make_condition("emotion", np.zeros((2, 80, 128)), unlabelled()), ValueError,
+     ["'emotion'", "2 of 2 clips have none", "emotion_id"]),
+    ("labels-unlabelled", lambda d: make_condition("labels", np.zeros((2, 80, 128)), unlabelled()), ValueError,
+     ["'labels'", "emotion_id"]),
+    ("speaker-code-unknown-actor", lambda d: make_condition("speaker_code", np.zeros((2, 80, 128)), unlabelled()),
+     ValueError, ["'speaker_code'", "speaker", "'actor'", "clip_code"]),
+    ("emotion-no-column", lambda d: make_condition("emotion", np.zeros((2, 80, 128)), pd.DataFrame({"x": [1, 2]})),
+     KeyError, ["'emotion'", "emotion_id"]),
 ]
 
 
@@ -234,6 +321,7 @@ def test_healthy_stereo_and_rates_give_no_warning(tmp_path):
 
 def test_domain_errors_are_value_errors():
     assert issubclass(AudioError, ValueError) and issubclass(ConfigError, ValueError)
+    assert issubclass(ModelFileError, ValueError)
 
 
 # ------------------------------------------------------------------ what must keep working

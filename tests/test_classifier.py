@@ -66,8 +66,9 @@ def test_fit_refuses_gemm_for_a_classifier_and_auto_uses_autograd():
     X, y = separable(n_per_class=1)
     with pytest.raises(AcceleratorUnavailable, match="EmotionVAE"):
         fit(small(), X, labels=y, epochs=1, accel="gemm", progress=False)
-    for labels in (None, y):
-        assert fit(small(), X, labels=labels, epochs=1, accel="auto", progress=False).shape == (1, 3)
+    assert fit(small(), X, labels=y, epochs=1, accel="auto", progress=False).shape == (1, 3)
+    with pytest.raises(ValueError, match="labels"):  # no labels: a zero loss, refused
+        fit(small(), X, epochs=1, accel="auto", progress=False)
 
 
 def test_accelerator_selection_never_picks_a_classifier():

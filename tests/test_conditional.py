@@ -317,3 +317,23 @@ def test_a_spectral_emotion_pattern_is_learned_above_chance():
     with torch.no_grad():
         pred = m.emotion_head(torch.as_tensor(emotion_sublatent(m, x_new))).argmax(1)
     assert (pred == emo_new).float().mean().item() >= 0.5
+
+
+def test_conditions_refuse_clips_without_what_they_need():
+    """Own recordings (data.audio_index: nullable columns, <NA> where the name says nothing) have no emotion and
+    no speaker: each condition that needs them says so instead of returning a sentinel number for every clip."""
+    import pandas as pd
+
+    from emovae_utils.conditions import make_condition
+
+    X = np.zeros((3, 80, 128), np.float32)
+    known = pd.DataFrame({"actor": pd.array([1, 1, 2], dtype="Int64"), "emotion_id": pd.array([1, 5, 8], dtype="Int64"),
+                          "n_frames": [128, 60, 90]})
+    assert make_condition("emotion", X, known).tolist() == [0, 4, 7]
+    assert make_condition("labels", X, known).tolist() == [[0, 0], [4, 0], [7, 1]]
+    gaps = known.assign(actor=pd.array([1, None, 2], dtype="Int64"), emotion_id=[1.0, np.nan, 8.0])
+    for name, what in [("emotion", "emotion"), ("labels", "emotion"), ("speaker_code", "speaker")]:
+        with pytest.raises(ValueError, match=rf"'{name}' needs each clip's {what}, but 1 of 3 clips have none"):
+            make_condition(name, X, gaps)
+    assert make_condition("clip_code", X, gaps).shape == (3, 80)  # needs neither
+    assert make_condition("lengths", X, gaps).tolist() == [128, 60, 90]

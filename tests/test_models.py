@@ -313,3 +313,118 @@ def test_losses_have_one_home():
     mu, logvar = torch.randn(4, 3), torch.randn(4, 3)
     terms = losses.elbo_terms(torch.tensor(2.0), mu, logvar, beta=3.0)
     torch.testing.assert_close(terms["loss"], 2.0 + 3.0 * losses.gaussian_kl(mu, logvar).sum(1).mean())
+
+
+# --- model files are read without running code (item 7) ----------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_save_model_writes_only_what_weights_only_reads(tmp_path, name):
+    model = build(name, **DECLARED[name][3])
+    path = save_model(tmp_path / "m.pt", model, seed=np.int64(3), mean=np.float32(0.5), where=tmp_path,
+                      lengths=np.arange(3), spec={"fit": {"epochs": 2}, "tags": ["a", ("b", None)]})
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == []
+    payload = torch.load(path, weights_only=True)  # no allow-list needed
+    assert payload["name"] == name and type(payload["torch_version"]) is str
+    loaded, meta = load_model(path)
+    assert type(loaded) is type(model) and loaded.config == model.config
+    assert meta["seed"] == 3 and type(meta["seed"]) is int and meta["where"] == str(tmp_path)
+    assert torch.equal(meta["lengths"], torch.arange(3)) and meta["spec"]["tags"] == ["a", ("b", None)]
+
+
+def test_files_saved_by_the_earlier_code_still_load(tmp_path):
+    """Earlier save_model stored torch's TorchVersion and numpy scalars of the metadata as they were."""
+    torch.manual_seed(0)
+    m = build("beta_vae", latent_dim=4)
+    torch.save({"format": 2, "name": "beta_vae", "config": m.config, "state_dict": m.state_dict(),
+                "metadata": {"actor": np.int64(3), "epochs": 10}, "torch_version": torch.__version__},
+               tmp_path / "old.pt")
+    loaded, meta = load_model(tmp_path / "old.pt")
+    assert meta == {"actor": 3, "epochs": 10}
+    assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), loaded.state_dict().values()))
+
+
+def test_a_file_that_would_run_code_is_refused_and_the_code_does_not_run(tmp_path):
+    ran = tmp_path / "ran"
+
+    class Hostile:
+        def __reduce__(self):
+            return (ran.mkdir, ())
+
+    torch.save({"name": "emotion_vae", "config": {}, "state_dict": {}, "metadata": {"x": Hostile()}},
+               tmp_path / "m.pt")
+    with pytest.raises(ModelFileError, match="without running"):
+        load_model(tmp_path / "m.pt")
+    assert not ran.exists()
+
+
+def test_a_config_that_no_longer_builds_is_a_model_file_error(tmp_path):
+    m = build("emotion_vae", latent_dim=4)
+    torch.save({"format": 2, "name": "emotion_vae", "config": {"latent_dim": 0}, "state_dict": m.state_dict()},
+               tmp_path / "m.pt")
+    with pytest.raises(ModelFileError, match=r"latent_dim=0.*retrain"):
+        load_model(tmp_path / "m.pt")
+
+
+# --- constructor arguments are checked in one place (item 8) -------------------------------------------------
+
+def _defaults(name):
+    import inspect
+
+    from emovae_utils.models import model_class
+
+    return {p.name: p.default for p in inspect.signature(model_class(name).__init__).parameters.values()
+            if p.name != "self"}
+
+
+@pytest.mark.parametrize("name", sorted(DECLARED))
+def test_every_numeric_argument_is_checked_and_named(name):
+    """Ints refuse 2.5 and '8', floats refuse nan, bools refuse 'yes': each error names the argument and value."""
+    checked = 0
+    for arg, default in _defaults(name).items():
+        if isinstance(default, bool):
+            bad = ["yes"]
+        elif isinstance(default, int):
+            bad = [2.5, "8", True]
+        elif isinstance(default, float):
+            bad = [float("nan"), float("inf"), "1.0"]
+        else:
+            continue
+        for value in bad:
+            with pytest.raises(ValueError, match=f"{arg}={value!r}".replace("(", r"\(")) as err:
+                build(name, **{arg: value})
+            assert "must be" in str(err.value)
+            checked += 1
+    assert checked >= 3
+
+
+def test_healthy_arguments_are_kept_as_given():
+    m = build("beta_vae", latent_dim=np.int64(6), beta=np.float64(0.5), capacity_steps=0)
+    assert m.config["latent_dim"] == 6 and type(m.config["latent_dim"]) is int
+    assert m.beta == 0.5 and m.capacity_steps == 0 and build("beta_vae", beta=0).beta == 0.0
+    assert build("emotion_cnn", channels=[8, 8], dropout=0).channels == (8, 8)
+    assert build("tc_vae", dataset_size=None).dataset_size is None
+    assert build("sigma_vae", min_log_sigma=-10).min_log_sigma == -10.0
+    for name, (*_, config, _) in DECLARED.items():
+        assert build(name, **config).config == build(name, **build(name, **config).config).config
+
+
+def test_weights_below_zero_are_refused():
+    for name, arg in [("beta_vae", "beta"), ("beta_vae", "gamma"), ("tc_vae", "alpha"), ("sigma_vae", "beta"),
+                      ("supervised_vae", "adversary_weight"), ("sequence_vae", "beta")]:
+        with pytest.raises(ValueError, match=rf"{arg}=-1.*>= 0"):
+            build(name, **{arg: -1})
+
+
+# --- build's docstring lists the registry (item 9) ------------------------------------------------------------
+
+def test_build_docstring_lists_every_registered_model():
+    from emovae_utils.models import describe_models, model_class
+
+    doc = build.__doc__
+    assert describe_models().splitlines()[0] in doc
+    for name in available():
+        cls = model_class(name)
+        [line] = [ln for ln in doc.splitlines() if f"``{name}``" in ln]
+        assert f"condition={cls.condition!r}" in line and f"labels={cls.labels!r}" in line
+        for arg, default in _defaults(name).items():
+            assert f"{arg}={default!r}" in line, (name, arg)

@@ -463,3 +463,41 @@ def test_a_checkpoint_from_when_labels_were_cond_still_resumes(tmp_path):
     with pytest.raises(ValueError, match="labels_sha1"):
         fit(build("supervised_vae", latent_dim=4, emotion_dims=2, n_speakers=2), X, config, labels=y[::-1].copy(),
             out_dir=tmp_path, epochs=3, resume=True)
+
+
+def test_fit_config_accepts_every_healthy_setting_unchanged():
+    from emovae_utils.train import FitConfig
+
+    cfg = FitConfig(epochs=np.int64(5), batch_size=64, lr=3e-3, clip_norm=None, threads=2, device="cpu",
+                    accel="auto", checkpoint_every=None, sample_every=0, render_workers=0, resume=False)
+    assert cfg.epochs == 5 and cfg.lr == 3e-3 and cfg.clip_norm is None and cfg.render_workers == 0
+    assert FitConfig(epochs=1, clip_norm=0, accel="gemm", device=torch.device("cpu")).clip_norm == 0
+    assert FitConfig.from_mapping({"epochs": 3, "lr": 1e-4}).settings() == {"epochs": 3, "lr": 1e-4}
+
+
+@pytest.mark.parametrize("field, value, allowed", [
+    ("epochs", 2.5, "integer >= 1"), ("epochs", -1, "integer >= 1"), ("batch_size", 3.0, "integer >= 1 or None"),
+    ("lr", float("inf"), "finite number > 0"), ("lr", "1e-3", "finite number > 0"),
+    ("threads", 1.5, "integer >= 1 or None"), ("checkpoint_every", -5, ">= 0"), ("drop_last", "no", "True or False"),
+    ("progress", 1, "True or False"), ("device", 0, "torch.device"),
+])
+def test_fit_config_names_a_bad_field_its_value_and_what_is_allowed(field, value, allowed):
+    from emovae_utils.train import FitConfig
+
+    settings = {"epochs": 1, field: value}
+    for make in (lambda: FitConfig(**settings), lambda: FitConfig.from_mapping(settings)):
+        with pytest.raises(ValueError) as err:
+            make()
+        assert f"FitConfig({field}={value!r})" in str(err.value) and allowed in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["supervised_vae", "emotion_cnn"])
+def test_a_model_that_trains_on_labels_refuses_to_train_without_them(name):
+    """Without labels its classification loss would be 0: fit says how to pass them; all -1 is the explicit way."""
+    from emovae_utils.models import build, model_class
+
+    X = np.zeros((4, 80, 128), np.float32)
+    with pytest.raises(ValueError, match=rf"make_condition\('{model_class(name).labels}', X, index\)"):
+        fit(build(name), X, epochs=1, progress=False)
+    unknown = np.full((4, 2) if name == "supervised_vae" else (4,), -1)
+    assert len(fit(build(name), X, epochs=1, labels=unknown, progress=False)) == 1

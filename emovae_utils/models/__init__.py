@@ -13,7 +13,9 @@ decorate it with ``@register("name")``; :mod:`.beta_vae` is the worked example.
 """
 from .base import BaseVAE, Model
 from .losses import elbo_terms, gaussian_kl, masked_cross_entropy
-from .registry import ModelFileError, available, build, load_model, model_class, register, registered_name, save_model
+from .registry import (
+    ModelFileError, available, build, describe_models, load_model, model_class, register, registered_name, save_model,
+)
 from .emotion_vae import EmotionVAE  # noqa: E402  (registers "emotion_vae")
 from .beta_vae import BetaVAE  # noqa: E402  (registers "beta_vae")
 from .sigma_vae import SigmaVAE  # noqa: E402  (registers "sigma_vae")
@@ -26,4 +28,7 @@ from .classifier import EmotionCNN  # noqa: E402  (registers "emotion_cnn", the 
 __all__ = ["Model", "BaseVAE", "EmotionVAE", "BetaVAE", "SigmaVAE", "TCVAE", "SpeakerConditionedVAE", "EmotionSupervisedVAE",
            "SequenceVAE", "EmotionCNN",
            "build", "register", "available", "model_class", "save_model", "load_model", "registered_name",
-           "ModelFileError", "gaussian_kl", "elbo_terms", "masked_cross_entropy"]
+           "ModelFileError", "describe_models", "gaussian_kl", "elbo_terms", "masked_cross_entropy"]
+
+# build() documents the registered models: their names, parameters, condition and labels
+build.__doc__ = build.__doc__.replace("{models}", describe_models().replace("\n", "\n    "))

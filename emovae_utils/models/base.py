@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import abc
 import inspect
+import math
+import numbers
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -37,7 +39,112 @@ from torch import nn
 
 from .losses import gaussian_kl
 
-__all__ = ["Model", "BaseVAE", "ConfigMixin", "gaussian_kl", "batched_numpy"]
+__all__ = ["Model", "BaseVAE", "ConfigMixin", "gaussian_kl", "batched_numpy", "check_int", "check_float",
+           "check_bool"]
+
+
+def _refuse(owner: str, name: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"{owner}({name}={value!r}): {name} must be {allowed}")
+
+
+def check_int(owner: str, name: str, value: Any, low: int | None = 1, high: int | None = None,
+              optional: bool = False) -> int | None:
+    """``value`` as an int if it is an integer in ``low .. high``, else a ValueError naming it.
+
+    The one check of integer arguments (model constructors, :class:`~emovae_utils.train.FitConfig`):
+    floats (even 8.0), strings and bools are refused, never rounded.
+
+    Parameters
+    ----------
+    owner : str
+        What the argument belongs to (``"EmotionVAE"``), for the message.
+    name : str
+        The argument's name.
+    value : object
+        The given value.
+    low, high : int or None, default 1 and None
+        Inclusive bounds; None: unbounded.
+    optional : bool, default False
+        Accept None (returned as None).
+
+    Returns
+    -------
+    int or None
+
+    Examples
+    --------
+    >>> check_int("EmotionVAE", "latent_dim", 8)
+    8
+    >>> check_int("EmotionVAE", "latent_dim", 2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: EmotionVAE(latent_dim=2.5): latent_dim must be an integer >= 1
+    """
+    if optional and value is None:
+        return None
+    bounds = (f" >= {low}" if high is None else f" in {low}..{high}") if low is not None else (
+        f" <= {high}" if high is not None else "")
+    allowed = f"an integer{bounds}" + (" or None" if optional else "")
+    if (isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral)
+            or (low is not None and value < low) or (high is not None and value > high)):
+        raise _refuse(owner, name, value, allowed)
+    return int(value)
+
+
+def check_float(owner: str, name: str, value: Any, low: float | None = 0.0, high: float | None = None,
+                above: bool = False, below: bool = False, optional: bool = False) -> float | None:
+    """``value`` as a float if it is a finite number in range, else a ValueError naming it.
+
+    Parameters
+    ----------
+    owner, name : str
+        As :func:`check_int`.
+    value : object
+        The given value (a real number; bools and strings are refused).
+    low, high : float or None, default 0.0 and None
+        Bounds; None: unbounded.
+    above, below : bool, default False
+        Make ``low`` (``high``) exclusive: ``value > low`` (``value < high``).
+    optional : bool, default False
+        Accept None (returned as None).
+
+    Returns
+    -------
+    float or None
+
+    Examples
+    --------
+    >>> check_float("BetaVAE", "beta", 4)
+    4.0
+    >>> check_float("BetaVAE", "beta", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: BetaVAE(beta=nan): beta must be a finite number >= 0.0
+    """
+    if optional and value is None:
+        return None
+    parts = [] if low is None else [f"{'>' if above else '>='} {low}"]
+    parts += [] if high is None else [f"{'<' if below else '<='} {high}"]
+    allowed = "a finite number" + (" " + " and ".join(parts) if parts else "") + (" or None" if optional else "")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise _refuse(owner, name, value, allowed)
+    if low is not None and (value <= low if above else value < low) or (
+            high is not None and (value >= high if below else value > high)):
+        raise _refuse(owner, name, value, allowed)
+    return float(value)
+
+
+def check_bool(owner: str, name: str, value: Any) -> bool:
+    """``value`` if it is True or False (numpy's too), else a ValueError naming it.
+
+    Examples
+    --------
+    >>> check_bool("SpeakerConditionedVAE", "condition_encoder", True)
+    True
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise _refuse(owner, name, value, "True or False")
+    return bool(value)
 
 
 @torch.no_grad()

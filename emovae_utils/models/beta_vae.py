@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .base import check_float, check_int
 from .emotion_vae import EmotionVAE
 from .registry import register
 
@@ -47,10 +48,11 @@ class BetaVAE(EmotionVAE):
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, beta: float = 4.0,
                  capacity_max: float | None = None, capacity_steps: int = 10000, gamma: float = 100.0) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
-        self.beta = float(beta)
-        self.capacity_max = None if capacity_max is None else float(capacity_max)
-        self.capacity_steps = int(capacity_steps)
-        self.gamma = float(gamma)
+        owner = type(self).__name__
+        self.beta = check_float(owner, "beta", beta)
+        self.capacity_max = check_float(owner, "capacity_max", capacity_max, optional=True)
+        self.capacity_steps = check_int(owner, "capacity_steps", capacity_steps, low=0)
+        self.gamma = check_float(owner, "gamma", gamma)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))  # training steps taken
 
     def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],

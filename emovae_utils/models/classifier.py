@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import Model, batched_numpy
+from .base import Model, batched_numpy, check_float, check_int
 from .losses import masked_cross_entropy
 from .registry import register
 
@@ -67,7 +67,8 @@ class EmotionCNN(Model):
     ``loss_function(x, out, labels)``: integers (N,) of emotion index, or (N, 2)
     of (emotion, speaker) as for :class:`~emovae_utils.models.EmotionSupervisedVAE`
     (only column 0 is used); ``-1`` = unknown, left out of the loss and the
-    accuracy. ``labels=None`` means no labels (the loss is then 0). Its
+    accuracy. ``labels=None`` means no labels (the loss is then 0; :func:`~emovae_utils.train.fit`
+    refuses to train so, all ``-1`` says it on purpose). Its
     :meth:`representation` is the embedding (:meth:`embed_tensor`).
 
     Examples
@@ -92,18 +93,21 @@ class EmotionCNN(Model):
                  kernel: int = 5, hidden: int = 64, dropout: float = 0.1, freq_mask: int = 8,
                  time_mask: int = 16) -> None:
         super().__init__()
-        if int(kernel) < 1 or int(kernel) % 2 == 0:
-            raise ValueError(f"kernel must be a positive odd number (same-length convolutions), got {kernel}")
-        if not channels:
-            raise ValueError("channels must list at least one convolution block, e.g. (96, 96, 128)")
-        self.n_classes = int(n_classes)
-        self.n_mels = int(n_mels)
-        self.channels = tuple(int(c) for c in channels)
+        owner = type(self).__name__
+        if check_int(owner, "kernel", kernel) % 2 == 0:
+            raise ValueError(f"{owner}(kernel={kernel!r}): kernel must be a positive odd number "
+                             "(same-length convolutions)")
+        if isinstance(channels, (str, bytes)) or not isinstance(channels, (tuple, list)) or not channels:
+            raise ValueError(f"{owner}(channels={channels!r}): channels must list at least one convolution "
+                             "block's output channels, e.g. (96, 96, 128)")
+        self.n_classes = check_int(owner, "n_classes", n_classes)
+        self.n_mels = check_int(owner, "n_mels", n_mels)
+        self.channels = tuple(check_int(owner, f"channels[{i}]", c) for i, c in enumerate(channels))
         self.kernel = int(kernel)
-        self.hidden = int(hidden)
-        self.dropout = float(dropout)
-        self.freq_mask = int(freq_mask)
-        self.time_mask = int(time_mask)
+        self.hidden = check_int(owner, "hidden", hidden)
+        self.dropout = check_float(owner, "dropout", dropout, high=1.0, below=True)
+        self.freq_mask = check_int(owner, "freq_mask", freq_mask, low=0)
+        self.time_mask = check_int(owner, "time_mask", time_mask, low=0)
         self.input_norm = nn.BatchNorm1d(self.n_mels)
         blocks: list[nn.Module] = []
         chans = [self.n_mels, *self.channels]

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .base import check_bool, check_int
 from .emotion_vae import EmotionVAE
 from .registry import register
 
@@ -182,8 +183,8 @@ class SpeakerConditionedVAE(EmotionVAE):
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, cond_dim: int = 80,
                  condition_encoder: bool = False) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
-        self.cond_dim = int(cond_dim)
-        self.condition_encoder = bool(condition_encoder)
+        self.cond_dim = check_int(type(self).__name__, "cond_dim", cond_dim)
+        self.condition_encoder = check_bool(type(self).__name__, "condition_encoder", condition_encoder)
         self.cond_dec = nn.Linear(self.cond_dim, self.fc_dec.out_features)
         added = [self.cond_dec]
         if self.condition_encoder:

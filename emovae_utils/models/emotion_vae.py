@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseVAE
+from .base import BaseVAE, check_int
 from .losses import elbo_terms
 from .registry import register
 
@@ -62,8 +62,9 @@ class EmotionVAE(BaseVAE):
 
     def __init__(self, latent_dim: int = 8, n_mels: int = 80) -> None:
         super().__init__()
-        self.latent_dim = int(latent_dim)
-        self.n_mels = int(n_mels)
+        owner = type(self).__name__
+        self.latent_dim = check_int(owner, "latent_dim", latent_dim)
+        self.n_mels = check_int(owner, "n_mels", n_mels)
         enc: list[nn.Module] = []
         chans = [self.n_mels, *ENCODER_CHANNELS]
         for c_in, c_out in zip(chans[:-1], chans[1:]):

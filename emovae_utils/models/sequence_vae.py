@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseVAE
+from .base import BaseVAE, check_float, check_int
 from .losses import elbo_terms
 from .registry import register
 
@@ -183,26 +183,19 @@ class SequenceVAE(BaseVAE):
                  kernel_size: int = 5, n_layers: int = 2, beta: float = 1.0,
                  db_offset: float = -25.0, db_scale: float = 20.0) -> None:
         super().__init__()
-        for name, value in dict(latent_dim=latent_dim, n_mels=n_mels, channels=channels, stride=stride,
-                                kernel_size=kernel_size).items():
-            if isinstance(value, bool) or int(value) != value or value < 1:
-                raise ValueError(f"SequenceVAE({name}={value!r}): {name} must be a positive integer")
-        if kernel_size % 2 == 0:
+        owner = type(self).__name__
+        self.latent_dim = check_int(owner, "latent_dim", latent_dim)
+        self.n_mels = check_int(owner, "n_mels", n_mels)
+        self.channels = check_int(owner, "channels", channels)
+        self.stride = check_int(owner, "stride", stride)
+        self.kernel_size = check_int(owner, "kernel_size", kernel_size)
+        if self.kernel_size % 2 == 0:
             raise ValueError(f"SequenceVAE(kernel_size={kernel_size}): use an odd kernel, so the "
                              "hidden convolutions keep the step count and stay centred")
-        if int(n_layers) != n_layers or n_layers < 0:
-            raise ValueError(f"SequenceVAE(n_layers={n_layers!r}): n_layers must be an integer >= 0")
-        if not db_scale > 0:
-            raise ValueError(f"SequenceVAE(db_scale={db_scale!r}): db_scale must be a positive number of dB")
-        self.latent_dim = int(latent_dim)
-        self.n_mels = int(n_mels)
-        self.channels = int(channels)
-        self.stride = int(stride)
-        self.kernel_size = int(kernel_size)
-        self.n_layers = int(n_layers)
-        self.beta = float(beta)
-        self.db_offset = float(db_offset)
-        self.db_scale = float(db_scale)
+        self.n_layers = check_int(owner, "n_layers", n_layers, low=0)
+        self.beta = check_float(owner, "beta", beta)
+        self.db_offset = check_float(owner, "db_offset", db_offset, low=None)
+        self.db_scale = check_float(owner, "db_scale", db_scale, above=True)  # dB
 
         c, s, k = self.channels, self.stride, self.kernel_size
         self.enc_in = nn.Linear(s * self.n_mels, c)  # one patch of s frames (time-major) -> one step

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .base import check_float
 from .emotion_vae import EmotionVAE
 from .registry import register
 
@@ -102,10 +103,11 @@ class SigmaVAE(EmotionVAE):
                  min_log_sigma: float = -6.0) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
         if sigma_mode not in SIGMA_MODES:
-            raise ValueError(f"sigma_mode must be one of {SIGMA_MODES}, got {sigma_mode!r}")
+            raise ValueError(f"{type(self).__name__}(sigma_mode={sigma_mode!r}): sigma_mode must be one of "
+                             f"{', '.join(map(repr, SIGMA_MODES))}")
         self.sigma_mode = sigma_mode
-        self.beta = float(beta)
-        self.min_log_sigma = float(min_log_sigma)
+        self.beta = check_float(type(self).__name__, "beta", beta)
+        self.min_log_sigma = check_float(type(self).__name__, "min_log_sigma", min_log_sigma, low=None)
         if sigma_mode == "learned":
             #: Shared learnable log σ of the decoder (``"learned"`` mode only; before the soft clamp).
             self.log_sigma = nn.Parameter(torch.zeros(()))

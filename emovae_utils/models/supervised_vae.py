@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .base import check_float, check_int
 from .emotion_vae import EmotionVAE
 from .losses import masked_cross_entropy
 from .registry import register
@@ -71,7 +72,8 @@ class EmotionSupervisedVAE(EmotionVAE):
     ``loss_function(x, out, labels)``: an integer tensor (N, 2) of (emotion index,
     speaker index), ``-1`` = unknown (that clip is left out of that
     cross-entropy's mean; reconstruction and KL use every clip). ``labels=None``
-    means no labels at all. The model is unconditional: ``forward``, ``encode``,
+    means no labels at all (:func:`~emovae_utils.train.fit` refuses to train so; all ``-1`` says it on
+    purpose). The model is unconditional: ``forward``, ``encode``,
     ``decode`` and ``sample`` ignore ``cond``. Its :meth:`representation` is the
     emotion sub-latent ``mu[:, :emotion_dims]``.
     With ``e = mu[:, :emotion_dims]`` (the posterior mean, not the sample)::
@@ -115,10 +117,12 @@ class EmotionSupervisedVAE(EmotionVAE):
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, emotion_dims: int = 4, n_emotions: int = 8,
                  n_speakers: int = 24, classifier_weight: float = 1.0, adversary_weight: float = 1.0) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
-        if not 1 <= int(emotion_dims) <= self.latent_dim:
-            raise ValueError(f"emotion_dims must be in 1..latent_dim={self.latent_dim}, got {emotion_dims}")
-        self.emotion_dims, self.n_emotions, self.n_speakers = int(emotion_dims), int(n_emotions), int(n_speakers)
-        self.classifier_weight, self.adversary_weight = float(classifier_weight), float(adversary_weight)
+        owner = type(self).__name__
+        self.emotion_dims = check_int(owner, "emotion_dims", emotion_dims, high=self.latent_dim)  # <= latent_dim
+        self.n_emotions = check_int(owner, "n_emotions", n_emotions)
+        self.n_speakers = check_int(owner, "n_speakers", n_speakers)
+        self.classifier_weight = check_float(owner, "classifier_weight", classifier_weight)
+        self.adversary_weight = check_float(owner, "adversary_weight", adversary_weight)
         self.emotion_head = nn.Linear(self.emotion_dims, self.n_emotions)
         self.speaker_head = nn.Linear(self.emotion_dims, self.n_speakers)
 

@@ -18,6 +18,7 @@ import math
 
 import torch
 
+from .base import check_float, check_int
 from .emotion_vae import EmotionVAE
 from .registry import register
 
@@ -154,12 +155,11 @@ class TCVAE(EmotionVAE):
     def __init__(self, latent_dim: int = 8, n_mels: int = 80, alpha: float = 1.0, beta: float = 6.0,
                  gamma: float = 1.0, dataset_size: int | None = None) -> None:
         super().__init__(latent_dim=latent_dim, n_mels=n_mels)
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.gamma = float(gamma)
-        if dataset_size is not None and int(dataset_size) < 1:
-            raise ValueError(f"dataset_size must be a positive number of clips or None, got {dataset_size}")
-        self.dataset_size = None if dataset_size is None else int(dataset_size)
+        owner = type(self).__name__
+        self.alpha = check_float(owner, "alpha", alpha)
+        self.beta = check_float(owner, "beta", beta)
+        self.gamma = check_float(owner, "gamma", gamma)
+        self.dataset_size = check_int(owner, "dataset_size", dataset_size, optional=True)  # training clips
 
     def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
                       labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
