@@ -37,19 +37,98 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
-__all__ = ["CONDITIONS", "LABEL_FREE", "make_condition", "check_condition", "route_condition"]
+__all__ = ["speaker_codes", "clip_codes", "CONDITIONS", "LABEL_FREE", "make_condition", "check_condition", "route_condition"]
+
+
+def _spectrograms(X: Any) -> np.ndarray:
+    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
+    if X.ndim != 3:
+        raise ValueError(f"X must be (N, n_mels, frames) spectrograms, got shape {X.shape}")
+    return X
+
+
+def clip_codes(X: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Each clip's time-averaged log-mel spectrum: the condition formed from the clip alone.
+
+    Parameters
+    ----------
+    X : array or tensor, (N, n_mels, frames)
+        Log-mel spectrograms (dB).
+
+    Returns
+    -------
+    np.ndarray, (N, n_mels), float32
+        ``X.mean(axis=2)``. Label-free, but it carries the clip's own
+        emotion-related loudness and spectral tilt (see the module notes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.stack([np.full((80, 128), -40.0), np.full((80, 128), -20.0)])
+    >>> clip_codes(X)[:, 0].tolist()
+    [-40.0, -20.0]
+    """
+    return _spectrograms(X).mean(axis=2, dtype=np.float64).astype(np.float32)
+
+
+def speaker_codes(X: np.ndarray | torch.Tensor, speakers: Any) -> np.ndarray:
+    """Each clip's speaker code: the mean log-mel spectrum of its speaker (over clips and time).
+
+    Parameters
+    ----------
+    X : array or tensor, (N, n_mels, frames)
+        Log-mel spectrograms (dB).
+    speakers : array-like, (N,)
+        A speaker id per clip (any hashable values, e.g. RAVDESS actor
+        numbers: ``index["actor"]``).
+
+    Returns
+    -------
+    np.ndarray, (N, n_mels), float32
+        Row ``i`` is the mean of ``X[j]`` over time and over every clip ``j``
+        with ``speakers[j] == speakers[i]`` (each clip weighted equally); all
+        clips of a speaker get the same row.
+
+    Notes
+    -----
+    Label-free for emotion: it uses only audio and the clip-to-speaker
+    grouping, never an emotion label. Available at test time: call it on the
+    test clips themselves (``speaker_codes(X_test, actors_test)``), so an unseen
+    speaker's code comes from their own unlabeled clips; the training codes
+    come from the training clips. Because every RAVDESS actor reads the same
+    balanced design, each speaker's average covers the same emotion mix, so
+    the code describes the voice (level, formant region, spectral tilt,
+    recording chain), not the emotion of any clip. With fewer clips per
+    speaker (or an unbalanced mix) the code averages over fewer emotions and
+    can leak some emotion information.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.stack([np.full((80, 128), v) for v in (-40.0, -20.0, -10.0)])
+    >>> speaker_codes(X, ["a", "a", "b"])[:, 0].tolist()
+    [-30.0, -30.0, -10.0]
+    """
+    X = _spectrograms(X)
+    speakers = np.asarray(speakers)
+    if speakers.shape != (X.shape[0],):
+        raise ValueError(f"speakers must hold one id per clip, shape ({X.shape[0]},), got {speakers.shape}")
+    per_clip = X.mean(axis=2, dtype=np.float64)  # (N, n_mels)
+    _, group = np.unique(speakers, return_inverse=True)
+    group = group.reshape(-1)
+    sums = np.zeros((group.max(initial=-1) + 1, X.shape[1]))
+    np.add.at(sums, group, per_clip)
+    means = sums / np.bincount(group)[:, None]
+    return means[group].astype(np.float32)
 
 
 def _speaker_code(X: np.ndarray, index: pd.DataFrame) -> np.ndarray:
-    from .models.conditional_vae import speaker_codes
-
     return speaker_codes(X, _column(index, "actor", "speaker_code"))
 
 
 def _clip_code(X: np.ndarray, index: pd.DataFrame | None) -> np.ndarray:
-    from .models.conditional_vae import clip_codes
-
     return clip_codes(X)
 
 

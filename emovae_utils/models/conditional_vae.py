@@ -7,7 +7,7 @@ capacity on it. The study's folds are speaker-independent: the test speakers
 are never seen in training, so the condition must be formable for a new
 speaker without any label. Two such codes are provided:
 
-* :func:`speaker_codes`: the speaker's mean log-mel spectrum, averaged over
+* :func:`~emovae_utils.conditions.speaker_codes` (re-exported here): the speaker's mean log-mel spectrum, averaged over
   time and over all of that speaker's clips (a long-term average spectrum, a
   classic speaker descriptor). It needs only the speaker's own audio and the
   knowledge of which clips are theirs, never an emotion label, so it is formed
@@ -16,7 +16,7 @@ speaker without any label. Two such codes are provided:
   statements x repetitions, 60 clips each), so the average is over the same
   emotion mix for every speaker and carries (up to recording noise) no
   emotion information of a particular clip.
-* :func:`clip_codes`: the clip's own time-averaged spectrum. Needs nothing but
+* :func:`~emovae_utils.conditions.clip_codes`: the clip's own time-averaged spectrum. Needs nothing but
   the clip, but it also carries that clip's emotion-related level and tilt
   (anger is loud, sadness soft), so the decoder can read part of the emotion
   from the condition instead of the latent.
@@ -33,93 +33,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..conditions import clip_codes, speaker_codes
 from .base import check_bool, check_int
 from .emotion_vae import EmotionVAE
 from .registry import register
 
 __all__ = ["SpeakerConditionedVAE", "speaker_codes", "clip_codes"]
-
-
-def _spectrograms(X: Any) -> np.ndarray:
-    X = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
-    if X.ndim != 3:
-        raise ValueError(f"X must be (N, n_mels, frames) spectrograms, got shape {X.shape}")
-    return X
-
-
-def clip_codes(X: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Each clip's time-averaged log-mel spectrum: the condition formed from the clip alone.
-
-    Parameters
-    ----------
-    X : array or tensor, (N, n_mels, frames)
-        Log-mel spectrograms (dB).
-
-    Returns
-    -------
-    np.ndarray, (N, n_mels), float32
-        ``X.mean(axis=2)``. Label-free, but it carries the clip's own
-        emotion-related loudness and spectral tilt (see the module notes).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.stack([np.full((80, 128), -40.0), np.full((80, 128), -20.0)])
-    >>> clip_codes(X)[:, 0].tolist()
-    [-40.0, -20.0]
-    """
-    return _spectrograms(X).mean(axis=2, dtype=np.float64).astype(np.float32)
-
-
-def speaker_codes(X: np.ndarray | torch.Tensor, speakers: Any) -> np.ndarray:
-    """Each clip's speaker code: the mean log-mel spectrum of its speaker (over clips and time).
-
-    Parameters
-    ----------
-    X : array or tensor, (N, n_mels, frames)
-        Log-mel spectrograms (dB).
-    speakers : array-like, (N,)
-        A speaker id per clip (any hashable values, e.g. RAVDESS actor
-        numbers: ``index["actor"]``).
-
-    Returns
-    -------
-    np.ndarray, (N, n_mels), float32
-        Row ``i`` is the mean of ``X[j]`` over time and over every clip ``j``
-        with ``speakers[j] == speakers[i]`` (each clip weighted equally); all
-        clips of a speaker get the same row.
-
-    Notes
-    -----
-    Label-free for emotion: it uses only audio and the clip-to-speaker
-    grouping, never an emotion label. Available at test time: call it on the
-    test clips themselves (``speaker_codes(X_test, actors_test)``), so an unseen
-    speaker's code comes from their own unlabeled clips; the training codes
-    come from the training clips. Because every RAVDESS actor reads the same
-    balanced design, each speaker's average covers the same emotion mix, so
-    the code describes the voice (level, formant region, spectral tilt,
-    recording chain), not the emotion of any clip. With fewer clips per
-    speaker (or an unbalanced mix) the code averages over fewer emotions and
-    can leak some emotion information.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> X = np.stack([np.full((80, 128), v) for v in (-40.0, -20.0, -10.0)])
-    >>> speaker_codes(X, ["a", "a", "b"])[:, 0].tolist()
-    [-30.0, -30.0, -10.0]
-    """
-    X = _spectrograms(X)
-    speakers = np.asarray(speakers)
-    if speakers.shape != (X.shape[0],):
-        raise ValueError(f"speakers must hold one id per clip, shape ({X.shape[0]},), got {speakers.shape}")
-    per_clip = X.mean(axis=2, dtype=np.float64)  # (N, n_mels)
-    _, group = np.unique(speakers, return_inverse=True)
-    group = group.reshape(-1)
-    sums = np.zeros((group.max(initial=-1) + 1, X.shape[1]))
-    np.add.at(sums, group, per_clip)
-    means = sums / np.bincount(group)[:, None]
-    return means[group].astype(np.float32)
 
 
 @register("speaker_vae")
@@ -198,7 +117,7 @@ class SpeakerConditionedVAE(EmotionVAE):
         if cond is None:
             raise ValueError(
                 f"{type(self).__name__}.{where} needs cond, a speaker code of shape (N, {self.cond_dim}) "
-                "(emovae_utils.models.conditional_vae.speaker_codes or clip_codes)"
+                "(emovae_utils.conditions.speaker_codes or clip_codes)"
             )
         p = self.fc_dec.weight
         cond = torch.as_tensor(cond).to(device=p.device, dtype=p.dtype)
