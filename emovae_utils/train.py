@@ -265,8 +265,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return ck
 
 
+def _tensor(values: Any) -> torch.Tensor:
+    """``values`` as a tensor; a read-only array (e.g. the feature cache's) is copied, not shared, since torch
+    warns that it cannot guard such memory."""
+    if isinstance(values, np.ndarray) and not values.flags.writeable:
+        values = values.copy()
+    return torch.as_tensor(values).detach()
+
+
 def _check_data(X: Any, dev: torch.device) -> torch.Tensor:
-    X = torch.as_tensor(X).detach()
+    X = _tensor(X)
     if X.dim() != 3:
         raise ValueError(f"X must be (N, n_mels, frames) spectrograms, got shape {tuple(X.shape)}")
     if X.shape[0] == 0:
@@ -285,7 +293,7 @@ def _per_clip(values: Any, name: str, n: int, dev: torch.device) -> torch.Tensor
     """``cond`` or ``labels`` as a tensor on ``dev``, one row per clip (None stays None)."""
     if values is None:
         return None
-    values = torch.as_tensor(values).detach().to(dev)
+    values = _tensor(values).to(dev)
     if values.shape[0] != n:
         what = "condition" if name == "cond" else "label row"
         raise ValueError(f"{name} has {values.shape[0]} rows but X has {n} clips; give one {what} per clip")
