@@ -14,6 +14,7 @@ import functools
 import html
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ from .adapter import cond_value, decode_point, emotion_sublatent_size, encode_cl
 from .config import ExplorerConfig
 from .pad import pad_class, resource_text
 from .rendering import PointRenderer, SpectrogramRenderer, wav_bytes
-from .state import CORNERS, ORIGIN, ExplorerState
+from .state import CORNERS, ORIGIN, ExplorerState, unusable_clips
 from .worker import RenderWorker
 
 __all__ = ["LatentExplorer", "latent_explorer", "explorer_for", "explorer_defaults"]
@@ -149,15 +150,16 @@ class LatentExplorer:
         self.render_audio, self.method, self.threaded = bool(cfg.audio), cfg.method, bool(cfg.threaded)
         self.loudness_dbfs, self.fade_ms = float(cfg.loudness_dbfs), float(cfg.fade_ms)
         self.value_range = cfg.value_range
-        self.X = None if X is None else np.asarray(X, dtype=np.float32)
+        self.X = self._checked_X(X)
         self.conditions: dict[str, np.ndarray] = dict(cfg.conditions or {})
         label0 = None if not self.conditions else (str(cfg.condition) if cfg.condition is not None
                                                    else next(iter(self.conditions)))
         self.cond = self._checked_cond(cond)
         S0 = self._first_decoding(label0)
+        self._check_X_fits(S0)
         self._posteriors(mu, logvar, label0, index)
         self.state = ExplorerState(self.latent_dim, self.mu, index, dims=cfg.dims, value_range=self.value_range,
-                                   conditions=self.conditions, condition=label0)
+                                   conditions=self.conditions, condition=label0, unusable=self.unusable)
         st = self.state
         self.starts, self.start_labels, self.emotion_means, self.options = (
             st.starts, st.start_labels, st.emotion_means, st.options)
@@ -189,6 +191,26 @@ class LatentExplorer:
         self.first_png = self.png_bytes
 
     # ------------------------------------------------------------ setting up
+    def _checked_X(self, X: Any) -> np.ndarray | None:
+        """``X`` as float32 (N, n_mels, n_frames), checked before any model call."""
+        if X is None:
+            return None
+        X = np.asarray(X.detach().cpu().numpy() if torch.is_tensor(X) else X)
+        if X.ndim != 3 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise ValueError(f"X must be spectrograms (N, n_mels, n_frames) = (N, {self.config.n_mels}, "
+                             f"{self.config.n_frames}) (N clips, as data.load_features gives), got {X.dtype} "
+                             f"of shape {X.shape}")
+        return X.astype(np.float32, copy=False)
+
+    def _check_X_fits(self, S0: np.ndarray) -> None:
+        """X's bands (and, without conditions, which may set the width, its frames) match the decoder's output."""
+        if self.X is None:
+            return
+        want = S0.shape if not self.conditions else (S0.shape[0], self.X.shape[2])
+        if self.X.shape[1:] != tuple(want):
+            raise ValueError(f"X must be (N, n_mels, n_frames) = (N, {want[0]}, {want[1]}), the shape of "
+                             f"{type(self.model).__name__}'s decodings, got {self.X.shape}")
+
     def _checked_cond(self, cond: Any) -> np.ndarray | None:
         """The clips' conditions ``cond`` (N, ...), checked against ``X``."""
         cond = None if cond is None else cond_value(cond, "cond")
@@ -233,7 +255,10 @@ class LatentExplorer:
         if index is not None and mu is not None and len(index) != len(mu):
             raise ValueError(f"index has {len(index)} rows but mu has {len(mu)}")
         self.kl_threshold = float(self.settings.kl_threshold)
-        self.usage = dimension_usage(mu, logvar, self.kl_threshold) if mu is not None and len(mu) else None
+        self.unusable = self._unusable_clips(mu, logvar, index)
+        good = None if mu is None else np.setdiff1d(np.arange(len(mu)), self.unusable)
+        self.usage = (dimension_usage(mu[good], None if logvar is None else logvar[good], self.kl_threshold)
+                      if good is not None and len(good) else None)
         if self.usage is not None:
             self.order = [int(i) for i in self.usage.sort_values("rank").index]
             self.active = self.usage["active"].to_numpy(bool)
@@ -241,11 +266,26 @@ class LatentExplorer:
             self.order = list(range(self.latent_dim))
             self.active = np.ones(self.latent_dim, bool)
 
+    def _unusable_clips(self, mu: np.ndarray | None, logvar: np.ndarray | None, index: Any) -> np.ndarray:
+        """Clips with NaN or infinite values in ``X``, ``mu`` or ``logvar``: one warning that names them."""
+        bad = unusable_clips(self.X, mu, logvar)
+        if len(bad):
+            from ..data import clip_label
+
+            names = [f"clip {i} ({clip_label(index.iloc[i], i)})" if index is not None else f"clip {i}"
+                     for i in bad[:10]]
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            warnings.warn(f"{len(bad)} of {len(mu)} clips have NaN or infinite values (in X or their posterior) "
+                          f"and are left out of the statistics (dimension use, emotion means, colour range); "
+                          f"they cannot be start points: {', '.join(names)}{more}", RuntimeWarning, stacklevel=4)
+        return bad
+
     def _colour_range(self, clim: tuple[float, float] | None, S0: np.ndarray) -> tuple[float, float]:
-        """``clim``, else the 1st-99th percentiles of ``X`` (or of the origin's decoding)."""
+        """``clim``, else the 1st-99th percentiles of ``X``'s usable clips (or of the origin's decoding)."""
         if clim is None:
-            if self.X is not None and len(self.X):
-                lo, hi = np.percentile(self.X, [1, 99])
+            X = self.X if self.X is None or not len(self.unusable) else np.delete(self.X, self.unusable, axis=0)
+            if X is not None and len(X):
+                lo, hi = np.percentile(X, [1, 99])
             else:
                 lo, hi = np.percentile(S0, [1, 99])
             clim = (float(lo), float(hi))
@@ -349,7 +389,8 @@ class LatentExplorer:
                                     style={"description_width": "56px"}, layout=W.Layout(width="320px"))
         self.amount.add_class("emovae-amount")
         self.pad_corners = [
-            W.Dropdown(options=[("(none)", "")] + self.options, value=key, description=name,
+            W.Dropdown(options=[("(none)", "")] + [(lab, k) for lab, k in self.options if k not in st.unusable],
+                       value=key, description=name,
                        style={"description_width": "90px"}, layout=W.Layout(width="330px"))
             for key, name in zip(st.corners, CORNERS)
         ]
@@ -415,9 +456,10 @@ class LatentExplorer:
         st = self.state
         self._silent = True
         try:
+            shown = st.slider_values()  # the rendered point, also along the emotion direction
             for d, s in zip(self.dims, self.sliders):
-                if s.value != st.values[d]:
-                    s.value = float(st.values[d])
+                if s.value != shown[d]:
+                    s.value = float(shown[d])
             if self.amount.value != st.amount:
                 self.amount.value = st.amount
             if self.direction.value != st.direction:
@@ -602,11 +644,19 @@ class LatentExplorer:
     def _on_slider(self, dim: int, change: dict) -> None:
         if self._silent:
             return
+        along = self.state.amount > 0
         self.state.set_value(dim, change["new"])
+        if along:  # the rendered point is now the one moved from: amount 0
+            self._show()
         self.request_render()
 
     def _on_dropdown(self, change: dict) -> None:
         if self._silent or change["new"] is None:
+            return
+        problem = self.state.start_problem(change["new"])
+        if problem:  # a clip with NaN values: say so, stay on the previous start
+            self._show()
+            self.status.value = f"<span style='color:#b00'>{html.escape(problem)}</span>"
             return
         self.state.start = change["new"]
         self.back_to_start()
@@ -615,12 +665,14 @@ class LatentExplorer:
         if self._silent:
             return
         self.state.direction = change["new"]
+        self._show()  # the sliders show the rendered point
         self.request_render()
 
     def _on_amount(self, change: dict) -> None:
         if self._silent:
             return
         self.state.amount = float(change["new"])
+        self._show()  # the sliders show the rendered point
         self.request_render()
 
     def _on_pad(self, change: dict) -> None:
