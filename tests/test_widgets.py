@@ -687,3 +687,43 @@ def test_the_sliders_show_the_point_along_the_emotion_direction(model, clips):
     expected = shown.astype(np.float32)
     expected[0] = 1.0
     np.testing.assert_allclose(ex.z, expected, atol=1e-5)
+
+
+# ------------------------------------------------------------ a saved copy (issue "Nothing surprises a newcomer", 15)
+@pytest.mark.parametrize("audio, players", [(True, 1), (False, 0)])
+def test_a_saved_copy_shows_a_snapshot_and_no_empty_players(model4, audio, players):
+    ex = widgets.LatentExplorer(model4, audio=audio, threaded=False)
+    for static in (ex.snapshot.value, ex.widget._repr_mimebundle_()["text/html"]):
+        assert static.count("data:image/png;base64,") == 1 and static.count("<audio") == players
+    assert "emovae-snapshot" in ex.snapshot._dom_classes and ex.snapshot in ex.widget.children
+    shown = _descendants(ex.widget)
+    assert (ex.audio in shown) == audio  # no dead player without audio
+    assert ex.ab_row.layout.display == "none"  # no empty A/B player ...
+    ex.play_ab()
+    assert ex.ab_row.layout.display is None and ex.ab_audio.value  # ... until A/B is pressed
+    ex.sliders[0].value = 1.0  # the snapshot follows once the renders pause
+    old = ex.snapshot.value
+    deadline = time.monotonic() + 10
+    while ex.snapshot.value == old and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ex.snapshot.value != old and ex.snapshot.value.count("<audio") == players
+    ex.close()
+
+
+def _descendants(w):
+    out = [w]
+    for c in getattr(w, "children", ()):
+        out += _descendants(c)
+    return out
+
+
+def test_the_browser_rounding_a_shown_value_is_not_a_move(model, clips):
+    X, index = clips
+    ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    ex.select("clip:1")
+    ex.set_direction("sad", 0.5)
+    n0, z0 = ex.n_updates, ex.z.copy()
+    for s in ex.sliders:  # what the browser's slider sends back: the value shown, rounded to its step
+        s.value = round(s.value, 2)
+    assert ex.n_updates == n0 and ex.amount.value == 0.5 and ex.state.amount == 0.5
+    np.testing.assert_array_equal(ex.z, z0)

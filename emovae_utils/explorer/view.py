@@ -29,12 +29,30 @@ from .config import ExplorerConfig
 from .pad import pad_class, resource_text
 from .rendering import PointRenderer, SpectrogramRenderer, wav_bytes
 from .state import CORNERS, ORIGIN, ExplorerState, unusable_clips
-from .worker import RenderWorker
+from .worker import RenderWorker, limited_threads
 
 __all__ = ["LatentExplorer", "latent_explorer", "explorer_for", "explorer_defaults"]
 
 _STATIC_NOTE = ("Latent explorer: interactive, it needs a live Python kernel (JupyterLab with ipywidgets). "
-                "Run the notebook's cells to use it; a static view shows its first rendering only.")
+                "Run the notebook's cells to use it; a saved copy shows a snapshot: the spectrogram and the audio "
+                "of the point shown when it was saved.")
+#: Seconds without a render before the saved snapshot (``LatentExplorer.snapshot``) is refreshed.
+SNAPSHOT_DELAY_S = 1.0
+
+
+def snapshot_html(png: bytes, wav: bytes | None, note: str = _STATIC_NOTE) -> str:
+    """A static view of the explorer: ``note``, the spectrogram (PNG) and, with ``wav``, a player.
+
+    Examples
+    --------
+    >>> snapshot_html(b"png", None).count("<audio"), snapshot_html(b"png", b"wav").count("<audio")
+    (0, 1)
+    """
+    img = (f"<img alt='the spectrogram shown' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
+           if png else "")
+    player = (f"<br><audio controls preload='metadata' src='data:audio/wav;base64,{base64.b64encode(wav).decode()}'>"
+              "</audio>" if wav else "")
+    return f"<div class='emovae-static'><p><em>{html.escape(note)}</em></p>{img}{player}</div>"
 
 
 @functools.lru_cache(maxsize=1)
@@ -42,7 +60,7 @@ def _explorer_box_class():
     import ipywidgets as W
 
     class ExplorerBox(W.VBox):
-        """The explorer's top-level box; a static view (no kernel) shows a note and the first image."""
+        """The explorer's top-level box; a static view (no kernel) shows a note, the image and the audio."""
 
         def __repr__(self) -> str:
             return _STATIC_NOTE
@@ -53,11 +71,8 @@ def _explorer_box_class():
                 return None
             data["text/plain"] = _STATIC_NOTE
             ex = self.explorer
-            img = ""
-            if ex is not None and ex.first_png:
-                img = ("<br><img alt='first rendering' src='data:image/png;base64,"
-                       + base64.b64encode(ex.first_png).decode() + "'>")
-            data["text/html"] = f"<div class='emovae-static'><p><em>{html.escape(_STATIC_NOTE)}</em></p>{img}</div>"
+            data["text/html"] = snapshot_html(ex.png_bytes, ex.wav_bytes or None) if ex is not None else (
+                snapshot_html(b"", None))
             return data
 
     ExplorerBox.explorer = None  # set by LatentExplorer
@@ -186,9 +201,13 @@ class LatentExplorer:
         self._start_audio: dict[str, np.ndarray] = {}
         self._render_lock = threading.RLock()
         self._worker = RenderWorker(lambda: self._safe(self.update, reraise=False))
+        self._snapshot_lock = threading.Lock()
+        self._snapshot_timer: threading.Timer | None = None
+        self._last_render = 0.0
         self._connect()
         self.update()
         self.first_png = self.png_bytes
+        self.refresh_snapshot()
 
     # ------------------------------------------------------------ setting up
     def _checked_X(self, X: Any) -> np.ndarray | None:
@@ -371,13 +390,13 @@ class LatentExplorer:
         self.dropdown.add_class("emovae-start")
         self.back_button = W.Button(description="back to start", icon="undo",
                                     tooltip="set the sliders to the chosen start point again",
-                                    layout=W.Layout(width="130px"))
+                                    layout=W.Layout(width="auto"))
         self.ab_button = W.Button(description="A/B", icon="play",
                                   tooltip="play the start point's own rendering, then the current point",
-                                  layout=W.Layout(width="80px"))
+                                  layout=W.Layout(width="auto"))
         self.ab_button.add_class("emovae-ab")
         self.autoplay = W.Checkbox(value=bool(autoplay), description="autoplay", indent=False,
-                                   layout=W.Layout(width="90px"))
+                                   disabled=not self.render_audio, layout=W.Layout(width="auto"))
         self.autoplay.add_class("emovae-autoplay")
         emotions = list(self.emotion_means)
         self.direction = W.Dropdown(options=emotions or [("(no emotion labels)", None)], value=st.direction,
@@ -426,12 +445,18 @@ class LatentExplorer:
                        *([W.HBox([self.condition])] if self.condition is not None else []),
                        W.HBox([self.back_button, self.ab_button, self.autoplay]),
                        *slider_box])
-        right = W.VBox([self.image, W.HBox([note("current"), self.audio]), W.HBox([note("A/B"), self.ab_audio]),
-                        self.status])
+        # no empty players: the current point's only with audio, the A/B one once A/B was pressed
+        self.ab_row = W.HBox([note("A/B"), self.ab_audio], layout=W.Layout(display="none"))
+        current = [W.HBox([note("current"), self.audio])] if self.render_audio else []
+        right = W.VBox([self.image, *current, self.ab_row, self.status])
         style = W.HTML("<style>\n" + resource_text("explorer.css") + "</style>")
+        # what a saved copy shows instead of the dead controls (explorer.css: when disconnected)
+        self.snapshot = W.HTML()
+        self.snapshot.add_class("emovae-snapshot")
         self.widget = _explorer_box_class()([style, W.HBox([left, right]),
                                              W.HBox([direction_box, pad_box],
-                                                    layout=W.Layout(justify_content="space-between"))])
+                                                    layout=W.Layout(justify_content="space-between")),
+                                             self.snapshot])
         self.widget.add_class("emovae-latent-explorer")
         self.widget.explorer = self
 
@@ -561,7 +586,8 @@ class LatentExplorer:
             else:
                 with self._render_lock:
                     S = self.decode(self.starts[key])
-            self._start_audio[cache] = self._painter.audio_of(S)
+            with limited_threads(1):
+                self._start_audio[cache] = self._painter.audio_of(S)
         return self._start_audio[cache]
 
     def ab_bytes(self, gap_s: float = 0.3) -> bytes:
@@ -571,13 +597,15 @@ class LatentExplorer:
         if b is None:  # audio=False: render the current point's audio now
             with self._render_lock:
                 S = self.decode(self.current_latent())
-            b = self._painter.audio_of(S)
+            with limited_threads(1):
+                b = self._painter.audio_of(S)
         y = np.concatenate([a, np.zeros(int(gap_s * self.sr), np.float32), b])
         return wav_bytes(y, self.sr, normalise=False)
 
     def play_ab(self) -> None:
-        """Put A-then-B in the A/B player, which plays it once."""
+        """Put A-then-B in the A/B player (shown from now on), which plays it once."""
         data = self.ab_bytes()
+        self.ab_row.layout.display = None
         if self.ab_audio.value == data:
             self.ab_audio.value = b""  # same bytes: force a new source so that it plays again
         self.ab_audio.value = data
@@ -604,10 +632,36 @@ class LatentExplorer:
         self.status.value = (f"<small>render {self.n_updates} ({ms:.0f} ms){html.escape(self.state.status_note())}"
                              "<br>" + html.escape("z = [" + ", ".join(f"{v:+.2f}" for v in z) + "]") + first
                              + "</small>")
+        self._last_render = time.monotonic()
+        self._schedule_snapshot(SNAPSHOT_DELAY_S)
+
+    # ------------------------------------------------------------ the saved snapshot
+    def refresh_snapshot(self) -> None:
+        """Put the current image and audio into the snapshot that a saved copy of the notebook shows."""
+        self.snapshot.value = snapshot_html(self.png_bytes, self.wav_bytes or None)
+
+    def _schedule_snapshot(self, delay: float) -> None:
+        """Refresh the snapshot once no render came for :data:`SNAPSHOT_DELAY_S` (never during a drag)."""
+        with self._snapshot_lock:
+            if self._snapshot_timer is not None:
+                return
+            self._snapshot_timer = threading.Timer(delay, self._snapshot_when_quiet)
+            self._snapshot_timer.daemon = True
+            self._snapshot_timer.start()
+
+    def _snapshot_when_quiet(self) -> None:
+        with self._snapshot_lock:
+            self._snapshot_timer = None
+        quiet = time.monotonic() - self._last_render
+        if quiet < SNAPSHOT_DELAY_S:
+            self._schedule_snapshot(SNAPSHOT_DELAY_S - quiet)
+            return
+        with self._render_lock:
+            self.refresh_snapshot()
 
     def update(self) -> None:
-        """Render the current point now, in this thread (image, audio and status)."""
-        with self._render_lock:
+        """Render the current point now, in this thread (image, audio and status), on one core."""
+        with self._render_lock, limited_threads(1):
             self._render(self.current_latent())
 
     def request_render(self, sync: bool = False) -> None:
@@ -629,6 +683,10 @@ class LatentExplorer:
     def close(self) -> None:
         """Stop the worker and close the widgets."""
         self._worker.close()
+        with self._snapshot_lock:
+            if self._snapshot_timer is not None:
+                self._snapshot_timer.cancel()
+            self._snapshot_timer = None
         _close_tree(self.widget)
 
     def _safe(self, fn, reraise: bool = True) -> None:
@@ -644,6 +702,8 @@ class LatentExplorer:
     def _on_slider(self, dim: int, change: dict) -> None:
         if self._silent:
             return
+        if abs(change["new"] - self.state.slider_values()[dim]) <= 0.5 * self.settings.step + 1e-9:
+            return  # the browser's slider rounding the value the kernel showed to its step: not a move
         along = self.state.amount > 0
         self.state.set_value(dim, change["new"])
         if along:  # the rendered point is now the one moved from: amount 0
