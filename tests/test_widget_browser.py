@@ -449,7 +449,8 @@ def test_latent_explorer_in_jupyterlab(lab_server, browser):
             lat = np.asarray(m["latencies"])
             print(f"\n{name}: key press -> new image and audio in the browser: p50 {np.percentile(lat, 50):.0f} ms, "
                   f"p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms over {len(lat)} presses; "
-                  f"drag of {m['drag_s']:.1f} s ({m['moves']} moves): {m['updates']} image+audio updates while dragging "
+                  f"drag of {m['drag_s']:.1f} s ({m['moves']} moves): {m['updates']} image+audio updates "
+                  "while dragging "
                   f"({m['updates'] / m['drag_s']:.1f} per second), {m['renders']} kernel renders "
                   "(targets: p50 <= 150 ms, p95 <= 300 ms, >= 10 updates per second)")
         for m in (quiet, busy):  # behaviour: every press updates, updates arrive while dragging

@@ -117,7 +117,8 @@ def start_points(mu: np.ndarray | None, index: Any, latent_dim: int, unusable: S
         row = index.iloc[i] if index is not None else None
         key = f"clip:{i}"
         starts[key] = mu[i]
-        labels[key] = (clip_label(row, i) if row is not None else f"clip {i}") + (" (NaN: unusable)" if i in bad else "")
+        label = clip_label(row, i) if row is not None else f"clip {i}"
+        labels[key] = label + (" (NaN: unusable)" if i in bad else "")
     return starts, labels, emotion_means
 
 

@@ -9,7 +9,6 @@ audio come from :class:`~emovae_utils.explorer.rendering.PointRenderer`.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import html
 import threading
@@ -29,55 +28,10 @@ from .config import ExplorerConfig
 from .pad import pad_class, resource_text
 from .rendering import PointRenderer, SpectrogramRenderer, wav_bytes
 from .state import CORNERS, ORIGIN, ExplorerState, unusable_clips
+from .static import Debounced, explorer_box_class, snapshot_html
 from .worker import RenderWorker, limited_threads
 
 __all__ = ["LatentExplorer", "latent_explorer", "explorer_for", "explorer_defaults"]
-
-_STATIC_NOTE = ("Latent explorer: interactive, it needs a live Python kernel (JupyterLab with ipywidgets). "
-                "Run the notebook's cells to use it; a saved copy shows a snapshot: the spectrogram and the audio "
-                "of the point shown when it was saved.")
-#: Seconds without a render before the saved snapshot (``LatentExplorer.snapshot``) is refreshed.
-SNAPSHOT_DELAY_S = 1.0
-
-
-def snapshot_html(png: bytes, wav: bytes | None, note: str = _STATIC_NOTE) -> str:
-    """A static view of the explorer: ``note``, the spectrogram (PNG) and, with ``wav``, a player.
-
-    Examples
-    --------
-    >>> snapshot_html(b"png", None).count("<audio"), snapshot_html(b"png", b"wav").count("<audio")
-    (0, 1)
-    """
-    img = (f"<img alt='the spectrogram shown' src='data:image/png;base64,{base64.b64encode(png).decode()}'>"
-           if png else "")
-    player = (f"<br><audio controls preload='metadata' src='data:audio/wav;base64,{base64.b64encode(wav).decode()}'>"
-              "</audio>" if wav else "")
-    return f"<div class='emovae-static'><p><em>{html.escape(note)}</em></p>{img}{player}</div>"
-
-
-@functools.lru_cache(maxsize=1)
-def _explorer_box_class():
-    import ipywidgets as W
-
-    class ExplorerBox(W.VBox):
-        """The explorer's top-level box; a static view (no kernel) shows a note, the image and the audio."""
-
-        def __repr__(self) -> str:
-            return _STATIC_NOTE
-
-        def _repr_mimebundle_(self, **kwargs: Any):
-            data = super()._repr_mimebundle_(**kwargs)
-            if data is None:
-                return None
-            data["text/plain"] = _STATIC_NOTE
-            ex = self.explorer
-            data["text/html"] = snapshot_html(ex.png_bytes, ex.wav_bytes or None) if ex is not None else (
-                snapshot_html(b"", None))
-            return data
-
-    ExplorerBox.explorer = None  # set by LatentExplorer
-    return ExplorerBox
-
 
 def _np32(a: Any) -> np.ndarray | None:
     if a is None:
@@ -125,7 +79,7 @@ class LatentExplorer:
     Attributes
     ----------
     widget : ipywidgets.VBox
-        What to display (its static view says it needs a live kernel).
+        What to display (a saved copy shows ``snapshot`` instead of the controls).
     state : ExplorerState
         The point and the controls' values, without widgets.
     settings : ExplorerConfig
@@ -144,9 +98,14 @@ class LatentExplorer:
         The condition picker's entries (empty without conditions);
         ``condition`` is its drop-down (None without conditions).
     usage : pandas.DataFrame
-        :func:`~emovae_utils.metrics.latents.dimension_usage` of the clips (None without clips).
+        :func:`~emovae_utils.metrics.latents.dimension_usage` of the clips (None without clips),
+        those with NaN or infinite values (``unusable``, their indices) left out.
     dropdown, direction, amount, pad, pad_corners, autoplay, image, audio, ab_audio, status
-        The controls and outputs.
+        The controls and outputs (``audio`` is not shown with ``audio=False``; ``ab_row``,
+        the A/B player, from the first A/B on).
+    snapshot : ipywidgets.HTML
+        What a saved copy of the notebook shows (:func:`~.static.snapshot_html`): the
+        image and audio shown last, refreshed once the renders pause.
     z : np.ndarray (D,)
         Latent of the last render; ``spectrogram``, ``png_bytes``, ``wav_bytes``
         are its outputs; ``n_updates`` counts renders.
@@ -201,9 +160,7 @@ class LatentExplorer:
         self._start_audio: dict[str, np.ndarray] = {}
         self._render_lock = threading.RLock()
         self._worker = RenderWorker(lambda: self._safe(self.update, reraise=False))
-        self._snapshot_lock = threading.Lock()
-        self._snapshot_timer: threading.Timer | None = None
-        self._last_render = 0.0
+        self._snapshot_later = Debounced(self._refresh_snapshot_when_free)
         self._connect()
         self.update()
         self.first_png = self.png_bytes
@@ -453,7 +410,7 @@ class LatentExplorer:
         # what a saved copy shows instead of the dead controls (explorer.css: when disconnected)
         self.snapshot = W.HTML()
         self.snapshot.add_class("emovae-snapshot")
-        self.widget = _explorer_box_class()([style, W.HBox([left, right]),
+        self.widget = explorer_box_class()([style, W.HBox([left, right]),
                                              W.HBox([direction_box, pad_box],
                                                     layout=W.Layout(justify_content="space-between")),
                                              self.snapshot])
@@ -632,30 +589,14 @@ class LatentExplorer:
         self.status.value = (f"<small>render {self.n_updates} ({ms:.0f} ms){html.escape(self.state.status_note())}"
                              "<br>" + html.escape("z = [" + ", ".join(f"{v:+.2f}" for v in z) + "]") + first
                              + "</small>")
-        self._last_render = time.monotonic()
-        self._schedule_snapshot(SNAPSHOT_DELAY_S)
+        self._snapshot_later.touch()
 
     # ------------------------------------------------------------ the saved snapshot
     def refresh_snapshot(self) -> None:
         """Put the current image and audio into the snapshot that a saved copy of the notebook shows."""
         self.snapshot.value = snapshot_html(self.png_bytes, self.wav_bytes or None)
 
-    def _schedule_snapshot(self, delay: float) -> None:
-        """Refresh the snapshot once no render came for :data:`SNAPSHOT_DELAY_S` (never during a drag)."""
-        with self._snapshot_lock:
-            if self._snapshot_timer is not None:
-                return
-            self._snapshot_timer = threading.Timer(delay, self._snapshot_when_quiet)
-            self._snapshot_timer.daemon = True
-            self._snapshot_timer.start()
-
-    def _snapshot_when_quiet(self) -> None:
-        with self._snapshot_lock:
-            self._snapshot_timer = None
-        quiet = time.monotonic() - self._last_render
-        if quiet < SNAPSHOT_DELAY_S:
-            self._schedule_snapshot(SNAPSHOT_DELAY_S - quiet)
-            return
+    def _refresh_snapshot_when_free(self) -> None:
         with self._render_lock:
             self.refresh_snapshot()
 
@@ -683,10 +624,7 @@ class LatentExplorer:
     def close(self) -> None:
         """Stop the worker and close the widgets."""
         self._worker.close()
-        with self._snapshot_lock:
-            if self._snapshot_timer is not None:
-                self._snapshot_timer.cancel()
-            self._snapshot_timer = None
+        self._snapshot_later.cancel()
         _close_tree(self.widget)
 
     def _safe(self, fn, reraise: bool = True) -> None:
@@ -786,7 +724,7 @@ def latent_explorer(model: nn.Module, X: np.ndarray | None = None, index: Any = 
     ipywidgets.VBox
         Display it (last expression of a cell). The :class:`LatentExplorer`
         behind it is ``widget.explorer``. Without a live kernel its view says
-        so and shows the first rendering.
+        so and shows the spectrogram and audio shown last.
 
     Examples
     --------
