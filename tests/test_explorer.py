@@ -194,3 +194,18 @@ def test_worker_coalesces_a_burst_and_renders_the_latest_state():
     worker.request()  # closed: nothing more is rendered
     time.sleep(0.05)
     assert len(seen) == n
+
+
+def test_unusable_clips_are_left_out_of_the_means_and_refused():
+    from emovae_utils.explorer.state import unusable_clips
+
+    mu = MU.copy()
+    mu[2, 1] = np.nan
+    assert unusable_clips(mu).tolist() == [2] and unusable_clips(MU, None).tolist() == []
+    s = ExplorerState(3, mu, INDEX, unusable=[2])
+    np.testing.assert_array_equal(s.emotion_means["happy"], MU[0])  # clip 2 (happy) left out
+    assert s.start_labels["clip:2"].endswith("(NaN: unusable)") and "clip:2" not in s.corners
+    assert "clip 2 (Actor 02 · happy · normal · rep 2) has NaN" in s.start_problem("clip:2")
+    for refused in (lambda: s.select("clip:2"), lambda: s.set_corner(0, "clip:2")):
+        with pytest.raises(ValueError, match="has NaN"):
+            refused()

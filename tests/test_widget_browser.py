@@ -6,13 +6,16 @@ that builds the explorer from a randomly initialised EmotionVAE and 16 random
 "clips" with emotion labels (fixed seeds, no dataset) in Debian's Chromium driven
 by Playwright, runs all cells from the Run menu, then
 
-1. presses a slider's arrow key repeatedly and measures, in the page, the time from
-   the key event to the new spectrogram <img> *and* <audio> source (median printed;
-   issue 12's target is 150 ms on a quiet machine, ``EMOVAE_LATENCY_BUDGET_MS``
-   sets the asserted budget, default 500 ms for a busy one);
-2. drags a slider slowly and checks that several updates arrive *while* dragging;
-3. drags the emotion-direction amount to 1, then the 2-D pad, and checks that
-   both change the output; 4. plays A/B; the start drop-down never goes blank.
+1. presses a slider's PageUp key repeatedly and measures, in the page, the time from
+   the key event to the new spectrogram <img> *and* <audio> source;
+2. drags a slider for 1.5 s and counts the updates that arrive *while* dragging;
+   both first on a quiet machine, then with a busy neighbour (one process
+   spinning on every core), and prints p50/p95/max of 1. and the updates per
+   second of 2. (targets: p50 <= 150 ms, p95 <= 300 ms, >= 10 updates/s; the
+   speed is read from these printed numbers, the assertions are on behaviour);
+3. drags the emotion-direction amount to 1 (the sliders follow the rendered
+   point), then the 2-D pad, and checks that both change the output; 4. plays
+   A/B; the start drop-down never goes blank.
 
 ``EMOVAE_EXPLORER_MODEL`` (a saved model) with the RAVDESS data builds the
 explorer from that model and Actor 01's clips instead, and
@@ -26,6 +29,7 @@ final state).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -40,6 +44,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 CHROMIUM = os.environ.get("EMOVAE_CHROMIUM", "/usr/bin/chromium")  # Debian's chromium
@@ -48,10 +53,8 @@ LATENT_DIM = 8
 SERVER_START_TIMEOUT = 60
 PAGE_TIMEOUT_MS = 45_000  # JupyterLab load, kernel start and first render
 UPDATE_TIMEOUT_MS = 30_000  # one decode + Griffin-Lim round trip
-N_LATENCY = 15  # key presses timed
-# Issue 12's target is a 150 ms median on a quiet machine; the assertion leaves room for a busy one
-# (the number is printed either way). Set EMOVAE_LATENCY_BUDGET_MS=150 to hold the target itself.
-LATENCY_BUDGET_MS = float(os.environ.get("EMOVAE_LATENCY_BUDGET_MS", "500"))
+N_LATENCY = 20  # key presses timed, each phase
+DRAG_S, DRAG_PAUSE_MS = 1.5, 15  # a 1.5 s drag, a mouse move about every 15 ms
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM),
@@ -147,6 +150,10 @@ def lab_server(tmp_path_factory):
         "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "PYTHONDONTWRITEBYTECODE": "1",
     })
+    # the kernel as in a user's JupyterLab: torch and BLAS with one thread per core (the
+    # explorer limits its own renders; OMP_NUM_THREADS=1 here would hide a stall that users see)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.pop(name, None)
     port, token = _free_port(), uuid.uuid4().hex
     base = f"http://127.0.0.1:{port}"
     log_path = tmp / "jupyterlab.log"
@@ -303,6 +310,71 @@ def _drag(page, locator, dx: float, dy: float = 0.0, steps: int = 10, pause_ms: 
             page.wait_for_timeout(pause_ms)
     page.mouse.up()
 
+_DRAG_MOVES = """async ([x, y, dx, ms, pause]) => {
+    const target = document.elementFromPoint(x, y) || document;
+    const t0 = performance.now();
+    let k = 0;
+    while (performance.now() - t0 < ms) {
+        k += 1;
+        const opts = {bubbles: true, cancelable: true, composed: true, clientX: x + dx * k, clientY: y,
+                      pointerId: 1, pointerType: 'mouse', isPrimary: true, buttons: 1, button: -1};
+        target.dispatchEvent(new PointerEvent('pointermove', opts));
+        target.dispatchEvent(new MouseEvent('mousemove', opts));
+        await new Promise(r => setTimeout(r, pause));
+    }
+    return k;
+}"""
+
+
+@contextlib.contextmanager
+def _busy_neighbour():
+    """One process per core spinning meanwhile (a busy machine), stopped by their ids afterwards."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def _measure(page, sliders, log_tail, key: str, dx: float) -> dict:
+    """Key presses on the first slider (latency of each), then a drag of the second (updates while dragging)."""
+    handle = sliders.nth(0).locator(".noUi-handle")
+    handle.scroll_into_view_if_needed()
+    handle.focus()
+    latencies = []
+    for _ in range(N_LATENCY):
+        old = _counts(page)
+        n_keys = page.evaluate("() => window.__emovae.keys.length")
+        handle.press(key)  # a bigger step than an arrow: the image surely changes
+        _wait_counts(page, old, f"{key} on the first slider", log_tail)
+        t_key, t_img, t_aud = page.evaluate(
+            "([k, i, a]) => [window.__emovae.keys[k], window.__emovae.img[i], window.__emovae.aud[a]]",
+            [n_keys, old[0], old[1]])
+        latencies.append(max(t_img, t_aud) - t_key)
+        page.wait_for_timeout(120)  # let the kernel go idle between presses
+    # a continuous drag: the updates that arrive while the mouse button is still down
+    handle2 = sliders.nth(1).locator(".noUi-handle")
+    handle2.scroll_into_view_if_needed()
+    box = handle2.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before, renders0 = _counts(page), _renders(page)
+    t0 = page.evaluate("() => performance.now()")
+    page.mouse.move(x, y)
+    page.mouse.down()
+    # the moves come from the page itself, one every DRAG_PAUSE_MS as a hand gives them
+    # (Playwright's own moves, a round trip each, came at 12-15 per second)
+    k = page.evaluate(_DRAG_MOVES, [x, y, dx, DRAG_S * 1000, DRAG_PAUSE_MS])
+    during, t1 = _counts(page), page.evaluate("() => performance.now()")
+    renders = _renders(page) - renders0
+    page.mouse.move(x + dx * k, y)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    return {"latencies": latencies, "updates": min(during[0] - before[0], during[1] - before[1]),
+            "drag_s": (t1 - t0) / 1000, "renders": renders, "moves": k}
+
 
 def test_latent_explorer_in_jupyterlab(lab_server, browser):
     base, token, log_tail = lab_server
@@ -368,56 +440,33 @@ def test_latent_explorer_in_jupyterlab(lab_server, browser):
         _wait_renders(page, 1, "running the notebook")
         page.evaluate(_INSTRUMENT)
 
-        # 1) latency: one key press on the most used dimension's slider, until the new
-        #    image *and* audio are in the page; repeated, median printed
-        handle = sliders.nth(0).locator(".noUi-handle")
-        handle.scroll_into_view_if_needed()
-        handle.focus()
-        latencies = []
-        for _ in range(N_LATENCY):
-            old = _counts(page)
-            n_keys = page.evaluate("() => window.__emovae.keys.length")
-            handle.press("PageUp")  # a bigger step than an arrow: the image surely changes
-            _wait_counts(page, old, "PageUp on the first slider", log_tail)
-            t_key, t_img, t_aud = page.evaluate(
-                "([k, i, a]) => [window.__emovae.keys[k], window.__emovae.img[i], window.__emovae.aud[a]]",
-                [n_keys, old[0], old[1]])
-            latencies.append(max(t_img, t_aud) - t_key)
-            page.wait_for_timeout(120)  # let the kernel go idle between presses
-        median = float(sorted(latencies)[len(latencies) // 2])
-        print(f"\ninput event -> new image and audio in the browser: median {median:.0f} ms, "
-              f"min {min(latencies):.0f}, max {max(latencies):.0f} ms over {len(latencies)} key presses "
-              f"(target <= 150 ms median; budget asserted here {LATENCY_BUDGET_MS:.0f} ms)")
-        assert median <= LATENCY_BUDGET_MS, f"median latency {median:.0f} ms: {latencies}"
-        readout0 = float(sliders.nth(0).locator(".widget-readout").inner_text().strip())
-        assert readout0 > 0.1, f"first slider readout after {N_LATENCY} PageUp: {readout0}"
+        # 1)-2) latency of a key press and updates while dragging: quiet, then with a busy neighbour
+        readouts = [float(sliders.nth(i).locator(".widget-readout").inner_text().strip()) for i in (0, 1)]
+        quiet = _measure(page, sliders, log_tail, key="PageUp", dx=1)
+        with _busy_neighbour():
+            busy = _measure(page, sliders, log_tail, key="PageUp", dx=1)
+        for name, m in (("quiet", quiet), ("busy neighbour", busy)):
+            lat = np.asarray(m["latencies"])
+            print(f"\n{name}: key press -> new image and audio in the browser: p50 {np.percentile(lat, 50):.0f} ms, "
+                  f"p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms over {len(lat)} presses; "
+                  f"drag of {m['drag_s']:.1f} s ({m['moves']} moves): {m['updates']} image+audio updates "
+                  "while dragging "
+                  f"({m['updates'] / m['drag_s']:.1f} per second), {m['renders']} kernel renders "
+                  "(targets: p50 <= 150 ms, p95 <= 300 ms, >= 10 updates per second)")
+        for m in (quiet, busy):  # behaviour: every press updates, updates arrive while dragging
+            assert len(m["latencies"]) == N_LATENCY and m["updates"] >= 3, m
+        after = [float(sliders.nth(i).locator(".widget-readout").inner_text().strip()) for i in (0, 1)]
+        assert after != readouts, f"the sliders did not move: {readouts} -> {after}"
         assert start.input_value() == start_value, "the start drop-down changed after a slider move"
 
-        # 2) a continuous drag: updates arrive while the mouse button is still down
-        handle2 = sliders.nth(1).locator(".noUi-handle")
-        handle2.scroll_into_view_if_needed()
-        box = handle2.bounding_box()
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        before = _counts(page)
-        renders0 = _renders(page)
-        page.mouse.move(x, y)
-        page.mouse.down()
-        for k in range(1, 31):
-            page.mouse.move(x + 3 * k, y)
-            page.wait_for_timeout(40)
-        during = _counts(page)
-        renders_during = _renders(page) - renders0
-        page.mouse.up()
-        intermediate = min(during[0] - before[0], during[1] - before[1])
-        print(f"drag of 1.2 s (30 moves): {intermediate} image+audio updates arrived while dragging, "
-              f"{renders_during} kernel renders")
-        assert intermediate >= 3, f"only {intermediate} updates arrived while dragging"
-        page.wait_for_timeout(300)
-        readout = float(sliders.nth(1).locator(".widget-readout").inner_text().strip())
-        assert readout > 0.3, f"second slider readout after the drag: {readout}"
-        assert start.input_value() == start_value
+        # no button or check box cut off
+        cut = page.evaluate("""() => Array.from(document.querySelectorAll(
+                '.emovae-latent-explorer button, .emovae-latent-explorer .widget-checkbox'))
+            .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText)""")
+        assert not cut, f"cut off: {cut}"
 
-        # 3) the emotion direction: drag its amount to 1
+        # 3) the emotion direction: drag its amount to 1; the sliders show the point rendered
+        shown_before = [sliders.nth(i).locator(".widget-readout").inner_text() for i in range(sliders.count())]
         old = _counts(page)
         _drag(page, root.locator(".emovae-amount .noUi-handle"), 400, steps=8)
         _wait_counts(page, old, "moving the emotion amount", log_tail)
@@ -426,6 +475,9 @@ def test_latent_explorer_in_jupyterlab(lab_server, browser):
             timeout=UPDATE_TIMEOUT_MS)
         amount = float(root.locator(".emovae-amount .widget-readout").inner_text().strip())
         assert amount == pytest.approx(1.0), amount
+        page.wait_for_timeout(300)
+        shown = [sliders.nth(i).locator(".widget-readout").inner_text() for i in range(sliders.count())]
+        assert shown != shown_before, "the sliders did not follow the emotion direction"
         # (at amount 1 the point *is* the emotion's mean: back to 0 before using the pad)
         old = _counts(page)
         _drag(page, root.locator(".emovae-amount .noUi-handle"), -400, steps=8)

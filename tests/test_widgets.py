@@ -618,3 +618,112 @@ def test_explorer_for_a_sequence_model():
     # a module outside the package's models (no explorer_defaults): no conditions
     ex = widgets.explorer_for(KnownKL(), _level_clips([1.0, 2.0]), audio=False).explorer
     assert ex.conditions == {} and ex.n_updates == 1
+
+
+# ------------------------------------------------------------ bad input (issue "Nothing surprises a newcomer", 11)
+BAD_X = [  # (case, X made from the six clips, what the error says)
+    ("one clip, 2-D", lambda X: X[0], r"\(N, 80, 128\).*got float32 of shape \(80, 128\)"),
+    ("4-D", lambda X: X[:, None], r"\(N, 80, 128\).*got float32 of shape \(6, 1, 80, 128\)"),
+    ("text", lambda X: X.astype(str), r"\(N, 80, 128\).*got <U"),
+    ("40 bands", lambda X: X[:, :40], r"\(N, 80, 128\), the shape of EmotionVAE's decodings, got \(6, 40, 128\)"),
+    ("64 frames", lambda X: X[:, :, :64], r"\(N, 80, 128\), the shape of EmotionVAE's decodings, got \(6, 80, 64\)"),
+]
+
+
+@pytest.mark.parametrize("case, make, message", BAD_X, ids=[c[0] for c in BAD_X])
+def test_x_of_the_wrong_shape_is_named_before_the_model_is_blamed(model, clips, case, make, message):
+    with pytest.raises(ValueError, match=message):
+        widgets.LatentExplorer(model, X=make(clips[0]), index=clips[1], audio=False, threaded=False)
+
+
+NAN_CLIPS = [  # (case, clips spoilt, value, the clips the warning names)
+    ("one NaN clip", [2], np.nan, ["clip 2 (Actor 01 · sad · normal · rep 1)"]),
+    ("one inf clip", [4], np.inf, ["clip 4 (Actor 02 · neutral · normal · rep 2)"]),
+    ("two NaN clips", [0, 5], np.nan, ["clip 0 (Actor 01 · happy · strong · rep 2)",
+                                       "clip 5 (Actor 02 · happy · strong · rep 1)"]),
+]
+
+
+@pytest.mark.parametrize("case, bad, value, names", NAN_CLIPS, ids=[c[0] for c in NAN_CLIPS])
+def test_a_nan_clip_is_named_left_out_of_the_statistics_and_refused_as_start(model, clips, case, bad, value, names):
+    import warnings
+
+    X, index = clips
+    X = X.copy()
+    X[bad, 10, 20] = value
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    assert [w.category for w in caught] == [RuntimeWarning], [str(w.message) for w in caught]  # one, ours
+    assert all(n in str(caught[0].message) for n in names) and "left out of the statistics" in str(caught[0].message)
+    good = [i for i in range(len(X)) if i not in bad]
+    mu, logvar = gen.encode_batched(model, X[good], 256)
+    expected = widgets.dimension_usage(mu, logvar, 0.01)
+    np.testing.assert_allclose(ex.usage["kl"], expected["kl"], rtol=1e-5)
+    assert ex.active.tolist() == expected["active"].tolist() and ex.active.any()
+    happy = [i for i in good if index.emotion[i] == "happy"]
+    np.testing.assert_allclose(ex.emotion_means["happy"], ex.mu[happy].mean(0), rtol=1e-5)
+    assert np.isfinite(ex.clim).all() and np.isfinite(ex.spectrogram).all()
+    with pytest.raises(ValueError, match=rf"clip {bad[0]} \(.*\) has NaN"):
+        ex.select(f"clip:{bad[0]}")
+    assert all(f"clip:{b}" not in [k for _, k in ex.pad_corners[0].options] for b in bad)
+    ex.dropdown.value = f"clip:{bad[0]}"  # as a user picks it: said in the status, the start stays
+    assert "has NaN" in ex.status.value and ex.dropdown.value == "origin" and ex.state.start == "origin"
+    ex.select(f"clip:{good[0]}")
+    np.testing.assert_allclose(ex.get_latent(), np.clip(ex.mu[good[0]], -4, 4), atol=1e-6)
+
+
+def test_the_sliders_show_the_point_along_the_emotion_direction(model, clips):
+    X, index = clips
+    ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    ex.select("clip:2")
+    ex.direction.value = "happy"
+    ex.amount.value = 0.5  # as a user drags it
+    shown = np.array([s.value for s in ex.sliders])
+    np.testing.assert_allclose(shown, np.clip(ex.z, -4, 4), atol=1e-6)
+    # a slider moved from there moves the rendered point: the amount goes back to 0
+    ex.sliders[0].value = 1.0
+    assert ex.amount.value == 0.0
+    expected = shown.astype(np.float32)
+    expected[0] = 1.0
+    np.testing.assert_allclose(ex.z, expected, atol=1e-5)
+
+
+# ------------------------------------------------------------ a saved copy (issue "Nothing surprises a newcomer", 15)
+@pytest.mark.parametrize("audio, players", [(True, 1), (False, 0)])
+def test_a_saved_copy_shows_a_snapshot_and_no_empty_players(model4, audio, players):
+    ex = widgets.LatentExplorer(model4, audio=audio, threaded=False)
+    for static in (ex.snapshot.value, ex.widget._repr_mimebundle_()["text/html"]):
+        assert static.count("data:image/png;base64,") == 1 and static.count("<audio") == players
+    assert "emovae-snapshot" in ex.snapshot._dom_classes and ex.snapshot in ex.widget.children
+    shown = _descendants(ex.widget)
+    assert (ex.audio in shown) == audio  # no dead player without audio
+    assert ex.ab_row.layout.display == "none"  # no empty A/B player ...
+    ex.play_ab()
+    assert ex.ab_row.layout.display is None and ex.ab_audio.value  # ... until A/B is pressed
+    ex.sliders[0].value = 1.0  # the snapshot follows once the renders pause
+    old = ex.snapshot.value
+    deadline = time.monotonic() + 10
+    while ex.snapshot.value == old and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ex.snapshot.value != old and ex.snapshot.value.count("<audio") == players
+    ex.close()
+
+
+def _descendants(w):
+    out = [w]
+    for c in getattr(w, "children", ()):
+        out += _descendants(c)
+    return out
+
+
+def test_the_browser_rounding_a_shown_value_is_not_a_move(model, clips):
+    X, index = clips
+    ex = widgets.LatentExplorer(model, X=X, index=index, audio=False, threaded=False)
+    ex.select("clip:1")
+    ex.set_direction("sad", 0.5)
+    n0, z0 = ex.n_updates, ex.z.copy()
+    for s in ex.sliders:  # what the browser's slider sends back: the value shown, rounded to its step
+        s.value = round(s.value, 2)
+    assert ex.n_updates == n0 and ex.amount.value == 0.5 and ex.state.amount == 0.5
+    np.testing.assert_array_equal(ex.z, z0)

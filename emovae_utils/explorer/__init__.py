@@ -26,12 +26,15 @@ What it offers (any model with ``encode(x) -> (mu, logvar)``, ``decode(z)`` and
   it is dragged. Observers only record that a render is wanted; one worker
   thread renders the *latest* state and drops the stale ones, so a burst of
   changes gives the last value and at most a few in between, and the kernel
-  never builds a queue (:meth:`LatentExplorer.wait_idle` waits for it);
+  never builds a queue (:meth:`LatentExplorer.wait_idle` waits for it); a
+  render runs on one core (:func:`~.worker.limited_threads`: torch's and
+  BLAS's thread pools stalled renders for seconds on a busy machine);
 * a **start** drop-down (the origin, an emotion's mean latent, or the
   posterior mean of any clip) that stays on its choice; "back to start"
   re-applies it;
 * an **emotion direction**: from the current point toward a chosen emotion's
   mean latent, ``z = (1 - a) z_sliders + a m_emotion``, amount ``a`` in 0..1;
+  the sliders show the point rendered, and moving one of them starts from there;
 * a **2-D pad** blending up to four chosen points (clips or emotion means)
   bilinearly, in the spirit of NSynth Super; moving it sets the sliders;
 * **A/B**: the starting point's own rendering (a clip's input spectrogram),
@@ -54,19 +57,23 @@ The package, one concern a module:
   :func:`prepare_audio`, :func:`wav_bytes`, :class:`PointRenderer`);
 * :mod:`.worker`: :class:`RenderWorker`, the coalescing render thread;
 * :mod:`.pad`: the blend pad (front end in ``pad.js``);
+* :mod:`.static`: what a saved copy shows (a snapshot, not dead controls);
 * :mod:`.view`: :class:`LatentExplorer` (ipywidgets), :func:`latent_explorer`,
   :func:`explorer_for`.
 
 The explorer can be driven without a browser (``set_latent``, ``select``,
-``set_direction``, ``set_pad``, ``update``, ``png_bytes``, ``wav_bytes``). In
-a static view of an executed notebook (no kernel) it shows its first
-rendering and says that it needs a live kernel.
+``set_direction``, ``set_pad``, ``update``, ``png_bytes``, ``wav_bytes``). A
+saved copy of an executed notebook (no kernel) shows a snapshot instead of the
+controls: the spectrogram shown last and a player of its audio, and says that
+the explorer needs a live kernel. ``X`` of the wrong shape is named before the
+model is called; clips with NaN or infinite values are named in one warning,
+left out of the statistics and refused as start points.
 """
 from .config import ExplorerConfig
 from .rendering import PointRenderer, SpectrogramRenderer, encode_png, prepare_audio, spectrogram_png, wav_bytes
 from .state import ORIGIN, ExplorerState, blend_weights
 from .view import LatentExplorer, explorer_defaults, explorer_for, latent_explorer
-from .worker import RenderWorker
+from .worker import RenderWorker, limited_threads
 
 __all__ = [
     "LatentExplorer",
@@ -83,5 +90,6 @@ __all__ = [
     "prepare_audio",
     "blend_weights",
     "RenderWorker",
+    "limited_threads",
     "ORIGIN",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 from ..data import clip_label
 from ..generate import emotion_mean_latents
 
-__all__ = ["ORIGIN", "ExplorerState", "blend_weights", "start_points", "checked_dims"]
+__all__ = ["ORIGIN", "ExplorerState", "blend_weights", "start_points", "checked_dims", "unusable_clips"]
 
 #: Key of the start point at the origin (all 0).
 ORIGIN = "origin"
@@ -48,7 +48,24 @@ def blend_weights(x: float, y: float, present: Sequence[bool] = (True, True, Tru
     return w / s if s > 1e-12 else np.asarray(present, float) / np.sum(present)
 
 
-def start_points(mu: np.ndarray | None, index: Any, latent_dim: int
+def unusable_clips(*arrays: np.ndarray | None) -> np.ndarray:
+    """Indices of the clips (rows) with a NaN or an infinite value in any of ``arrays`` (each (N, ...) or None).
+
+    Examples
+    --------
+    >>> unusable_clips(np.array([[0.0, 1.0], [np.nan, 2.0], [3.0, np.inf]]), None).tolist()
+    [1, 2]
+    """
+    bad = None
+    for a in arrays:
+        if a is None or not len(a):
+            continue
+        rows = ~np.isfinite(np.asarray(a, dtype=np.float64).reshape(len(a), -1)).all(axis=1)
+        bad = rows if bad is None else bad | rows
+    return np.flatnonzero(bad) if bad is not None else np.zeros(0, np.intp)
+
+
+def start_points(mu: np.ndarray | None, index: Any, latent_dim: int, unusable: Sequence[int] = ()
                  ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, np.ndarray]]:
     """The start points: the origin, each emotion's mean latent, each clip's posterior mean.
 
@@ -60,6 +77,9 @@ def start_points(mu: np.ndarray | None, index: Any, latent_dim: int
         One row per clip: labels (:func:`emovae_utils.data.clip_label`) and,
         with an ``emotion`` column, the emotion means (clips without a label left out).
     latent_dim : int
+    unusable : sequence of int
+        Clips with NaN or infinite values (:func:`unusable_clips`): left out of
+        the emotion means, labelled "(NaN: unusable)".
 
     Returns
     -------
@@ -83,7 +103,8 @@ def start_points(mu: np.ndarray | None, index: Any, latent_dim: int
     if mu is None:
         return starts, labels, emotion_means
     if index is not None and "emotion" in getattr(index, "columns", []):
-        known = index["emotion"].notna().to_numpy()  # own recordings may have no label
+        known = index["emotion"].notna().to_numpy().copy()  # own recordings may have no label
+        known[np.asarray(unusable, dtype=np.intp)] = False
         means = emotion_mean_latents(mu[known], list(index["emotion"][known])) if known.any() else None
         cols = [f"z{i}" for i in range(latent_dim)]
         for emo, row in (means.iterrows() if means is not None else ()):
@@ -91,11 +112,13 @@ def start_points(mu: np.ndarray | None, index: Any, latent_dim: int
             emotion_means[str(emo)] = row[cols].to_numpy(dtype=np.float32)
             starts[key] = emotion_means[str(emo)]
             labels[key] = f"mean: {emo} (n={int(row['n'])})"
+    bad = set(int(i) for i in unusable)
     for i in range(len(mu)):
         row = index.iloc[i] if index is not None else None
         key = f"clip:{i}"
         starts[key] = mu[i]
-        labels[key] = clip_label(row, i) if row is not None else f"clip {i}"
+        label = clip_label(row, i) if row is not None else f"clip {i}"
+        labels[key] = label + (" (NaN: unusable)" if i in bad else "")
     return starts, labels, emotion_means
 
 
@@ -134,11 +157,15 @@ class ExplorerState:
         Condition picker: label -> one clip's condition.
     condition : str, optional
         The label chosen first (default: the first).
+    unusable : sequence of int
+        Clips with NaN or infinite values (:func:`unusable_clips`): not in the
+        emotion means; choosing one as a start point or a pad corner is an error.
 
     Attributes
     ----------
     values : np.ndarray (D,), float64
-        Slider values (entries of ``dims``; the others unused).
+        The point the emotion direction starts from (entries of ``dims``; the
+        others unused); the sliders show :meth:`slider_values`, the point rendered.
     fixed : np.ndarray (D,), float32
         The last point set as a whole: the values of the dimensions without a slider.
     start : str
@@ -161,15 +188,19 @@ class ExplorerState:
     [0.5, -4.0]
     >>> s.set_pad(0.5, 0.0); s.current_latent().tolist()   # halfway between the corners clip 0 and clip 1
     [2.0, -2.0]
+    >>> s.start_problem("clip:1") is None
+    True
     """
 
     def __init__(self, latent_dim: int, mu: np.ndarray | None = None, index: Any = None, *,
                  dims: Sequence[int] | None = None, value_range: tuple[float, float] = (-4.0, 4.0),
-                 conditions: Mapping[str, np.ndarray] | None = None, condition: str | None = None) -> None:
+                 conditions: Mapping[str, np.ndarray] | None = None, condition: str | None = None,
+                 unusable: Sequence[int] = ()) -> None:
         self.latent_dim = int(latent_dim)
         self.dims = checked_dims(dims, self.latent_dim)
         self.value_range = (float(value_range[0]), float(value_range[1]))
-        self.starts, self.start_labels, self.emotion_means = start_points(mu, index, self.latent_dim)
+        self.unusable = {f"clip:{int(i)}" for i in unusable}
+        self.starts, self.start_labels, self.emotion_means = start_points(mu, index, self.latent_dim, unusable)
         self.options = [(lab, key) for key, lab in self.start_labels.items()]
         self.conditions = dict(conditions or {})
         if condition is not None and not self.conditions:
@@ -190,7 +221,7 @@ class ExplorerState:
     def _default_corners(self) -> list[str]:
         """Up to four emotion means, then clips."""
         keys = [f"mean:{e}" for e in list(self.emotion_means)[:4]]
-        clip_keys = [k for k in self.starts if k.startswith("clip:")]
+        clip_keys = [k for k in self.starts if k.startswith("clip:") and k not in self.unusable]
         while len(keys) < 4 and clip_keys:
             keys.append(clip_keys.pop(0))
         return [keys[j] if j < len(keys) else "" for j in range(len(CORNERS))]
@@ -226,16 +257,40 @@ class ExplorerState:
         zs = z[self.dims]
         self.clamped = bool(np.any((zs < lo) | (zs > hi)))
 
+    def slider_values(self) -> np.ndarray:
+        """What the sliders show: the rendered point (:meth:`current_latent`) clipped to the range, (D,) float64."""
+        return np.clip(self.current_latent().astype(np.float64), *self.value_range)
+
     def set_value(self, dim: int, value: float) -> None:
-        """One slider moved (by hand: ``clamped`` is cleared)."""
+        """One slider moved (by hand: ``clamped`` is cleared).
+
+        Moved along the emotion direction (amount > 0), the sliders show the
+        rendered point: that point becomes the one moved from, the amount 0.
+        """
+        if self.amount > 0 and self.direction is not None:
+            self.set_latent(self.current_latent())
+            self.amount = 0.0
         self.values[dim] = value
         self.clamped = False
 
     # ------------------------------------------------------------ start points
+    def start_problem(self, key: str) -> str | None:
+        """Why ``key`` cannot be a start point or a pad corner (a clip with NaN or infinite values), else None."""
+        if key not in self.unusable:
+            return None
+        label = self.start_labels[key].removesuffix(" (NaN: unusable)")
+        return (f"clip {key.split(':', 1)[1]} ({label}) has NaN or infinite values (in X or its posterior): "
+                "it cannot be a start point or a pad corner; fix or drop that clip")
+
     def select(self, key: str) -> None:
-        """Start from ``key`` (``"origin"``, ``"mean:<emotion>"``, ``"clip:<i>"``): go there."""
+        """Start from ``key`` (``"origin"``, ``"mean:<emotion>"``, ``"clip:<i>"``): go there.
+
+        A clip with NaN or infinite values raises ValueError (:meth:`start_problem`).
+        """
         if key not in self.starts:
             raise KeyError(key)
+        if self.start_problem(key):
+            raise ValueError(self.start_problem(key))
         self.start = key
         self.back_to_start()
 
@@ -270,6 +325,8 @@ class ExplorerState:
         """Corner ``j`` (:data:`CORNERS` order) blends start point ``key`` ("" for none)."""
         if key and key not in self.starts:
             raise KeyError(key)
+        if key and self.start_problem(key):
+            raise ValueError(self.start_problem(key))
         self.corners[j] = key
 
     def corner_labels(self) -> list[str]:

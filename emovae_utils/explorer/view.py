@@ -9,11 +9,11 @@ audio come from :class:`~emovae_utils.explorer.rendering.PointRenderer`.
 """
 from __future__ import annotations
 
-import base64
 import functools
 import html
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,41 +27,11 @@ from .adapter import cond_value, decode_point, emotion_sublatent_size, encode_cl
 from .config import ExplorerConfig
 from .pad import pad_class, resource_text
 from .rendering import PointRenderer, SpectrogramRenderer, wav_bytes
-from .state import CORNERS, ORIGIN, ExplorerState
-from .worker import RenderWorker
+from .state import CORNERS, ORIGIN, ExplorerState, unusable_clips
+from .static import Debounced, explorer_box_class, snapshot_html
+from .worker import RenderWorker, limited_threads
 
 __all__ = ["LatentExplorer", "latent_explorer", "explorer_for", "explorer_defaults"]
-
-_STATIC_NOTE = ("Latent explorer: interactive, it needs a live Python kernel (JupyterLab with ipywidgets). "
-                "Run the notebook's cells to use it; a static view shows its first rendering only.")
-
-
-@functools.lru_cache(maxsize=1)
-def _explorer_box_class():
-    import ipywidgets as W
-
-    class ExplorerBox(W.VBox):
-        """The explorer's top-level box; a static view (no kernel) shows a note and the first image."""
-
-        def __repr__(self) -> str:
-            return _STATIC_NOTE
-
-        def _repr_mimebundle_(self, **kwargs: Any):
-            data = super()._repr_mimebundle_(**kwargs)
-            if data is None:
-                return None
-            data["text/plain"] = _STATIC_NOTE
-            ex = self.explorer
-            img = ""
-            if ex is not None and ex.first_png:
-                img = ("<br><img alt='first rendering' src='data:image/png;base64,"
-                       + base64.b64encode(ex.first_png).decode() + "'>")
-            data["text/html"] = f"<div class='emovae-static'><p><em>{html.escape(_STATIC_NOTE)}</em></p>{img}</div>"
-            return data
-
-    ExplorerBox.explorer = None  # set by LatentExplorer
-    return ExplorerBox
-
 
 def _np32(a: Any) -> np.ndarray | None:
     if a is None:
@@ -109,7 +79,7 @@ class LatentExplorer:
     Attributes
     ----------
     widget : ipywidgets.VBox
-        What to display (its static view says it needs a live kernel).
+        What to display (a saved copy shows ``snapshot`` instead of the controls).
     state : ExplorerState
         The point and the controls' values, without widgets.
     settings : ExplorerConfig
@@ -128,9 +98,14 @@ class LatentExplorer:
         The condition picker's entries (empty without conditions);
         ``condition`` is its drop-down (None without conditions).
     usage : pandas.DataFrame
-        :func:`~emovae_utils.metrics.latents.dimension_usage` of the clips (None without clips).
+        :func:`~emovae_utils.metrics.latents.dimension_usage` of the clips (None without clips),
+        those with NaN or infinite values (``unusable``, their indices) left out.
     dropdown, direction, amount, pad, pad_corners, autoplay, image, audio, ab_audio, status
-        The controls and outputs.
+        The controls and outputs (``audio`` is not shown with ``audio=False``; ``ab_row``,
+        the A/B player, from the first A/B on).
+    snapshot : ipywidgets.HTML
+        What a saved copy of the notebook shows (:func:`~.static.snapshot_html`): the
+        image and audio shown last, refreshed once the renders pause.
     z : np.ndarray (D,)
         Latent of the last render; ``spectrogram``, ``png_bytes``, ``wav_bytes``
         are its outputs; ``n_updates`` counts renders.
@@ -149,15 +124,16 @@ class LatentExplorer:
         self.render_audio, self.method, self.threaded = bool(cfg.audio), cfg.method, bool(cfg.threaded)
         self.loudness_dbfs, self.fade_ms = float(cfg.loudness_dbfs), float(cfg.fade_ms)
         self.value_range = cfg.value_range
-        self.X = None if X is None else np.asarray(X, dtype=np.float32)
+        self.X = self._checked_X(X)
         self.conditions: dict[str, np.ndarray] = dict(cfg.conditions or {})
         label0 = None if not self.conditions else (str(cfg.condition) if cfg.condition is not None
                                                    else next(iter(self.conditions)))
         self.cond = self._checked_cond(cond)
         S0 = self._first_decoding(label0)
+        self._check_X_fits(S0)
         self._posteriors(mu, logvar, label0, index)
         self.state = ExplorerState(self.latent_dim, self.mu, index, dims=cfg.dims, value_range=self.value_range,
-                                   conditions=self.conditions, condition=label0)
+                                   conditions=self.conditions, condition=label0, unusable=self.unusable)
         st = self.state
         self.starts, self.start_labels, self.emotion_means, self.options = (
             st.starts, st.start_labels, st.emotion_means, st.options)
@@ -184,11 +160,33 @@ class LatentExplorer:
         self._start_audio: dict[str, np.ndarray] = {}
         self._render_lock = threading.RLock()
         self._worker = RenderWorker(lambda: self._safe(self.update, reraise=False))
+        self._snapshot_later = Debounced(self._refresh_snapshot_when_free)
         self._connect()
         self.update()
         self.first_png = self.png_bytes
+        self.refresh_snapshot()
 
     # ------------------------------------------------------------ setting up
+    def _checked_X(self, X: Any) -> np.ndarray | None:
+        """``X`` as float32 (N, n_mels, n_frames), checked before any model call."""
+        if X is None:
+            return None
+        X = np.asarray(X.detach().cpu().numpy() if torch.is_tensor(X) else X)
+        if X.ndim != 3 or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+            raise ValueError(f"X must be spectrograms (N, n_mels, n_frames) = (N, {self.config.n_mels}, "
+                             f"{self.config.n_frames}) (N clips, as data.load_features gives), got {X.dtype} "
+                             f"of shape {X.shape}")
+        return X.astype(np.float32, copy=False)
+
+    def _check_X_fits(self, S0: np.ndarray) -> None:
+        """X's bands (and, without conditions, which may set the width, its frames) match the decoder's output."""
+        if self.X is None:
+            return
+        want = S0.shape if not self.conditions else (S0.shape[0], self.X.shape[2])
+        if self.X.shape[1:] != tuple(want):
+            raise ValueError(f"X must be (N, n_mels, n_frames) = (N, {want[0]}, {want[1]}), the shape of "
+                             f"{type(self.model).__name__}'s decodings, got {self.X.shape}")
+
     def _checked_cond(self, cond: Any) -> np.ndarray | None:
         """The clips' conditions ``cond`` (N, ...), checked against ``X``."""
         cond = None if cond is None else cond_value(cond, "cond")
@@ -233,7 +231,10 @@ class LatentExplorer:
         if index is not None and mu is not None and len(index) != len(mu):
             raise ValueError(f"index has {len(index)} rows but mu has {len(mu)}")
         self.kl_threshold = float(self.settings.kl_threshold)
-        self.usage = dimension_usage(mu, logvar, self.kl_threshold) if mu is not None and len(mu) else None
+        self.unusable = self._unusable_clips(mu, logvar, index)
+        good = None if mu is None else np.setdiff1d(np.arange(len(mu)), self.unusable)
+        self.usage = (dimension_usage(mu[good], None if logvar is None else logvar[good], self.kl_threshold)
+                      if good is not None and len(good) else None)
         if self.usage is not None:
             self.order = [int(i) for i in self.usage.sort_values("rank").index]
             self.active = self.usage["active"].to_numpy(bool)
@@ -241,11 +242,26 @@ class LatentExplorer:
             self.order = list(range(self.latent_dim))
             self.active = np.ones(self.latent_dim, bool)
 
+    def _unusable_clips(self, mu: np.ndarray | None, logvar: np.ndarray | None, index: Any) -> np.ndarray:
+        """Clips with NaN or infinite values in ``X``, ``mu`` or ``logvar``: one warning that names them."""
+        bad = unusable_clips(self.X, mu, logvar)
+        if len(bad):
+            from ..data import clip_label
+
+            names = [f"clip {i} ({clip_label(index.iloc[i], i)})" if index is not None else f"clip {i}"
+                     for i in bad[:10]]
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            warnings.warn(f"{len(bad)} of {len(mu)} clips have NaN or infinite values (in X or their posterior) "
+                          f"and are left out of the statistics (dimension use, emotion means, colour range); "
+                          f"they cannot be start points: {', '.join(names)}{more}", RuntimeWarning, stacklevel=4)
+        return bad
+
     def _colour_range(self, clim: tuple[float, float] | None, S0: np.ndarray) -> tuple[float, float]:
-        """``clim``, else the 1st-99th percentiles of ``X`` (or of the origin's decoding)."""
+        """``clim``, else the 1st-99th percentiles of ``X``'s usable clips (or of the origin's decoding)."""
         if clim is None:
-            if self.X is not None and len(self.X):
-                lo, hi = np.percentile(self.X, [1, 99])
+            X = self.X if self.X is None or not len(self.unusable) else np.delete(self.X, self.unusable, axis=0)
+            if X is not None and len(X):
+                lo, hi = np.percentile(X, [1, 99])
             else:
                 lo, hi = np.percentile(S0, [1, 99])
             clim = (float(lo), float(hi))
@@ -331,13 +347,13 @@ class LatentExplorer:
         self.dropdown.add_class("emovae-start")
         self.back_button = W.Button(description="back to start", icon="undo",
                                     tooltip="set the sliders to the chosen start point again",
-                                    layout=W.Layout(width="130px"))
+                                    layout=W.Layout(width="auto"))
         self.ab_button = W.Button(description="A/B", icon="play",
                                   tooltip="play the start point's own rendering, then the current point",
-                                  layout=W.Layout(width="80px"))
+                                  layout=W.Layout(width="auto"))
         self.ab_button.add_class("emovae-ab")
         self.autoplay = W.Checkbox(value=bool(autoplay), description="autoplay", indent=False,
-                                   layout=W.Layout(width="90px"))
+                                   disabled=not self.render_audio, layout=W.Layout(width="auto"))
         self.autoplay.add_class("emovae-autoplay")
         emotions = list(self.emotion_means)
         self.direction = W.Dropdown(options=emotions or [("(no emotion labels)", None)], value=st.direction,
@@ -349,7 +365,8 @@ class LatentExplorer:
                                     style={"description_width": "56px"}, layout=W.Layout(width="320px"))
         self.amount.add_class("emovae-amount")
         self.pad_corners = [
-            W.Dropdown(options=[("(none)", "")] + self.options, value=key, description=name,
+            W.Dropdown(options=[("(none)", "")] + [(lab, k) for lab, k in self.options if k not in st.unusable],
+                       value=key, description=name,
                        style={"description_width": "90px"}, layout=W.Layout(width="330px"))
             for key, name in zip(st.corners, CORNERS)
         ]
@@ -385,12 +402,18 @@ class LatentExplorer:
                        *([W.HBox([self.condition])] if self.condition is not None else []),
                        W.HBox([self.back_button, self.ab_button, self.autoplay]),
                        *slider_box])
-        right = W.VBox([self.image, W.HBox([note("current"), self.audio]), W.HBox([note("A/B"), self.ab_audio]),
-                        self.status])
+        # no empty players: the current point's only with audio, the A/B one once A/B was pressed
+        self.ab_row = W.HBox([note("A/B"), self.ab_audio], layout=W.Layout(display="none"))
+        current = [W.HBox([note("current"), self.audio])] if self.render_audio else []
+        right = W.VBox([self.image, *current, self.ab_row, self.status])
         style = W.HTML("<style>\n" + resource_text("explorer.css") + "</style>")
-        self.widget = _explorer_box_class()([style, W.HBox([left, right]),
+        # what a saved copy shows instead of the dead controls (explorer.css: when disconnected)
+        self.snapshot = W.HTML()
+        self.snapshot.add_class("emovae-snapshot")
+        self.widget = explorer_box_class()([style, W.HBox([left, right]),
                                              W.HBox([direction_box, pad_box],
-                                                    layout=W.Layout(justify_content="space-between"))])
+                                                    layout=W.Layout(justify_content="space-between")),
+                                             self.snapshot])
         self.widget.add_class("emovae-latent-explorer")
         self.widget.explorer = self
 
@@ -415,9 +438,10 @@ class LatentExplorer:
         st = self.state
         self._silent = True
         try:
+            shown = st.slider_values()  # the rendered point, also along the emotion direction
             for d, s in zip(self.dims, self.sliders):
-                if s.value != st.values[d]:
-                    s.value = float(st.values[d])
+                if s.value != shown[d]:
+                    s.value = float(shown[d])
             if self.amount.value != st.amount:
                 self.amount.value = st.amount
             if self.direction.value != st.direction:
@@ -519,7 +543,8 @@ class LatentExplorer:
             else:
                 with self._render_lock:
                     S = self.decode(self.starts[key])
-            self._start_audio[cache] = self._painter.audio_of(S)
+            with limited_threads(1):
+                self._start_audio[cache] = self._painter.audio_of(S)
         return self._start_audio[cache]
 
     def ab_bytes(self, gap_s: float = 0.3) -> bytes:
@@ -529,13 +554,15 @@ class LatentExplorer:
         if b is None:  # audio=False: render the current point's audio now
             with self._render_lock:
                 S = self.decode(self.current_latent())
-            b = self._painter.audio_of(S)
+            with limited_threads(1):
+                b = self._painter.audio_of(S)
         y = np.concatenate([a, np.zeros(int(gap_s * self.sr), np.float32), b])
         return wav_bytes(y, self.sr, normalise=False)
 
     def play_ab(self) -> None:
-        """Put A-then-B in the A/B player, which plays it once."""
+        """Put A-then-B in the A/B player (shown from now on), which plays it once."""
         data = self.ab_bytes()
+        self.ab_row.layout.display = None
         if self.ab_audio.value == data:
             self.ab_audio.value = b""  # same bytes: force a new source so that it plays again
         self.ab_audio.value = data
@@ -562,10 +589,20 @@ class LatentExplorer:
         self.status.value = (f"<small>render {self.n_updates} ({ms:.0f} ms){html.escape(self.state.status_note())}"
                              "<br>" + html.escape("z = [" + ", ".join(f"{v:+.2f}" for v in z) + "]") + first
                              + "</small>")
+        self._snapshot_later.touch()
+
+    # ------------------------------------------------------------ the saved snapshot
+    def refresh_snapshot(self) -> None:
+        """Put the current image and audio into the snapshot that a saved copy of the notebook shows."""
+        self.snapshot.value = snapshot_html(self.png_bytes, self.wav_bytes or None)
+
+    def _refresh_snapshot_when_free(self) -> None:
+        with self._render_lock:
+            self.refresh_snapshot()
 
     def update(self) -> None:
-        """Render the current point now, in this thread (image, audio and status)."""
-        with self._render_lock:
+        """Render the current point now, in this thread (image, audio and status), on one core."""
+        with self._render_lock, limited_threads(1):
             self._render(self.current_latent())
 
     def request_render(self, sync: bool = False) -> None:
@@ -587,6 +624,7 @@ class LatentExplorer:
     def close(self) -> None:
         """Stop the worker and close the widgets."""
         self._worker.close()
+        self._snapshot_later.cancel()
         _close_tree(self.widget)
 
     def _safe(self, fn, reraise: bool = True) -> None:
@@ -602,11 +640,21 @@ class LatentExplorer:
     def _on_slider(self, dim: int, change: dict) -> None:
         if self._silent:
             return
+        if abs(change["new"] - self.state.slider_values()[dim]) <= 0.5 * self.settings.step + 1e-9:
+            return  # the browser's slider rounding the value the kernel showed to its step: not a move
+        along = self.state.amount > 0
         self.state.set_value(dim, change["new"])
+        if along:  # the rendered point is now the one moved from: amount 0
+            self._show()
         self.request_render()
 
     def _on_dropdown(self, change: dict) -> None:
         if self._silent or change["new"] is None:
+            return
+        problem = self.state.start_problem(change["new"])
+        if problem:  # a clip with NaN values: say so, stay on the previous start
+            self._show()
+            self.status.value = f"<span style='color:#b00'>{html.escape(problem)}</span>"
             return
         self.state.start = change["new"]
         self.back_to_start()
@@ -615,12 +663,14 @@ class LatentExplorer:
         if self._silent:
             return
         self.state.direction = change["new"]
+        self._show()  # the sliders show the rendered point
         self.request_render()
 
     def _on_amount(self, change: dict) -> None:
         if self._silent:
             return
         self.state.amount = float(change["new"])
+        self._show()  # the sliders show the rendered point
         self.request_render()
 
     def _on_pad(self, change: dict) -> None:
@@ -674,7 +724,7 @@ def latent_explorer(model: nn.Module, X: np.ndarray | None = None, index: Any = 
     ipywidgets.VBox
         Display it (last expression of a cell). The :class:`LatentExplorer`
         behind it is ``widget.explorer``. Without a live kernel its view says
-        so and shows the first rendering.
+        so and shows the spectrogram and audio shown last.
 
     Examples
     --------
