@@ -554,8 +554,14 @@ def run(options: RunOptions | None = None, progress_bar: bool | None = None, sig
 
     Examples
     --------
-    >>> run(RunOptions("smoke", only=["02"]))  # doctest: +SKIP
-    PosixPath('.../runs/smoke')
+    ``run(RunOptions("smoke", only=["02"]))`` runs notebook 02 on the smoke preset into ``runs/smoke/``;
+    ``prepare_only`` writes the parametrised notebook without running it:
+
+    >>> import tempfile
+    >>> out = run(RunOptions("smoke", only=["02"], output_dir=tempfile.mkdtemp(), prepare_only=True))
+    [1/1] 02_train_single_actor.ipynb: prepared ...
+    >>> sorted(p.name for p in out.iterdir())
+    ['02_train_single_actor.ipynb', 'run_log.csv']
     """
     return execute(plan_run(options), progress_bar=progress_bar, sign=sign)
 

@@ -728,8 +728,16 @@ def latent_explorer(model: nn.Module, X: np.ndarray | None = None, index: Any = 
 
     Examples
     --------
-    >>> w = latent_explorer(model, X, index, audio=False)   # doctest: +SKIP
-    >>> w.explorer.set_latent([1.0, 0.0, ...])                # doctest: +SKIP
+    An (untrained) model on four clips; in a notebook, ``w`` as a cell's last line shows it:
+
+    >>> import numpy as np
+    >>> from emovae_utils import models
+    >>> X = np.random.default_rng(0).normal(-40, 10, (4, 80, 128)).astype("float32")
+    >>> w = latent_explorer(models.build("emotion_vae"), X, audio=False)
+    >>> w.explorer.set_latent([1.0, 0, 0, 0, 0, 0, 0, 0])
+    >>> w.explorer.current_latent()[:2].tolist()
+    [1.0, 0.0]
+    >>> w.explorer.close()
     """
     return LatentExplorer(model, X=X, index=index, mu=mu, **kwargs).widget
 
@@ -765,8 +773,16 @@ def explorer_for(model: nn.Module, X: np.ndarray | None = None, index: Any = Non
 
     Examples
     --------
-    >>> w = explorer_for(model, X, index)            # doctest: +SKIP
-    >>> w.explorer.set_condition("Actor 02")         # doctest: +SKIP
+    A speaker-conditioned model gets a speaker picker, one code per actor of ``index``:
+
+    >>> import numpy as np, pandas as pd
+    >>> from emovae_utils import models
+    >>> X = np.random.default_rng(0).normal(-40, 10, (4, 80, 128)).astype("float32")
+    >>> w = explorer_for(models.build("speaker_vae"), X, pd.DataFrame({"actor": [1, 1, 2, 2]}), audio=False)
+    >>> w.explorer.set_condition("Actor 02")
+    >>> w.explorer.condition_label
+    'Actor 02'
+    >>> w.explorer.close()
     """
     options = {**explorer_defaults(model, X, index), **kwargs}
     return latent_explorer(model, X=X, index=index, **options)
