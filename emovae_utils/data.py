@@ -732,36 +732,26 @@ def clip_label(row: object, i: int | None = None) -> str:
         value = raw(key, default)
         return default if value is None or (np.ndim(value) == 0 and bool(pd.isna(value))) else value
 
-    parts: list[str] = []
-    actor = get("actor", None)
-    if actor is not None:
+    def as_int(value: object) -> object:
         try:
-            parts.append(f"Actor {int(actor):02d}")
+            return int(value)
         except (TypeError, ValueError):
-            parts.append(f"Actor {actor}")
-    emotion = get("emotion", None)
+            return value
+
+    actor, emotion, intensity = get("actor"), get("emotion"), get("intensity")
+    statement, rep = as_int(get("statement")), as_int(get("repetition"))
+    parts: list[str] = []
+    if actor is not None:
+        actor = as_int(actor)
+        parts.append(f"Actor {actor:02d}" if isinstance(actor, int) else f"Actor {actor}")
     if emotion is not None:
         parts.append(str(emotion))
-    intensity = get("intensity", None)
     if intensity is not None:
-        try:
-            key: object = int(intensity)
-        except (TypeError, ValueError):
-            key = intensity
-        parts.append(str(INTENSITIES.get(key, intensity)))
-    statement = get("statement", None)
-    if statement is not None:
-        try:
-            if int(statement) != 1:
-                parts.append(f"stmt {int(statement)}")
-        except (TypeError, ValueError):
-            parts.append(f"stmt {statement}")
-    rep = get("repetition", None)
+        parts.append(str(INTENSITIES.get(as_int(intensity), intensity)))
+    if statement is not None and statement != 1:
+        parts.append(f"stmt {statement}")
     if rep is not None:
-        try:
-            parts.append(f"rep {int(rep)}")
-        except (TypeError, ValueError):
-            parts.append(f"rep {rep}")
+        parts.append(f"rep {rep}")
     if not parts:
         name = get("name", None)
         if name is not None:

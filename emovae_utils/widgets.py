@@ -11,42 +11,12 @@ in :mod:`emovae_utils.metrics.latents`. One call shows it::
 from __future__ import annotations
 
 from .data import clip_label
-from .explorer import (
-    ORIGIN,
-    ExplorerConfig,
-    ExplorerState,
-    LatentExplorer,
-    SpectrogramRenderer,
-    blend_weights,
-    encode_png,
-    explorer_defaults,
-    explorer_for,
-    latent_explorer,
-    prepare_audio,
-    spectrogram_png,
-    wav_bytes,
-)
+from .explorer import *  # noqa: F403 - the explorer's public names, re-exported
+from .explorer import __all__ as _EXPLORER_NAMES
 from .metrics.latents import dimension_usage
 from .models.sequence_vae import SequenceVAE
 
 #: Conditions of a ``sequence_vae``: output lengths in frames (:attr:`SequenceVAE.explorer_lengths`).
 SEQUENCE_LENGTHS = SequenceVAE.explorer_lengths
 
-__all__ = [
-    "LatentExplorer",
-    "ExplorerConfig",
-    "ExplorerState",
-    "latent_explorer",
-    "explorer_for",
-    "explorer_defaults",
-    "SpectrogramRenderer",
-    "spectrogram_png",
-    "encode_png",
-    "wav_bytes",
-    "prepare_audio",
-    "dimension_usage",
-    "blend_weights",
-    "clip_label",
-    "SEQUENCE_LENGTHS",
-    "ORIGIN",
-]
+__all__ = [*_EXPLORER_NAMES, "dimension_usage", "clip_label", "SEQUENCE_LENGTHS"]
