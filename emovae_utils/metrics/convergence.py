@@ -10,7 +10,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["plateau_epoch", "flat_by_slope", "plateau_sensitivity"]
+__all__ = ["plateau_epoch", "flat_by_slope", "flat_epoch", "truncated", "plateau_sensitivity"]
 
 
 def plateau_epoch(loss: pd.Series | np.ndarray, window: int = 500, tolerance: float = 0.05) -> int:
@@ -60,6 +60,7 @@ def flat_by_slope(
     tolerance: float = 0.01,
     window: int | None = None,
     direction: str = "any",
+    relative_to: str = "value",
 ) -> int | None:
     """The epoch from which a loss curve changes by less than ``tolerance`` per ``per_epochs`` epochs, for good.
 
@@ -70,9 +71,13 @@ def flat_by_slope(
     The curve is smoothed by a centred running median over ``window`` epochs.
     At epoch t its relative change is ``|s(t) - s(t + per_epochs)| / |s(t)|``
     (``direction="decrease"``: the improvement ``s(t) - s(t + per_epochs)``
-    only, so a rising curve counts as flat). The curve is flat from the first
-    epoch t after which this stays below ``tolerance`` at every epoch where it
-    can be measured (up to the last epoch minus ``per_epochs``).
+    only, so a rising curve counts as flat). With ``relative_to="range"`` the
+    change is divided by the range of the smoothed curve instead (max - min over
+    the run): the share of the plot's height the curve still moves per
+    ``per_epochs`` epochs, what the eye judges (:func:`flat_epoch`, the decision
+    rule). The curve is flat from the first epoch t after which this stays below
+    ``tolerance`` at every epoch where it can be measured (up to the last epoch
+    minus ``per_epochs``: the rule cannot see the last ``per_epochs`` epochs).
 
     Parameters
     ----------
@@ -86,6 +91,8 @@ def flat_by_slope(
         Running-median width; default ``max(1, per_epochs // 10)``.
     direction : {"any", "decrease"}, default "any"
         Count a change either way (a KL term that still rises is not flat), or improvement only.
+    relative_to : {"value", "range"}, default "value"
+        Divide the change by the curve's value at t, or by the smoothed curve's range.
 
     Returns
     -------
@@ -105,6 +112,8 @@ def flat_by_slope(
     """
     if direction not in ("any", "decrease"):
         raise ValueError(f"direction must be 'any' or 'decrease', got {direction!r}")
+    if relative_to not in ("value", "range"):
+        raise ValueError(f"relative_to must be 'value' or 'range', got {relative_to!r}")
     per = int(per_epochs)
     if per < 1:
         raise ValueError(f"per_epochs must be >= 1, got {per_epochs}")
@@ -118,13 +127,68 @@ def flat_by_slope(
     change = smooth[:-per] - smooth[per:]
     if direction == "any":
         change = np.abs(change)
+    scale = np.abs(smooth[:-per]) if relative_to == "value" else np.ptp(smooth)
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = change / np.maximum(np.abs(smooth[:-per]), np.finfo(float).tiny)
+        rate = change / np.maximum(scale, np.finfo(float).tiny)
     moving = np.flatnonzero(~(rate < tolerance))  # NaN counts as moving
     if not len(moving):
         return 1
     last = int(moving[-1])
     return None if last == rate.size - 1 else last + 2
+
+
+def flat_epoch(
+    loss: pd.Series | np.ndarray, per_epochs: int = 1000, tolerance: float = 0.01, window: int | None = None,
+) -> int | None:
+    """The decision rule for "the loss has flattened": what a run that looks flat on its plot passes.
+
+    The loss is smoothed by a centred running median (``window``, default
+    ``per_epochs // 10``); it is flat from the first epoch after which, over every
+    later stretch of ``per_epochs`` epochs the rule can see, it moves by less than
+    ``tolerance`` of its whole range (max - min of the smoothed curve), either way.
+    The rule cannot see the last ``per_epochs`` epochs: a curve still moving at
+    epoch ``len(loss) - per_epochs`` is **censored** (``None``: not flat by the
+    end), never "flat at the end". A run stopped early, while still falling, is
+    not flat: the stretch it last moved by is a large share of its range.
+
+    Parameters
+    ----------
+    loss : pandas.Series or np.ndarray
+        One value per epoch, epoch 1 first.
+    per_epochs : int, default 1000
+    tolerance : float, default 0.01
+        Share of the curve's range per ``per_epochs`` epochs.
+    window : int, optional
+
+    Returns
+    -------
+    int or None
+        1-based epoch, or None (censored).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t = np.arange(1, 25001)
+    >>> curve = 20 + 900 * np.exp(-t / 1500)        # falls fast, then looks flat by eye
+    >>> flat_epoch(curve), flat_epoch(curve[:2500]) is None   # stopped early: not flat
+    (5854, True)
+    >>> flat_epoch(np.full(3000, 5.0)), flat_epoch(5000.0 - t[:3000]) is None   # flat; still falling
+    (1, True)
+    """
+    return flat_by_slope(loss, per_epochs=per_epochs, tolerance=tolerance, window=window, relative_to="range")
+
+
+def truncated(history: pd.DataFrame, share: float = 0.1) -> pd.DataFrame:
+    """The first ``share`` of a loss history: a run stopped early, the control a convergence rule must call not flat.
+
+    Examples
+    --------
+    >>> len(truncated(pd.DataFrame({"epoch": range(1, 101)})))
+    10
+    """
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    return history.iloc[: max(1, int(round(len(history) * share)))]
 
 
 def plateau_sensitivity(
