@@ -30,7 +30,7 @@ from .latents import emotion_dimensions
 from .verdicts import interval_verdict, verdict_row
 
 __all__ = [
-    "CONTROL_COLUMNS", "control_row", "guard_verdict", "controls_markdown", "run_flat_epoch",
+    "CONTROL_COLUMNS", "control_row", "claim_controls_pass", "guard_verdict", "controls_markdown", "run_flat_epoch",
     "convergence_controls", "planted_latent", "separation_controls", "separation_power", "eta_squared",
     "top_eta_squared", "difference_control", "all_actors_loss_row", "all_actors_emotion_row",
 ]
@@ -52,6 +52,17 @@ def control_row(claim: str, control: str, expected: str, verdict: str) -> dict[s
     return {"claim": str(claim), "control": str(control), "expected": str(expected), "verdict": str(verdict)}
 
 
+def claim_controls_pass(claim: str, controls: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the rule of ``claim`` gave the expected answer on every one of its controls.
+
+    Examples
+    --------
+    >>> claim_controls_pass("c", [control_row("c", "k", "flat", "not flat")])
+    False
+    """
+    return all(c["verdict"] == c["expected"] for c in controls if c["claim"] == claim)
+
+
 def guard_verdict(row: Mapping[str, Any], controls: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The verdict row as it stands when its rule passed every control of its claim; else withheld.
 
@@ -68,6 +79,7 @@ def guard_verdict(row: Mapping[str, Any], controls: Iterable[Mapping[str, Any]])
     >>> out["verdict"], out["rule"][:40]
     ('inconclusive', 'withheld: the rule failed its control (s')
     """
+    controls = list(controls)
     failed = [c["control"] for c in controls if c["claim"] == row["claim"] and c["verdict"] != c["expected"]]
     if not failed:
         return dict(row)
@@ -99,7 +111,7 @@ def run_flat_epoch(history: pd.DataFrame, losses: Sequence[str] = ("reconstructi
     --------
     >>> h = pd.DataFrame({"reconstruction": np.r_[np.linspace(50, 10, 50), np.full(150, 10.0)], "kl": np.ones(200)})
     >>> run_flat_epoch(h, per_epochs=20)
-    {'reconstruction': 51.0, 'kl': 1.0, 'both': 51.0}
+    {'reconstruction': 50.0, 'kl': 1.0, 'both': 50.0}
     """
     out = {}
     for loss in losses:

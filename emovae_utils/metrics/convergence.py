@@ -72,9 +72,10 @@ def flat_by_slope(
     At epoch t its relative change is ``|s(t) - s(t + per_epochs)| / |s(t)|``
     (``direction="decrease"``: the improvement ``s(t) - s(t + per_epochs)``
     only, so a rising curve counts as flat). With ``relative_to="range"`` the
-    change is divided by the range of the smoothed curve instead (max - min over
-    the run): the share of the plot's height the curve still moves per
-    ``per_epochs`` epochs, what the eye judges (:func:`flat_epoch`, the decision
+    change is divided by the height of the smoothed curve's plot instead (its
+    largest absolute value, the axis from 0, or its range if that is larger): the
+    share of the plot's height the curve still moves per ``per_epochs`` epochs,
+    what the eye judges (:func:`flat_epoch`, the decision
     rule). The curve is flat from the first epoch t after which this stays below
     ``tolerance`` at every epoch where it can be measured (up to the last epoch
     minus ``per_epochs``: the rule cannot see the last ``per_epochs`` epochs).
@@ -92,7 +93,7 @@ def flat_by_slope(
     direction : {"any", "decrease"}, default "any"
         Count a change either way (a KL term that still rises is not flat), or improvement only.
     relative_to : {"value", "range"}, default "value"
-        Divide the change by the curve's value at t, or by the smoothed curve's range.
+        Divide the change by the curve's value at t, or by the height of its plot (see above).
 
     Returns
     -------
@@ -127,7 +128,7 @@ def flat_by_slope(
     change = smooth[:-per] - smooth[per:]
     if direction == "any":
         change = np.abs(change)
-    scale = np.abs(smooth[:-per]) if relative_to == "value" else np.ptp(smooth)
+    scale = np.abs(smooth[:-per]) if relative_to == "value" else max(np.ptp(smooth), np.abs(smooth).max())
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = change / np.maximum(scale, np.finfo(float).tiny)
     moving = np.flatnonzero(~(rate < tolerance))  # NaN counts as moving
@@ -145,7 +146,8 @@ def flat_epoch(
     The loss is smoothed by a centred running median (``window``, default
     ``per_epochs // 10``); it is flat from the first epoch after which, over every
     later stretch of ``per_epochs`` epochs the rule can see, it moves by less than
-    ``tolerance`` of its whole range (max - min of the smoothed curve), either way.
+    ``tolerance`` of the height of its plot (the largest absolute smoothed value,
+    i.e. an axis from 0; or the range, if larger), either way.
     The rule cannot see the last ``per_epochs`` epochs: a curve still moving at
     epoch ``len(loss) - per_epochs`` is **censored** (``None``: not flat by the
     end), never "flat at the end". A run stopped early, while still falling, is
@@ -157,7 +159,7 @@ def flat_epoch(
         One value per epoch, epoch 1 first.
     per_epochs : int, default 1000
     tolerance : float, default 0.01
-        Share of the curve's range per ``per_epochs`` epochs.
+        Share of the plot's height per ``per_epochs`` epochs.
     window : int, optional
 
     Returns
@@ -171,7 +173,7 @@ def flat_epoch(
     >>> t = np.arange(1, 25001)
     >>> curve = 20 + 900 * np.exp(-t / 1500)        # falls fast, then looks flat by eye
     >>> flat_epoch(curve), flat_epoch(curve[:2500]) is None   # stopped early: not flat
-    (5854, True)
+    (5820, True)
     >>> flat_epoch(np.full(3000, 5.0)), flat_epoch(5000.0 - t[:3000]) is None   # flat; still falling
     (1, True)
     """

@@ -9,8 +9,9 @@ Seeds (independent training runs) are the unit. Three cases, one function each:
   of the units inside each seed. ``design="crossed"`` (the same actors in every
   seed, e.g. the held-out actors of the probes): the seeds share one sample of
   actors, whose spread the seed means cannot show, so its variance is added:
-  ``se^2 = s^2(seed means) / R + s^2(actor means) / C``, with Welch-Satterthwaite
-  degrees of freedom (conservative: the actor means still hold residual noise).
+  ``se^2 = s^2(seed means) / R + s^2(actor means) / C``, with the seeds' R - 1
+  degrees of freedom (conservative: the actor means still hold residual noise,
+  and adding a variance never narrows the interval).
 * :func:`share_interval`: the exact (Clopper-Pearson) interval of a share
   ``k of n`` (seeds that flatten, simulated detections).
 * :func:`difference_interval`: a difference of means. Paired only where the
@@ -97,19 +98,15 @@ def mean_interval(
     if r < 2:
         return Interval(est, np.nan, np.nan, r)
     var_r = means.var(ddof=1) / r
-    parts, dfs = [var_r], [r - 1]
+    se2 = float(means.var(ddof=1) / r)
     if table is not None and design == "crossed" and table.shape[1] > 1:
         with np.errstate(invalid="ignore"):
             cols = np.nanmean(table, axis=0)
         cols = cols[~np.isnan(cols)]
-        if cols.size > 1:
-            parts.append(cols.var(ddof=1) / cols.size)
-            dfs.append(cols.size - 1)
-    se2 = float(sum(parts))
+        se2 += float(cols.var(ddof=1) / cols.size) if cols.size > 1 else 0.0
     if se2 == 0.0:
         return Interval(est, est, est, r)
-    df = se2 ** 2 / sum(p ** 2 / d for p, d in zip(parts, dfs) if p > 0)
-    half = float(stats.t.ppf((1.0 + ci) / 2.0, df)) * np.sqrt(se2)
+    half = float(stats.t.ppf((1.0 + ci) / 2.0, r - 1)) * np.sqrt(se2)
     return Interval(est, float(est - half), float(est + half), r)
 
 
