@@ -210,7 +210,8 @@ def plateau_sensitivity(
         a mapping (e.g. seed -> history) adds a ``run`` column.
     tolerances : sequence of float
         Each is the ``tolerance`` of both rules (a share of the total change
-        for ``"endpoint"``, a relative change per ``per_epochs`` for ``"slope"``).
+        for ``"endpoint"``, a relative change per ``per_epochs`` for ``"slope"``, a share of the
+        plot's height per ``per_epochs`` for ``"flat"``).
         A curve that rises overall (the KL term, typically) is judged by the
         endpoint rule as its mirror image, so it too gets an epoch.
     losses : sequence of str
@@ -226,8 +227,8 @@ def plateau_sensitivity(
     -------
     pandas.DataFrame
         Columns ``[run,] loss, rule, tolerance, epoch, n_epochs``; ``rule`` is
-        ``"endpoint"`` (:func:`plateau_epoch`) or ``"slope"``
-        (:func:`flat_by_slope`); ``epoch`` is nullable (``<NA>``: not flat by
+        ``"endpoint"`` (:func:`plateau_epoch`), ``"slope"``
+        (:func:`flat_by_slope`) or ``"flat"`` (:func:`flat_epoch`, the decision rule); ``epoch`` is nullable (``<NA>``: not flat by
         the end of the run).
 
     Examples
@@ -241,6 +242,8 @@ def plateau_sensitivity(
     [1965, 1324, 2888, 2226]
     >>> [int(e["kl", rule, 0.01]) for rule in ("endpoint", "slope")]
     [1048, 886]
+    >>> [int(e[loss, "flat", 0.01]) for loss in ("reconstruction", "kl")]
+    [1807, 884]
     """
     runs = dict(history) if isinstance(history, Mapping) else {None: history}
     rows = []
@@ -253,7 +256,8 @@ def plateau_sensitivity(
                 rising = curve[0] < curve[-1]
                 by_end = plateau_epoch(-curve if rising else curve, window=window, tolerance=tol)
                 by_slope = flat_by_slope(curve, per_epochs=per_epochs, tolerance=tol, window=slope_window)
-                for rule, epoch in (("endpoint", by_end), ("slope", by_slope)):
+                by_flat = flat_epoch(curve, per_epochs=per_epochs, tolerance=tol, window=slope_window)
+                for rule, epoch in (("endpoint", by_end), ("slope", by_slope), ("flat", by_flat)):
                     row = {"run": run} if run is not None or isinstance(history, Mapping) else {}
                     rows.append({**row, "loss": loss, "rule": rule, "tolerance": float(tol),
                                  "epoch": epoch, "n_epochs": len(curve)})
