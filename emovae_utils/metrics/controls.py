@@ -32,7 +32,8 @@ from .verdicts import interval_verdict, verdict_row
 __all__ = [
     "CONTROL_COLUMNS", "control_row", "claim_controls_pass", "guard_verdict", "controls_markdown", "run_flat_epoch",
     "convergence_controls", "planted_latent", "separation_controls", "separation_power", "eta_squared",
-    "top_eta_squared", "difference_control", "all_actors_loss_row", "all_actors_emotion_row",
+    "top_eta_squared", "difference_control", "all_actors_loss_row", "all_actors_loss_table",
+    "all_actors_emotion_row",
 ]
 
 #: Columns of ``verdict_controls.csv``, in order.
@@ -320,6 +321,29 @@ def all_actors_loss_row(
             "trivial predictor), does not hold when it lies below 0, else inconclusive")
     return verdict_row(f"training on {where} does not converge (loss sense)", verdict, rule, iv.estimate, iv.low,
                        iv.high, iv.n)
+
+
+def all_actors_loss_table(
+    final: Sequence[float] | np.ndarray, trivial: Mapping[str, float], reference: Sequence[float] | np.ndarray,
+    reference_name: str, ci: float = 0.95,
+) -> pd.DataFrame:
+    """The loss sense's evidence: final reconstruction minus each trivial predictor's and minus a reference model's.
+
+    Against a trivial predictor (a constant): t-interval over seeds. Against
+    the reference (e.g. the 12-actor model at equal gradient steps, trained
+    apart): Welch interval of the difference of seed means.
+
+    Examples
+    --------
+    >>> t = all_actors_loss_table([58.8, 55.8, 56.6], {"mean spectrogram": 193.0}, [44.8, 41.0, 40.6], "12 actors")
+    >>> t.index.tolist(), t["difference"].round(1).tolist()
+    (['mean spectrogram', '12 actors'], [-135.9, 14.9])
+    """
+    final = np.asarray(final, dtype=float)
+    rows = {name: mean_interval(final - float(v), ci) for name, v in trivial.items()}
+    rows[reference_name] = difference_interval(final, np.asarray(reference, dtype=float), paired=False, ci=ci)
+    return pd.DataFrame({name: {"difference": iv.estimate, "ci_low": iv.low, "ci_high": iv.high, "n_seeds": iv.n}
+                         for name, iv in rows.items()}).T.rename_axis("final reconstruction minus")
 
 
 def all_actors_emotion_row(

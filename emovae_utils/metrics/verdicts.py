@@ -40,7 +40,7 @@ __all__ = [
     "VERDICTS", "VERDICT_COLUMNS", "Interval",
     "bootstrap_ci", "hierarchical_bootstrap_ci", "interval_verdict", "difference_verdict", "count_verdict",
     "holm", "holm_adjusted", "permutation_pvalues", "bias_corrected_nmi", "verdict_row", "write_verdicts",
-    "claim_a_row", "claim_b_row", "convergence_row", "not_converged_row",
+    "claim_a_text", "claim_a_row", "claim_b_row", "convergence_row", "not_converged_row",
 ]
 
 #: The three verdicts a claim can get.
@@ -521,6 +521,18 @@ def write_verdicts(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -
     return table
 
 
+def claim_a_text(claimed: int = 3, where: str = "all 24 actors' clips", encoder: str = "one-actor encoder",
+                 n_dims: int = 8) -> str:
+    """The claim (a) text of :func:`claim_a_row` (its controls are recorded under it).
+
+    Examples
+    --------
+    >>> claim_a_text(where="Actor 01's 30 clips")
+    "(a) 3 of 8 latent dimensions separate emotions (one-actor encoder, Actor 01's 30 clips)"
+    """
+    return f"(a) {claimed} of {n_dims} latent dimensions separate emotions ({encoder}, {where})"
+
+
 def claim_a_row(
     counts_per_seed: Sequence[int] | np.ndarray,
     claimed: int = 3,
@@ -576,7 +588,7 @@ def claim_a_row(
     >>> claim_a_row([1, 0, 1, 1, 0], power=0.22)["verdict"]
     'inconclusive (underpowered)'
     """
-    claim = f"(a) {claimed} of {n_dims} latent dimensions separate emotions ({encoder}, {where})"
+    claim = claim_a_text(claimed, where, encoder, n_dims)
     what = "active dimensions whose emotion MI beats the Holm-corrected permutation null"
     out = count_verdict(counts_per_seed, claimed, mode, margin, ci, what)
     if power is not None:
