@@ -6,7 +6,6 @@ import doctest
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from emovae_utils import metrics, replication
 from emovae_utils.metrics import controls

@@ -234,7 +234,8 @@ def test_claim_rows_have_the_verdict_columns_and_clear_cut_verdicts(tmp_path):
 
     n = not_converged_row([None] * 6, 20000)
     assert tuple(n) == VERDICT_COLUMNS and n["verdict"] == "holds" and n["statistic"] == 0.0
-    assert n["claim"] == "training on all 24 actors does not converge (loss flattening)" and "15000 of 20000" in n["rule"]
+    assert n["claim"] == "training on all 24 actors does not converge (loss flattening)"
+    assert "15000 of 20000" in n["rule"]
     assert not_converged_row([None] * 3, 20000)["verdict"] == "inconclusive"  # 0 of 3: [0, 0.71] reaches 1/2
     assert not_converged_row([19000] + [None] * 5, 20000)["verdict"] == "holds"  # flat only at the end
     assert not_converged_row([9000, 8000, 12000, 10000, 9500, 9000], 20000)["verdict"] == "does not hold"

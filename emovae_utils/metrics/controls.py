@@ -30,7 +30,8 @@ from .latents import emotion_dimensions
 from .verdicts import interval_verdict, verdict_row
 
 __all__ = [
-    "CONTROL_COLUMNS", "REPORT_EFFECTS", "control_row", "claim_controls_pass", "guard_verdict", "controls_markdown", "run_flat_epoch",
+    "CONTROL_COLUMNS", "REPORT_EFFECTS", "control_row", "claim_controls_pass", "guard_verdict", "controls_markdown",
+    "run_flat_epoch",
     "convergence_controls", "planted_latent", "separation_controls", "separation_power", "eta_squared",
     "top_eta_squared", "difference_control", "all_actors_loss_row", "all_actors_loss_table",
     "all_actors_emotion_row",
@@ -44,7 +45,7 @@ CONTROL_COLUMNS: tuple[str, ...] = ("claim", "control", "expected", "verdict")
 
 
 def control_row(claim: str, control: str, expected: str, verdict: str) -> dict[str, str]:
-    """One row of ``verdict_controls.csv``: the rule of ``claim`` on a known case; it passes when ``verdict == expected``.
+    """One row of ``verdict_controls.csv``: the rule of ``claim`` on a known case; passes when ``verdict == expected``.
 
     Examples
     --------

@@ -226,15 +226,15 @@ def plateau_sensitivity(
     window : int, default 500
         Running-median width of the endpoint rule (:func:`plateau_epoch`).
     slope_window : int, optional
-        Running-median width of the slope rule (:func:`flat_by_slope`'s default if None).
+        Running-median width of the slope and flat rules (each function's default if None).
 
     Returns
     -------
     pandas.DataFrame
         Columns ``[run,] loss, rule, tolerance, epoch, n_epochs``; ``rule`` is
         ``"endpoint"`` (:func:`plateau_epoch`), ``"slope"``
-        (:func:`flat_by_slope`) or ``"flat"`` (:func:`flat_epoch`, the decision rule); ``epoch`` is nullable (``<NA>``: not flat by
-        the end of the run).
+        (:func:`flat_by_slope`) or ``"flat"`` (:func:`flat_epoch`, the decision rule); ``epoch`` is
+        nullable (``<NA>``: not flat by the end of the run).
 
     Examples
     --------

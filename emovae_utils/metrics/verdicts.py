@@ -216,7 +216,9 @@ def difference_verdict(
     ci: float = 0.95,
     what: str = "a - b",
 ) -> dict[str, Any]:
-    """Comparison of two conditions: mean difference, interval (:func:`~emovae_utils.metrics.intervals.difference_interval`), verdict.
+    """Comparison of two conditions: mean difference, its interval, verdict.
+
+    The interval is :func:`~emovae_utils.metrics.intervals.difference_interval`.
 
     Claim (b), "separation is weaker with 12 actors", is ``difference_verdict(
     one_actor, twelve_actors, claim="greater")``: two models trained apart, so
