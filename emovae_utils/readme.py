@@ -59,6 +59,12 @@ def _verdicts(path: Path) -> list[str]:
     return _table(["claim", "verdict", "statistic [95 % interval]", "runs", "rule"], rows)
 
 
+def _controls(path: Path) -> list[str]:
+    rows = [[r.claim, r.control, r.expected, r.verdict, "yes" if r.verdict == r.expected else "**no**"]
+            for r in pd.read_csv(path).itertuples()]
+    return _table(["claim", "control", "expected", "rule's answer", "passes"], rows)
+
+
 def _losses(path: Path) -> list[str]:
     rows = []
     for name, g in pd.read_csv(path).groupby("experiment", sort=False):
@@ -142,7 +148,7 @@ def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
     Parameters
     ----------
     figures_dir : path-like
-        Holds ``verdicts.csv``, ``loss_summary.csv``, ``table_representation_probes.csv``, ``run_log.csv``
+        Holds ``verdicts.csv``, ``verdict_controls.csv``, ``loss_summary.csv``, ``table_representation_probes.csv``, ``run_log.csv``
         and, after a second run, ``replication.csv`` (:func:`emovae_utils.replication.compare_verdicts`).
 
     Returns
@@ -162,6 +168,8 @@ def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
     blocks = []
     sections = (("verdicts.csv", "Each claim of the report, decided over several training runs with the rule "
                  "stated in its notebook (`figures/verdicts.csv`):", _verdicts),
+                ("verdict_controls.csv", "Each rule first applied to cases whose answer is known; a verdict whose "
+                 "rule failed a control is withheld (`figures/verdict_controls.csv`):", _controls),
                 ("loss_summary.csv", "Training runs (`figures/loss_summary.csv`):", _losses),
                 ("table_representation_probes.csv", "Speaker-independent probes on the 720 statement-01 clips "
                  "(5 actor folds; emotion UAR chance 0.125, speaker ID 0.042, gender 0.5; interval over seeds and "

@@ -40,7 +40,7 @@ from .train import default_threads
 __all__ = [
     "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
     "load_models", "flat_epochs", "record_verdicts", "verdict_markdown",
-    "record_losses", "compare_verdicts", "LOSSES_NAME",
+    "record_losses", "compare_verdicts", "record_controls", "LOSSES_NAME", "CONTROLS_NAME",
     "VERDICTS_NAME", "TRIALS_DIR",
 ]
 
@@ -233,37 +233,30 @@ def flat_epochs(
     per_epochs: int = 1000,
     losses: Sequence[str] = ("reconstruction", "kl"),
 ) -> pd.DataFrame:
-    """Where each seed's losses flatten by the slope rule, each loss separately and both together.
+    """Where each seed's losses flatten by the decision rule, each loss separately and both together.
 
-    A loss is flat from the first epoch after which its running median changes
-    by less than ``tolerance`` (relative) per ``per_epochs`` epochs
-    (:func:`~emovae_utils.metrics.flat_by_slope`); the run is flat when every
-    loss in ``losses`` is (the later of their epochs). ``NaN``: still changing
-    at the end of the run.
+    A loss is flat from the first epoch after which its running median moves
+    by less than ``tolerance`` of its whole range per ``per_epochs`` epochs
+    (:func:`~emovae_utils.metrics.flat_epoch`); the run is flat when every
+    loss in ``losses`` is (the later of their epochs). ``NaN``: censored, still
+    moving at ``horizon``, the last epoch the rule can see (``n_epochs - per_epochs``).
 
     Returns
     -------
     pandas.DataFrame
-        Index ``seed``; one column per loss and ``both``; ``n_epochs``.
+        Index ``seed``; one column per loss and ``both``; ``n_epochs``, ``horizon``.
 
     Examples
     --------
     >>> t = np.arange(1, 3001)
     >>> h = pd.DataFrame({"epoch": t, "reconstruction": np.where(t < 1200, 2000.0 - t, 800.0), "kl": 5.0 + 0 * t})
-    >>> flat_epochs({0: h}, per_epochs=100).loc[0, ["reconstruction", "kl", "both"]].tolist()
-    [1193.0, 1.0, 1193.0]
+    >>> flat_epochs({0: h}, per_epochs=100).loc[0, ["reconstruction", "kl", "both", "horizon"]].tolist()
+    [1181.0, 1.0, 1181.0, 2900.0]
     """
-    from .metrics import flat_by_slope
+    from .metrics import run_flat_epoch
 
-    rows = []
-    for seed, h in sorted(runs.items()):
-        row: dict[str, Any] = {"seed": int(seed)}
-        for loss in losses:
-            epoch = flat_by_slope(h[loss], per_epochs=per_epochs, tolerance=tolerance)
-            row[loss] = np.nan if epoch is None else float(epoch)
-        row["both"] = max(row[loss] for loss in losses) if not any(np.isnan(row[k]) for k in losses) else np.nan
-        row["n_epochs"] = len(h)
-        rows.append(row)
+    rows = [{"seed": int(seed), **run_flat_epoch(h, losses, per_epochs, tolerance), "n_epochs": len(h),
+             "horizon": max(0, len(h) - int(per_epochs))} for seed, h in sorted(runs.items())]
     return pd.DataFrame(rows).set_index("seed")
 
 
@@ -276,8 +269,11 @@ def _upsert(path: Path, new: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.concat([old, new], ignore_index=True) if len(old) else new
 
 
-def record_verdicts(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.PathLike) -> pd.DataFrame:
+def record_verdicts(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.PathLike,
+                    retire: Sequence[str] = ()) -> pd.DataFrame:
     """Add or replace (by ``claim``) rows of ``figures_dir/verdicts.csv``; each notebook adds its claims.
+
+    ``retire`` names claims whose rows go (a claim restated in other words).
 
     Examples
     --------
@@ -292,7 +288,38 @@ def record_verdicts(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.Pat
 
     path = Path(figures_dir) / VERDICTS_NAME
     new = pd.DataFrame([{k: r[k] for k in VERDICT_COLUMNS} for r in rows], columns=list(VERDICT_COLUMNS))
-    return write_verdicts(_upsert(path, new, "claim").to_dict("records"), path)
+    table = _upsert(path, new, "claim")
+    return write_verdicts(table[~table["claim"].isin(list(retire))].to_dict("records"), path)
+
+
+#: The controls of the decision rules, in ``figures_dir``.
+CONTROLS_NAME = "verdict_controls.csv"
+
+
+def record_controls(rows: Iterable[Mapping[str, Any]], figures_dir: str | os.PathLike) -> pd.DataFrame:
+    """Add or replace (by ``claim`` and ``control``) rows of ``figures_dir/verdict_controls.csv``.
+
+    Each row is a rule applied to a case whose answer is known
+    (:func:`~emovae_utils.metrics.control_row`): columns ``claim, control, expected, verdict``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from emovae_utils.metrics import control_row
+    >>> d = tempfile.mkdtemp()
+    >>> _ = record_controls([control_row("x", "flat loss", "flat", "not flat")], d)
+    >>> record_controls([control_row("x", "flat loss", "flat", "flat")], d)["verdict"].tolist()
+    ['flat']
+    """
+    from .metrics import CONTROL_COLUMNS
+
+    path = Path(figures_dir) / CONTROLS_NAME
+    new = pd.DataFrame([{k: r[k] for k in CONTROL_COLUMNS} for r in rows], columns=list(CONTROL_COLUMNS))
+    key = lambda t: t["claim"] + "\x00" + t["control"]  # noqa: E731
+    old = pd.read_csv(path) if path.exists() else new.iloc[:0]
+    table = pd.concat([old[~key(old).isin(key(new))], new], ignore_index=True)
+    atomic_write(path, lambda p: table.to_csv(p, index=False))
+    return table
 
 
 def verdict_markdown(row: Mapping[str, Any], digits: int = 3) -> str:

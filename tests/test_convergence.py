@@ -48,12 +48,12 @@ def test_plateau_sensitivity_table():
     history = pd.DataFrame({"epoch": t, "reconstruction": 20 + 300 * np.exp(-t / 400),
                             "kl": 6 - 5 * np.exp(-t / 200), "total": 0.0})
     table = plateau_sensitivity(history)
-    assert list(table.columns) == ["loss", "rule", "tolerance", "epoch", "n_epochs"] and len(table) == 2 * 2 * 4
-    assert set(table["loss"]) == {"reconstruction", "kl"} and set(table["rule"]) == {"endpoint", "slope"}
+    assert list(table.columns) == ["loss", "rule", "tolerance", "epoch", "n_epochs"] and len(table) == 2 * 3 * 4
+    assert set(table["loss"]) == {"reconstruction", "kl"} and set(table["rule"]) == {"endpoint", "slope", "flat"}
     assert table["epoch"].notna().all() and (table["epoch"] > 1).all()  # the rising KL gets an epoch too
     for _, group in table.groupby(["loss", "rule"]):
         assert group.sort_values("tolerance")["epoch"].is_monotonic_decreasing  # looser tolerance, earlier epoch
     runs = plateau_sensitivity({0: history, 1: history.iloc[:1500]}, tolerances=(0.01,))
-    assert list(runs.columns)[0] == "run" and len(runs) == 2 * 2 * 2
+    assert list(runs.columns)[0] == "run" and len(runs) == 2 * 2 * 3
     short = runs[(runs.run == 1) & (runs.rule == "slope") & (runs.loss == "reconstruction")]
     assert short["epoch"].isna().all()  # 1500 epochs: still improving by more than 1 % per 1000

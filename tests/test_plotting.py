@@ -333,12 +333,12 @@ def test_flat_marks_draw_only_the_seeds_that_flatten():
     # The smoke run's case: no seed flattens, so nothing is drawn as flat (no span, no line at the last epoch).
     groups = {"Actor 01": {s: _history(40, 1.0, s) for s in range(2)}}
     marks = plotting.flat_marks({"": [np.nan, np.nan]})
-    assert list(marks) == ["not flat (slope rule) in 2 of 2 seeds"]
+    assert list(marks) == ["flat (flat rule) in 0 of 2 seeds"]
     fig = plotting.plot_loss_bands(groups, marks=marks)
     for ax in fig.axes:
         assert not [p for p in ax.patches if p is not ax.patch] and not fig.axes[0].texts
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
-        "Actor 01 (2 seeds)", "not flat (slope rule) in 2 of 2 seeds"]
+        "Actor 01 (2 seeds)", "flat (flat rule) in 0 of 2 seeds"]
     plt.close(fig)
     assert plotting.flat_marks({"3 male actors": [30.0, np.nan, 20.0]}) == {
-        "3 male actors: flat (slope rule) in 2 of 3 seeds, 20-30": (20.0, 30.0)}
+        "3 male actors: flat (flat rule) in 2 of 3 seeds, 20-30": (20.0, 30.0)}

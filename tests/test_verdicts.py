@@ -1,4 +1,4 @@
-"""Decision rules for the claims: bootstrap intervals, Holm, permutation p-values, verdicts.csv."""
+"""Decision rules for the claims: intervals, Holm, permutation p-values, verdicts.csv."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from emovae_utils import metrics
 from emovae_utils.metrics import information, verdicts
 from emovae_utils.metrics.verdicts import (
     VERDICT_COLUMNS, bias_corrected_nmi, bootstrap_ci, count_verdict, hierarchical_bootstrap_ci, holm,
-    holm_adjusted, interval_verdict, paired_difference, permutation_pvalues, verdict_row, write_verdicts,
+    holm_adjusted, interval_verdict, difference_verdict, permutation_pvalues, verdict_row, write_verdicts,
 )
 
 
@@ -73,26 +73,29 @@ def test_interval_verdict():
     assert interval_verdict(np.nan, 1.0) == "inconclusive"
 
 
-def test_paired_difference_spanning_zero_is_inconclusive():
+def test_difference_verdict_spanning_zero_is_inconclusive():
     rng = np.random.default_rng(2)
     a = rng.normal(0.25, 0.03, 5)
-    out = paired_difference(a, a + rng.normal(0.0, 0.03, 5))
+    out = difference_verdict(a, a + rng.normal(0.0, 0.03, 5))
     assert out["ci_low"] < 0 < out["ci_high"] and out["verdict"] == "inconclusive"
     assert set(out) == set(VERDICT_COLUMNS) - {"claim"} and out["n_runs"] == 5
     # a clear difference, either way, and the claim's direction
     hi, lo = np.array([0.30, 0.32, 0.31, 0.33, 0.30]), np.array([0.20, 0.21, 0.20, 0.22, 0.19])
-    assert paired_difference(hi, lo)["verdict"] == "holds"
-    assert paired_difference(lo, hi)["verdict"] == "does not hold"
-    assert paired_difference(lo, hi, claim="less")["verdict"] == "holds"
-    assert paired_difference(hi, lo)["statistic"] == pytest.approx(np.mean(hi - lo))
-    # pairing matters: a shared per-seed offset cancels, so the same values unpaired would not decide
+    assert difference_verdict(hi, lo)["verdict"] == "holds"
+    assert difference_verdict(lo, hi)["verdict"] == "does not hold"
+    assert difference_verdict(lo, hi, claim="less")["verdict"] == "holds"
+    assert difference_verdict(hi, lo)["statistic"] == pytest.approx(np.mean(hi - lo))
+    # pairing only where it is real: a shared per-run offset cancels when paired, not across unrelated models
     offsets = np.array([0.0, 0.3, -0.2, 0.5, -0.4])
-    assert paired_difference(offsets + 0.02, offsets)["verdict"] == "holds"
-    # seeds x folds
-    grid = paired_difference(hi[:, None] + np.zeros((5, 4)), lo[:, None] + rng.normal(0, 0.005, (5, 4)))
-    assert grid["verdict"] == "holds" and grid["n_runs"] == 5 and "seeds and folds" in grid["rule"]
-    with pytest.raises(ValueError, match="paired"):
-        paired_difference([1.0, 2.0], [1.0])
+    assert difference_verdict(offsets + 0.02, offsets, paired=True)["verdict"] == "holds"
+    assert difference_verdict(offsets + 0.02, offsets)["verdict"] == "inconclusive"
+    assert "Welch" in difference_verdict(hi, lo)["rule"] and "paired" in difference_verdict(hi, lo, paired=True)["rule"]
+    # seeds x folds, and unpaired sides with different numbers of seeds
+    grid = difference_verdict(hi[:, None] + np.zeros((5, 4)), lo[:, None] + rng.normal(0, 0.005, (5, 4)))
+    assert grid["verdict"] == "holds" and grid["n_runs"] == 5
+    assert difference_verdict(hi, lo[:3])["n_runs"] == 3
+    with pytest.raises(ValueError, match="same shape"):
+        difference_verdict([1.0, 2.0], [1.0], paired=True)
 
 
 def test_holm_known_answers():
@@ -161,14 +164,15 @@ def test_count_verdict_from_the_counts_over_seeds():
     assert count_verdict([3, 3, 3, 3, 3], claimed=3, mode="exactly")["verdict"] == "holds"
     out = count_verdict([1, 2, 1, 1, 2], claimed=3)
     assert out["statistic"] == pytest.approx(1.4) and out["n_runs"] == 5 and "claimed 3" in out["rule"]
-    assert out["verdict"] == "does not hold" and out["ci_high"] <= 2.0
+    assert out["verdict"] == "does not hold" and out["ci_high"] <= 2.5
+    assert "t-interval" in out["rule"] and count_verdict([2], claimed=3)["verdict"] == "inconclusive"  # one seed
 
 
 def test_verdict_rows_and_the_csv(tmp_path):
     rows = [
         verdict_row("(a) 3 of 8 dimensions separate emotions", **count_verdict([0, 1, 0, 0, 1], claimed=3)),
         verdict_row("(b) separation weaker with 12 actors",
-                    **paired_difference([0.09, 0.1, 0.08], [0.087, 0.11, 0.07])),
+                    **difference_verdict([0.09, 0.1, 0.08], [0.087, 0.11, 0.07])),
     ]
     with pytest.raises(ValueError, match="verdict"):
         verdict_row("x", "maybe", "rule", 0.0, 0.0, 0.0, 1)
@@ -206,7 +210,8 @@ def test_claim_rows_have_the_verdict_columns_and_clear_cut_verdicts(tmp_path):
     assert claim_b_row(lo, hi, measure="max NMI")["verdict"] == "does not hold"
     assert claim_b_row(hi, hi + np.array([0.02, -0.03, 0.01, -0.01, 0.0]))["verdict"] == "inconclusive"
     grid = claim_b_row(hi[:, None] + np.zeros((5, 4)), lo[:, None] + np.zeros((5, 4)))  # seeds x folds
-    assert grid["verdict"] == "holds" and grid["n_runs"] == 5 and "seeds and folds" in grid["rule"]
+    assert grid["verdict"] == "holds" and grid["n_runs"] == 5 and "Welch" in grid["rule"]
+    assert claim_b_row(hi, hi)["statistic"] == 0.0  # two copies of the same encoder
 
     c = convergence_row([15500, 16200, 17000, 16500, 15800])
     assert tuple(c) == VERDICT_COLUMNS and c["verdict"] == "holds" and c["claim"] == "losses flatten near epoch 16000"
@@ -214,26 +219,36 @@ def test_claim_rows_have_the_verdict_columns_and_clear_cut_verdicts(tmp_path):
     assert "[12000, 20000]" in c["rule"]
     assert convergence_row([4000, 5000, 4500])["verdict"] == "does not hold"  # wholly outside
     assert convergence_row([15500, None, 17000, np.nan, 16000])["verdict"] == "inconclusive"  # 2 of 5 never flatten
-    assert convergence_row([15500, None, None, None, 16000])["verdict"] == "does not hold"  # most never flatten
+    few = convergence_row([15500, None, None, None, 16000])  # fewer than half flatten: "2 of 5 flat"
+    assert few["verdict"] == "inconclusive" and few["statistic"] == pytest.approx(0.4) and "k of n" in few["rule"]
+    assert few["ci_low"] == pytest.approx(0.0527, abs=1e-4) and few["ci_high"] == pytest.approx(0.8534, abs=1e-4)
+    assert convergence_row([None] * 6)["verdict"] == "does not hold"  # 0 of 6: [0, 0.46]
     assert convergence_row([9000, 19000, 14000, 21000])["verdict"] == "inconclusive"  # interval spans the edge
-    assert convergence_row([9000, 10000], tolerance_epochs=8000)["verdict"] == "holds"
-    none = convergence_row([None, None, None])
-    assert none["verdict"] == "does not hold" and np.isnan(none["statistic"]) and none["n_runs"] == 3
+    assert convergence_row([9000, 10000, 9500, 9800], tolerance_epochs=8000)["verdict"] == "holds"
+    assert convergence_row([25000, None, 24900], horizon=24000)["verdict"] == "does not hold"  # wholly after
+    assert "sees up to epoch 24000" in convergence_row([None], horizon=24000)["rule"]
+    none = convergence_row([None, None, None])  # 0 of 3 flat: exact [0, 0.708], not [0, 0]
+    assert none["verdict"] == "inconclusive" and none["statistic"] == 0.0 and none["n_runs"] == 3
+    assert none["ci_high"] == pytest.approx(0.7076, abs=1e-4)
     assert convergence_row(pd.Series([15500, pd.NA, 17000], dtype="Int64"))["verdict"] == "inconclusive"
 
-    n = not_converged_row([None] * 5, 20000)
+    n = not_converged_row([None] * 6, 20000)
     assert tuple(n) == VERDICT_COLUMNS and n["verdict"] == "holds" and n["statistic"] == 0.0
-    assert n["claim"] == "training on all 24 actors does not converge" and "15000 of 20000" in n["rule"]
-    assert not_converged_row([19000, None, None, None, None], 20000)["verdict"] == "holds"  # flat only at the end
-    assert not_converged_row([9000, 8000, 12000, 10000, 9500], 20000)["verdict"] == "does not hold"
+    assert n["claim"] == "training on all 24 actors does not converge (loss flattening)"
+    assert "15000 of 20000" in n["rule"]
+    assert not_converged_row([None] * 3, 20000)["verdict"] == "inconclusive"  # 0 of 3: [0, 0.71] reaches 1/2
+    assert not_converged_row([19000] + [None] * 5, 20000)["verdict"] == "holds"  # flat only at the end
+    assert not_converged_row([9000, 8000, 12000, 10000, 9500, 9000], 20000)["verdict"] == "does not hold"
     assert not_converged_row([9000, None, 12000, None, 9500], 20000)["verdict"] == "inconclusive"
     assert not_converged_row([9000, None, None, None, None], 20000)["verdict"] == "inconclusive"
-    assert not_converged_row([19000] * 5, 20000, min_flat_epochs=500)["verdict"] == "does not hold"
+    assert not_converged_row([19000] * 6, 20000, min_flat_epochs=500)["verdict"] == "does not hold"
     with pytest.raises(ValueError, match="past the end"):
         not_converged_row([25000], 20000)
     with pytest.raises(ValueError, match="at least one seed"):
         convergence_row([])
     write_verdicts([a, b, c, none, n], tmp_path / "verdicts.csv")
     back = pd.read_csv(tmp_path / "verdicts.csv")
-    assert back["verdict"].tolist() == ["does not hold", "holds", "holds", "does not hold", "holds"]
-    assert back["statistic"].isna().tolist() == [False, False, False, True, False]  # no seed flat: no mean epoch
+    assert back["verdict"].tolist() == ["does not hold", "holds", "holds", "inconclusive", "holds"]
+    assert claim_a_row([0, 1, 0, 0, 1], power=0.22)["verdict"] == "inconclusive (underpowered)"
+    assert claim_a_row([0, 1, 0, 0, 1], power=0.95)["verdict"] == "does not hold"
+    assert claim_a_row([3, 3, 4, 3, 3], power=0.22)["verdict"] == "holds"  # power matters only for an absence

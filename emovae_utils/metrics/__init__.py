@@ -17,8 +17,10 @@ Three families of numbers, all deterministic, one module each:
   same clips (:func:`pooled_log_mel`, :func:`pca_features`,
   :func:`egemaps_functionals`, :func:`egemaps_cached`).
 
-Plus :mod:`~emovae_utils.metrics.convergence` (:func:`plateau_epoch`, when a
-training curve stops improving), :mod:`~emovae_utils.metrics.tables` (:func:`summary_row`,
+Plus :mod:`~emovae_utils.metrics.convergence` (:func:`flat_epoch`, when a
+training curve stops improving), :mod:`~emovae_utils.metrics.intervals` (intervals over
+few seeds), :mod:`~emovae_utils.metrics.verdicts` and :mod:`~emovae_utils.metrics.controls`
+(the decision rules and their controls), :mod:`~emovae_utils.metrics.tables` (:func:`summary_row`,
 :func:`results_table`, :func:`probe_summary`: the probes' table over seeds and actors) and :mod:`~emovae_utils.metrics.embedding`
 (:func:`tsne_embedding`). Every public name is importable from here:
 ``from emovae_utils import metrics; metrics.probe_uar(...)``.
@@ -43,7 +45,13 @@ __all__ = [
     *convergence.__all__,
 ]
 
-# Decision rules for the claims (bootstrap intervals, Holm, verdicts.csv).
+# Intervals for few seeds (t over seed means, Clopper-Pearson, Welch): every verdict's one home of intervals.
+from . import intervals  # noqa: E402
+from .intervals import *  # noqa: E402, F403
+
+__all__ += intervals.__all__
+
+# Decision rules for the claims (intervals, Holm, verdicts.csv).
 from . import verdicts  # noqa: E402
 from .verdicts import *  # noqa: E402, F403
 
@@ -54,3 +62,9 @@ from . import latents  # noqa: E402
 from .latents import *  # noqa: E402, F403
 
 __all__ += latents.__all__
+
+# Controls of the rules, power before absence, the 24-actor claim's two senses (verdict_controls.csv).
+from . import controls  # noqa: E402
+from .controls import *  # noqa: E402, F403
+
+__all__ += controls.__all__

@@ -1,16 +1,19 @@
 """Decision rules for the report's claims: intervals over runs, multiple-testing control, verdicts.
 
 A claim is decided from several runs (seeds, folds), never from one: each rule
-turns per-run numbers into a statistic with a 95 % bootstrap interval and a
-verdict, ``"holds"``, ``"does not hold"`` or ``"inconclusive"`` (the interval
-does not separate the claim from its negation). :func:`verdict_row` and
+turns per-run numbers into a statistic with a 95 % interval
+(:mod:`~emovae_utils.metrics.intervals`: t over seed means, Clopper-Pearson for
+shares, Welch across models) and a verdict, ``"holds"``, ``"does not hold"``,
+``"inconclusive"`` (the interval does not separate the claim from its negation)
+or ``"inconclusive (underpowered)"`` (an absence the test could not have seen). :func:`verdict_row` and
 :func:`write_verdicts` give the one table every claim ends in
 (``figures/verdicts.csv``, columns :data:`VERDICT_COLUMNS`).
 
 * :func:`bootstrap_ci`, :func:`hierarchical_bootstrap_ci`: percentile
-  intervals of a mean over runs, or over two levels (seeds x actors or folds).
+  intervals of a mean over runs, or over two levels (descriptive tables only;
+  verdicts use :mod:`~emovae_utils.metrics.intervals`).
 * :func:`interval_verdict`: the verdict of an interval against a threshold.
-* :func:`paired_difference`: claim (b)-style comparisons, paired over seeds and folds.
+* :func:`difference_verdict`: claim (b)-style comparisons (paired only over the same data).
 * :func:`count_verdict`: claim (a)-style counts ("3 of 8 dimensions") over seeds.
 * :func:`permutation_pvalues`, :func:`holm`, :func:`holm_adjusted`,
   :func:`bias_corrected_nmi`: which latent dimensions beat the permutation null
@@ -24,36 +27,28 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..io import atomic_write
 from .information import _binned_factors, _null_mi, factor_entropy, latent_factor_mi
+from .intervals import Interval, difference_interval, mean_interval, share_interval
 
 __all__ = [
     "VERDICTS", "VERDICT_COLUMNS", "Interval",
-    "bootstrap_ci", "hierarchical_bootstrap_ci", "interval_verdict", "paired_difference", "count_verdict",
+    "bootstrap_ci", "hierarchical_bootstrap_ci", "interval_verdict", "difference_verdict", "count_verdict",
     "holm", "holm_adjusted", "permutation_pvalues", "bias_corrected_nmi", "verdict_row", "write_verdicts",
-    "claim_a_row", "claim_b_row", "convergence_row", "not_converged_row",
+    "claim_a_text", "claim_a_row", "claim_b_row", "convergence_row", "not_converged_row",
 ]
 
 #: The three verdicts a claim can get.
-VERDICTS: tuple[str, ...] = ("holds", "does not hold", "inconclusive")
+VERDICTS: tuple[str, ...] = ("holds", "does not hold", "inconclusive", "inconclusive (underpowered)")
 #: Columns of ``verdicts.csv``, in order.
 VERDICT_COLUMNS: tuple[str, ...] = ("claim", "verdict", "rule", "statistic", "ci_low", "ci_high", "n_runs")
 
 _CHUNK = 2_000_000  # resampled values held at once
-
-
-class Interval(NamedTuple):
-    """A point estimate with a percentile bootstrap interval over ``n`` values (or runs)."""
-
-    estimate: float
-    low: float
-    high: float
-    n: int
 
 
 def _tails(ci: float) -> tuple[float, float]:
@@ -213,68 +208,57 @@ def interval_verdict(low: float, high: float, threshold: float = 0.0, direction:
     return "inconclusive"
 
 
-def paired_difference(
+def difference_verdict(
     a: pd.DataFrame | np.ndarray | Sequence[float],
     b: pd.DataFrame | np.ndarray | Sequence[float],
     claim: str = "greater",
-    n_boot: int = 10000,
+    paired: bool = False,
     ci: float = 0.95,
-    random_state: int = 0,
     what: str = "a - b",
 ) -> dict[str, Any]:
-    """Paired comparison of two conditions over the same runs: mean difference, interval, verdict.
+    """Comparison of two conditions: mean difference, its interval, verdict.
 
-    Claim (b), "separation is weaker with 12 actors", is ``paired_difference(
-    one_actor, twelve_actors, claim="greater")`` of a separation measure, each
-    entry from the same seed (and fold) in both conditions.
+    The interval is :func:`~emovae_utils.metrics.intervals.difference_interval`.
+
+    Claim (b), "separation is weaker with 12 actors", is ``difference_verdict(
+    one_actor, twelve_actors, claim="greater")``: two models trained apart, so
+    unpaired (Welch over their seed means; seed k of one model has nothing to do
+    with seed k of the other). ``paired=True`` only where entries share the
+    data (two measures of the same model's folds).
 
     Parameters
     ----------
-    a, b : array-like, 1-D (runs) or 2-D (seeds x folds), same shape
-        The measure in each condition, paired entry by entry. 1-D: bootstrap
-        over runs (:func:`bootstrap_ci`); 2-D: over seeds and folds
-        (:func:`hierarchical_bootstrap_ci`, crossed). NaN pairs are skipped.
+    a, b : array-like, 1-D (seeds) or 2-D (seeds x folds)
+        The measure in each condition; unpaired sides may differ in seeds.
     claim : {"greater", "less"}, default "greater"
         The claim is a > b (or a < b).
-    n_boot, ci, random_state
-        As in :func:`bootstrap_ci`.
+    paired : bool, default False
+    ci : float, default 0.95
     what : str
         Name of the difference for the ``rule`` text.
 
     Returns
     -------
     dict
-        ``verdict`` (``"holds"`` when the interval of the mean difference is
-        wholly on the claimed side of 0, ``"does not hold"`` when wholly on the
-        other, ``"inconclusive"`` when it spans 0), ``rule`` (text),
-        ``statistic`` (the mean difference), ``ci_low``, ``ci_high``, ``n_runs``
-        (pairs, or rows for 2-D): the arguments of :func:`verdict_row` but ``claim``.
+        ``verdict`` (``"holds"`` when the interval of the difference is wholly on
+        the claimed side of 0, ``"does not hold"`` when wholly on the other,
+        ``"inconclusive"`` when it spans 0), ``rule``, ``statistic``, ``ci_low``,
+        ``ci_high``, ``n_runs``: the arguments of :func:`verdict_row` but ``claim``.
 
     Examples
     --------
-    >>> out = paired_difference([0.20, 0.22, 0.19], [0.25, 0.21, 0.23])
+    >>> out = difference_verdict([0.20, 0.22, 0.19], [0.25, 0.21, 0.23])
     >>> out["verdict"], round(out["statistic"], 3), out["n_runs"]
     ('inconclusive', -0.027, 3)
-    >>> paired_difference([0.3, 0.32, 0.31, 0.33], [0.2, 0.21, 0.2, 0.22])["verdict"]
+    >>> difference_verdict([0.3, 0.32, 0.31, 0.33], [0.2, 0.21, 0.2, 0.22])["verdict"]
     'holds'
     """
-    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a_arr.shape != b_arr.shape:
-        raise ValueError(f"a and b must be paired (same shape), got {a_arr.shape} and {b_arr.shape}")
-    d = a_arr - b_arr
-    if d.ndim == 1:
-        interval = bootstrap_ci(d, n_boot, ci, random_state)
-        over = "runs"
-    elif d.ndim == 2:
-        interval = hierarchical_bootstrap_ci(d, n_boot, ci, random_state, design="crossed")
-        over = "seeds and folds"
-    else:
-        raise ValueError(f"a and b must be 1-D (runs) or 2-D (seeds x folds), got {d.ndim}-D")
+    interval = difference_interval(a, b, paired, ci)
     sign = ">" if claim == "greater" else "<"
+    how = "paired t-interval over the same runs" if paired else "Welch t-interval of the difference of seed means"
     return {
         "verdict": interval_verdict(interval.low, interval.high, 0.0, claim),
-        "rule": (f"claim {what} {sign} 0: mean paired difference, {ci:.0%} bootstrap interval over {over}; "
-                 "inconclusive when it spans 0"),
+        "rule": f"claim {what} {sign} 0: {ci:.0%} {how}; inconclusive when it spans 0",
         "statistic": interval.estimate,
         "ci_low": interval.low,
         "ci_high": interval.high,
@@ -287,16 +271,15 @@ def count_verdict(
     claimed: int,
     mode: str = "at_least",
     margin: float = 0.5,
-    n_boot: int = 10000,
     ci: float = 0.95,
-    random_state: int = 0,
     what: str = "dimensions that separate emotions",
 ) -> dict[str, Any]:
     """Verdict on a claimed count ("3 of 8 dimensions separate emotions") from its count in each seed.
 
-    The statistic is the mean count over seeds with a bootstrap interval
-    (:func:`bootstrap_ci`); the claim is met by a mean count of at least
-    ``claimed - margin`` (with ``margin=0.5``: nearer ``claimed`` than ``claimed - 1``).
+    The statistic is the mean count over seeds with a t-interval over seeds
+    (:func:`~emovae_utils.metrics.intervals.mean_interval`); the claim is met by
+    a mean count of at least ``claimed - margin`` (with ``margin=0.5``: nearer
+    ``claimed`` than ``claimed - 1``).
 
     Parameters
     ----------
@@ -310,10 +293,9 @@ def count_verdict(
         ``claimed - margin``, does not hold when it lies below.
         ``"exactly"``: holds when the interval lies within
         ``claimed ± margin``, does not hold when it lies wholly outside.
-        Otherwise inconclusive.
+        Otherwise (and with one seed) inconclusive.
     margin : float, default 0.5
-    n_boot, ci, random_state
-        As in :func:`bootstrap_ci`.
+    ci : float, default 0.95
     what : str
         What is counted, for the ``rule`` text.
 
@@ -332,12 +314,14 @@ def count_verdict(
     >>> count_verdict([0, 4, 1, 5, 3], claimed=3)["verdict"]
     'inconclusive'
     """
-    counts = np.asarray(counts_per_seed, dtype=float)
     if mode not in ("at_least", "exactly"):
         raise ValueError(f"mode must be 'at_least' or 'exactly', got {mode!r}")
-    interval = bootstrap_ci(counts, n_boot, ci, random_state)
+    interval = mean_interval(np.asarray(counts_per_seed, dtype=float), ci)
     lo, hi = claimed - margin, claimed + margin
-    if mode == "at_least":
+    if np.isnan(interval.low):
+        verdict = "inconclusive"
+        cond = f">= {lo:g}" if mode == "at_least" else f"within [{lo:g}, {hi:g}]"
+    elif mode == "at_least":
         verdict = "holds" if interval.low >= lo else "does not hold" if interval.high < lo else "inconclusive"
         cond = f">= {lo:g}"
     else:
@@ -347,7 +331,7 @@ def count_verdict(
         cond = f"within [{lo:g}, {hi:g}]"
     return {
         "verdict": verdict,
-        "rule": (f"mean count of {what} over seeds {cond} (claimed {claimed}), {ci:.0%} bootstrap interval; "
+        "rule": (f"mean count of {what} over seeds {cond} (claimed {claimed}), {ci:.0%} t-interval over seeds; "
                  "holds when the whole interval meets it, does not hold when none does, else inconclusive"),
         "statistic": interval.estimate,
         "ci_low": interval.low,
@@ -539,6 +523,18 @@ def write_verdicts(rows: Iterable[Mapping[str, Any]], path: str | os.PathLike) -
     return table
 
 
+def claim_a_text(claimed: int = 3, where: str = "all 24 actors' clips", encoder: str = "one-actor encoder",
+                 n_dims: int = 8) -> str:
+    """The claim (a) text of :func:`claim_a_row` (its controls are recorded under it).
+
+    Examples
+    --------
+    >>> claim_a_text(where="Actor 01's 30 clips")
+    "(a) 3 of 8 latent dimensions separate emotions (one-actor encoder, Actor 01's 30 clips)"
+    """
+    return f"(a) {claimed} of {n_dims} latent dimensions separate emotions ({encoder}, {where})"
+
+
 def claim_a_row(
     counts_per_seed: Sequence[int] | np.ndarray,
     claimed: int = 3,
@@ -548,11 +544,17 @@ def claim_a_row(
     n_dims: int = 8,
     mode: str = "at_least",
     margin: float = 0.5,
-    n_boot: int = 10000,
     ci: float = 0.95,
-    random_state: int = 0,
+    power: float | None = None,
+    effect: str = "eta² 0.5",
+    min_power: float = 0.8,
 ) -> dict[str, Any]:
     """Verdict row of claim (a), "3 of 8 latent dimensions separate emotions", from its count per seed.
+
+    The count rule is :func:`count_verdict`. Power comes before absence: a
+    "does not hold" becomes ``"inconclusive (underpowered)"`` when the test's
+    simulated power at the effect the report implies
+    (:func:`~emovae_utils.metrics.controls.separation_power`) is below ``min_power``.
 
     Parameters
     ----------
@@ -567,8 +569,13 @@ def claim_a_row(
         Which model, for the claim text.
     n_dims : int, default 8
         Latent size, for the claim text.
-    mode, margin, n_boot, ci, random_state
+    mode, margin, ci
         As in :func:`count_verdict`.
+    power : float, optional
+        Share of planted dimensions the same test detects at ``effect``; None: not checked.
+    effect : str
+        The planted effect, for the rule text.
+    min_power : float, default 0.8
 
     Returns
     -------
@@ -580,10 +587,18 @@ def claim_a_row(
     >>> row = claim_a_row([1, 0, 1, 1, 0])
     >>> row["claim"], row["verdict"]
     ("(a) 3 of 8 latent dimensions separate emotions (one-actor encoder, all 24 actors' clips)", 'does not hold')
+    >>> claim_a_row([1, 0, 1, 1, 0], power=0.22)["verdict"]
+    'inconclusive (underpowered)'
     """
-    claim = f"(a) {claimed} of {n_dims} latent dimensions separate emotions ({encoder}, {where})"
+    claim = claim_a_text(claimed, where, encoder, n_dims)
     what = "active dimensions whose emotion MI beats the Holm-corrected permutation null"
-    return verdict_row(claim, **count_verdict(counts_per_seed, claimed, mode, margin, n_boot, ci, random_state, what))
+    out = count_verdict(counts_per_seed, claimed, mode, margin, ci, what)
+    if power is not None:
+        out["rule"] += (f"; power first: a 'does not hold' is 'inconclusive (underpowered)' when the same test finds "
+                        f"a planted dimension ({effect}) in under {min_power:.0%} of simulations (here {power:.0%})")
+        if out["verdict"] == "does not hold" and power < min_power:
+            out["verdict"] = "inconclusive (underpowered)"
+    return verdict_row(claim, **out)
 
 
 def claim_b_row(
@@ -591,37 +606,33 @@ def claim_b_row(
     twelve: pd.DataFrame | np.ndarray | Sequence[float],
     measure: str = "emotion UAR",
     *,
-    n_boot: int = 10000,
     ci: float = 0.95,
-    random_state: int = 0,
 ) -> dict[str, Any]:
     """Verdict row of claim (b), "emotion separation is weaker with 12 actors than with one", on one measure.
 
     Parameters
     ----------
-    one, twelve : array-like, 1-D (runs) or 2-D (seeds x folds), same shape
-        The measure of the one-actor and of the 12-actor encoder, paired entry
-        by entry (same seed, same fold, same clips). Larger must mean more
-        separation (UAR, normalised MI, a count of dimensions).
+    one, twelve : array-like, 1-D (seeds) or 2-D (seeds x folds)
+        The measure of the one-actor and of the 12-actor encoder (larger: more
+        separation). The two models were trained apart, so their seeds are not
+        paired: :func:`difference_verdict` with ``paired=False`` (Welch over seed
+        means, each seed's folds averaged first).
     measure : str, default "emotion UAR"
         Name of the measure, for the claim and rule texts.
-    n_boot, ci, random_state
-        As in :func:`paired_difference`.
+    ci : float, default 0.95
 
     Returns
     -------
     dict
-        A :func:`verdict_row` of :func:`paired_difference` ``(one, twelve,
-        claim="greater")``: holds when the interval of the mean of
-        ``one - twelve`` lies above 0.
+        A :func:`verdict_row`: holds when the interval of ``one - twelve`` lies above 0.
 
     Examples
     --------
     >>> claim_b_row([0.30, 0.32, 0.31, 0.33], [0.20, 0.21, 0.20, 0.22])["verdict"]
     'holds'
     """
-    out = paired_difference(one, twelve, "greater", n_boot, ci, random_state,
-                            what=f"{measure} (one-actor) - {measure} (12-actor)")
+    out = difference_verdict(one, twelve, "greater", False, ci,
+                             what=f"{measure} (one-actor) - {measure} (12-actor)")
     return verdict_row(f"(b) emotion separation is weaker with 12 actors than with one ({measure})", **out)
 
 
@@ -630,62 +641,75 @@ def convergence_row(
     claimed: int = 16000,
     tolerance_epochs: int = 4000,
     *,
+    horizon: int | None = None,
     what: str = "losses",
-    n_boot: int = 10000,
     ci: float = 0.95,
-    random_state: int = 0,
 ) -> dict[str, Any]:
     """Verdict row of "losses flatten near epoch 16000" from the epoch each seed's loss flattens.
 
-    The statistic is the mean flat epoch over the seeds that flatten, with a
-    bootstrap interval over those seeds (:func:`bootstrap_ci`). A seed whose
-    loss never flattens (``None`` or NaN, e.g. from
-    :func:`~emovae_utils.metrics.convergence.flat_by_slope`) counts against the claim:
+    A seed that never flattens (``None``/NaN, e.g. from
+    :func:`~emovae_utils.metrics.convergence.flat_epoch`) is **censored**: not
+    flat by the last epoch the rule can see, not "flat at the end".
 
-    * **holds** when every seed flattens and the interval lies within
-      ``claimed ± tolerance_epochs``;
-    * **does not hold** when fewer than half the seeds flatten, or the
-      interval lies wholly outside ``claimed ± tolerance_epochs``;
-    * **inconclusive** otherwise.
+    * Fewer than half the seeds flatten: the statistic is the share that does
+      ("k of n flat", exact Clopper-Pearson interval); the claim **does not
+      hold** when the whole interval lies below 1/2, else **inconclusive**.
+    * Otherwise the statistic is the mean flat epoch of the seeds that flatten
+      (t-interval over them): **holds** when every seed flattens and the
+      interval lies within ``claimed ± tolerance_epochs``; **does not hold**
+      when it lies wholly outside (censored seeds only push it later, so
+      wholly after the window suffices); else **inconclusive**.
 
     Parameters
     ----------
     epochs_per_seed : array-like of int, None or NaN
-        1-based flat epoch of each seed; None/NaN: not flat by the end of the run.
+        1-based flat epoch of each seed; None/NaN: not flat (censored).
     claimed : int, default 16000
     tolerance_epochs : int, default 4000
         How near is "near".
+    horizon : int, optional
+        The last epoch the rule can see (run length minus its window), for the rule text.
     what : str, default "losses"
         Which curve, for the claim text.
-    n_boot, ci, random_state
-        As in :func:`bootstrap_ci`.
+    ci : float, default 0.95
 
     Returns
     -------
     dict
-        A :func:`verdict_row`; ``n_runs`` counts all seeds, ``statistic`` and
-        the interval are NaN when no seed flattens.
+        A :func:`verdict_row`; ``n_runs`` counts all seeds.
 
     Examples
     --------
     >>> [convergence_row(e)["verdict"] for e in ([15500, 16200, 17000], [15500, None, 17000], [4000, 5000, 4500])]
     ['holds', 'inconclusive', 'does not hold']
+    >>> row = convergence_row([None] * 6)
+    >>> row["verdict"], row["statistic"], round(row["ci_high"], 3)
+    ('does not hold', 0.0, 0.459)
     """
     epochs = _flat_epochs(epochs_per_seed, "convergence_row")
     flat = epochs[~np.isnan(epochs)]
     lo, hi = claimed - tolerance_epochs, claimed + tolerance_epochs
-    interval = bootstrap_ci(flat, n_boot, ci, random_state) if flat.size else Interval(np.nan, np.nan, np.nan, 0)
-    if 2 * flat.size < epochs.size or interval.high < lo or interval.low > hi:
-        verdict = "does not hold"
-    elif flat.size == epochs.size and lo <= interval.low and interval.high <= hi:
-        verdict = "holds"
+    if 2 * flat.size < epochs.size:
+        interval = share_interval(flat.size, epochs.size, ci)
+        verdict = interval_verdict(interval.low, interval.high, 0.5, "less") == "holds" and "does not hold"
+        verdict = verdict or "inconclusive"
     else:
-        verdict = "inconclusive"
-    rule = (f"mean epoch at which the loss flattens, {ci:.0%} bootstrap interval over the seeds that flatten; "
-            f"holds when every seed flattens and the interval lies within [{lo:g}, {hi:g}]; does not hold when "
-            "fewer than half the seeds flatten or the interval lies wholly outside; else inconclusive")
-    return verdict_row(f"{what} flatten near epoch {claimed}", verdict, rule, interval.estimate, interval.low,
-                       interval.high, epochs.size)
+        interval = mean_interval(flat, ci)._replace(n=epochs.size)
+        if np.isnan(interval.low):
+            verdict = "inconclusive"
+        elif interval.low > hi or (flat.size == epochs.size and interval.high < lo):
+            verdict = "does not hold"
+        elif flat.size == epochs.size and lo <= interval.low and interval.high <= hi:
+            verdict = "holds"
+        else:
+            verdict = "inconclusive"
+    seen = f" (the rule sees up to epoch {horizon}; later is censored)" if horizon else ""
+    rule = (f"seeds not flat by the end are censored{seen}; when fewer than half flatten the statistic is the share "
+            f"flat (k of n, exact {ci:.0%} interval) and the claim does not hold when it lies below 1/2; else the mean "
+            f"flat epoch of the seeds that flatten, {ci:.0%} t-interval: holds when every seed flattens and the "
+            f"interval lies within [{lo:g}, {hi:g}], does not hold when it lies wholly outside; else inconclusive")
+    claim = f"{what} flatten near epoch {claimed}"
+    return verdict_row(claim, verdict, rule, interval.estimate, interval.low, interval.high, epochs.size)
 
 
 def not_converged_row(
@@ -694,37 +718,28 @@ def not_converged_row(
     *,
     min_flat_epochs: int | None = None,
     where: str = "all 24 actors",
-    n_boot: int = 10000,
     ci: float = 0.95,
-    random_state: int = 0,
 ) -> dict[str, Any]:
-    """Verdict row of "training on all 24 actors does not converge" from where each seed's loss flattens.
+    """Verdict row of "training on all 24 actors does not converge" (flattening sense) from where seeds flatten.
 
-    A seed **converges** when the slope rule
-    (:func:`~emovae_utils.metrics.convergence.flat_by_slope`) finds its loss
-    flat from an epoch at most ``n_epochs - min_flat_epochs``: its final slope
-    stayed below the rule's tolerance over at least the last
-    ``min_flat_epochs`` epochs. A seed still changing at the end (``None``)
-    does not converge, nor does one that flattened only within the last
-    ``min_flat_epochs`` (too short a flat stretch to call it converged).
-
-    The statistic is the share of seeds that converge, with a bootstrap
-    interval over seeds: the claim **holds** when the whole interval is below
-    1/2 (e.g. no seed of 5 converges), **does not hold** when it is wholly at
-    or above 1/2 (most seeds converge), else **inconclusive**.
+    A seed **converges** when its loss is flat (:func:`~emovae_utils.metrics.convergence.flat_epoch`)
+    from an epoch at most ``n_epochs - min_flat_epochs``. The statistic is the
+    share of seeds that converge with its exact (Clopper-Pearson) interval:
+    the claim **holds** when the whole interval is below 1/2, **does not hold**
+    when it is wholly at or above 1/2, else **inconclusive** (with 3 seeds,
+    always: 0 of 3 is [0, 0.71]).
 
     Parameters
     ----------
     flat_epochs_per_seed : array-like of int, None or NaN
-        1-based flat epoch of each seed's loss by the slope rule; None/NaN: not flat.
+        1-based flat epoch of each seed; None/NaN: not flat.
     n_epochs : int
         Length of the runs in epochs.
     min_flat_epochs : int, optional
         Default ``n_epochs // 4``: flat over the last quarter of training.
     where : str, default "all 24 actors"
         For the claim text.
-    n_boot, ci, random_state
-        As in :func:`bootstrap_ci`.
+    ci : float, default 0.95
 
     Returns
     -------
@@ -733,19 +748,19 @@ def not_converged_row(
 
     Examples
     --------
-    >>> [not_converged_row(e, 20000)["verdict"] for e in ([None] * 5, [None, None, 19500, None, None], [9000] * 5)]
-    ['holds', 'holds', 'does not hold']
+    >>> [not_converged_row(e, 20000)["verdict"] for e in ([None] * 6, [None] * 3, [9000] * 6)]
+    ['holds', 'inconclusive', 'does not hold']
     """
     epochs = _flat_epochs(flat_epochs_per_seed, "not_converged_row")
     if np.nanmax(epochs, initial=0) > n_epochs:
         raise ValueError(f"a flat epoch is past the end of the runs (n_epochs={n_epochs}); pass the runs' length")
     min_flat = n_epochs // 4 if min_flat_epochs is None else int(min_flat_epochs)
-    converged = np.nan_to_num(epochs, nan=np.inf) <= n_epochs - min_flat
-    interval = bootstrap_ci(converged.astype(float), n_boot, ci, random_state)
-    rule = (f"share of seeds whose loss is flat (slope rule) from epoch {n_epochs - min_flat} of {n_epochs} or "
-            f"earlier, {ci:.0%} bootstrap interval over seeds; holds when the interval lies below 1/2, does not "
-            "hold when it lies at or above 1/2, else inconclusive")
-    return verdict_row(f"training on {where} does not converge",
+    converged = int((np.nan_to_num(epochs, nan=np.inf) <= n_epochs - min_flat).sum())
+    interval = share_interval(converged, epochs.size, ci)
+    rule = (f"share of seeds whose loss is flat from epoch {n_epochs - min_flat} of {n_epochs} or earlier, exact "
+            f"{ci:.0%} (Clopper-Pearson) interval; holds when the interval lies below 1/2, does not hold when it "
+            "lies at or above 1/2, else inconclusive")
+    return verdict_row(f"training on {where} does not converge (loss flattening)",
                        interval_verdict(interval.low, interval.high, 0.5, "less"), rule, interval.estimate,
                        interval.low, interval.high, interval.n)
 

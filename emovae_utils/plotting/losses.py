@@ -266,12 +266,14 @@ def plot_loss_bands(
     return _draw_loss_panels(curves, recon_ylim, kl_ylim, marks, baselines, title, legend=True)
 
 
-def flat_marks(flat: Mapping[str, Sequence[float]], rule: str = "slope rule") -> dict[str, float | tuple[float, float]]:
-    """Marks for :func:`plot_loss_bands` that say what each group's seeds' flat epochs say.
+def flat_marks(flat: Mapping[str, Sequence[float]], rule: str = "flat rule",
+               horizon: float | None = None) -> dict[str, float | tuple[float, float]]:
+    """Marks for :func:`plot_loss_bands` that say what the verdict table says of each group's seeds.
 
-    A seed that never flattens (NaN) is not drawn as flat: the span covers
-    the seeds that do, and the label counts them; a group none of whose
-    seeds flattens gets a NaN mark, which draws only its label in the legend.
+    A seed that never flattens (NaN) is censored, not drawn as flat: the span
+    covers the seeds that do, and the label counts them ("k of n seeds", as
+    the table's "k of n flat"); a group none of whose seeds flattens gets a
+    NaN mark, which draws only its label in the legend.
 
     Parameters
     ----------
@@ -281,6 +283,8 @@ def flat_marks(flat: Mapping[str, Sequence[float]], rule: str = "slope rule") ->
         (e.g. the ``both`` column of ``replication.flat_epochs``).
     rule : str
         Named in the labels.
+    horizon : float, optional
+        The last epoch the rule can see (``replication.flat_epochs``' ``horizon``), named for censored seeds.
 
     Returns
     -------
@@ -289,19 +293,21 @@ def flat_marks(flat: Mapping[str, Sequence[float]], rule: str = "slope rule") ->
 
     Examples
     --------
-    >>> flat_marks({"": [16000.0, 18000.0, np.nan]})
-    {'flat (slope rule) in 2 of 3 seeds, 16000-18000': (16000.0, 18000.0)}
+    >>> flat_marks({"": [16000.0, 18000.0, np.nan]}, horizon=24000)
+    {'flat (flat rule) in 2 of 3 seeds, 16000-18000; 1 not flat by epoch 24000': (16000.0, 18000.0)}
     >>> flat_marks({"24 actors": [np.nan, np.nan]})
-    {'24 actors: not flat (slope rule) in 2 of 2 seeds': nan}
+    {'24 actors: flat (flat rule) in 0 of 2 seeds': nan}
     """
     marks: dict[str, float | tuple[float, float]] = {}
     for name, epochs in flat.items():
         epochs = np.asarray(epochs, dtype=float)
         done = epochs[np.isfinite(epochs)]
-        prefix = f"{name}: " if name else ""
+        label = f"{name}: " if name else ""
+        label += f"flat ({rule}) in {done.size} of {epochs.size} seeds"
         if done.size:
             where = (float(done.min()), float(done.max()))
-            marks[f"{prefix}flat ({rule}) in {done.size} of {epochs.size} seeds, {where[0]:.0f}-{where[1]:.0f}"] = where
-        else:
-            marks[f"{prefix}not flat ({rule}) in {epochs.size} of {epochs.size} seeds"] = float("nan")
+            label += f", {where[0]:.0f}-{where[1]:.0f}"
+        if done.size < epochs.size and horizon is not None:
+            label += f"{'; ' if done.size else ', '}{epochs.size - done.size} not flat by epoch {horizon:.0f}"
+        marks[label] = where if done.size else float("nan")
     return marks
