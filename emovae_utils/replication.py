@@ -25,6 +25,7 @@ Examples
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -38,7 +39,7 @@ from .resources import available_cores
 from .train import default_threads
 
 __all__ = [
-    "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "histories",
+    "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "training_actors", "histories",
     "load_models", "flat_epochs", "record_verdicts", "verdict_markdown",
     "record_losses", "compare_verdicts", "record_controls", "LOSSES_NAME", "CONTROLS_NAME",
     "VERDICTS_NAME", "TRIALS_DIR",
@@ -195,6 +196,20 @@ def read_manifest(path: str | os.PathLike, notebook: str = "") -> pd.DataFrame:
         hint = f"run notebooks/{notebook}.ipynb first (same preset)" if notebook else "train these models first"
         raise FileNotFoundError(f"{path} not found: {hint}")
     return pd.read_csv(path)
+
+
+def training_actors(rows: pd.DataFrame) -> int:
+    """How many actors the runs of a manifest trained on (its ``train_actors`` lists; the same for every seed).
+
+    Examples
+    --------
+    >>> training_actors(pd.DataFrame({"train_actors": ["[1, 3, 5]", "[1, 3, 5]"]}))
+    3
+    """
+    counts = {len(json.loads(actors)) for actors in rows["train_actors"]}
+    if len(counts) != 1:
+        raise ValueError(f"the runs of this manifest trained on different numbers of actors: {sorted(counts)}")
+    return counts.pop()
 
 
 def _by_seed(rows: pd.DataFrame) -> pd.DataFrame:
