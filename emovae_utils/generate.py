@@ -24,6 +24,7 @@ from torch import nn
 
 from . import dsp, inversion
 from .data import EMOTIONS
+from .models.base import batched_numpy, condition_tensor
 
 __all__ = [
     "latent_dim_of",
@@ -110,7 +111,7 @@ def decode_latents(model: nn.Module, z: np.ndarray | torch.Tensor, cond: Any = N
     dev = model_device(model)
     with _eval_no_grad(model):
         zt = zt.to(device=dev, dtype=torch.float32)
-        out = model.decode(zt) if cond is None else model.decode(zt, _as_cond(cond, dev))
+        out = model.decode(zt) if cond is None else model.decode(zt, condition_tensor(cond, dev))
     arr = out.detach().cpu().numpy().astype(np.float32, copy=False)
     return arr[0] if single else arr
 
@@ -184,18 +185,6 @@ def traverse(
     return spec.reshape(len(dims), len(vals), *spec.shape[1:])
 
 
-def _as_cond(cond: Any, dev: torch.device) -> torch.Tensor | None:
-    """A condition as a tensor on ``dev``: floats as float32, integers as int64 (e.g. lengths); None stays None."""
-    if cond is None:
-        return None
-    c = torch.as_tensor(np.ascontiguousarray(cond) if not torch.is_tensor(cond) else cond)
-    if c.is_floating_point():
-        c = c.to(torch.float32)
-    elif c.dtype != torch.bool:
-        c = c.to(torch.int64)
-    return c.to(dev)
-
-
 def encode_batched(
     model: nn.Module, X: np.ndarray | torch.Tensor, batch_size: int = 256, cond: Any = None, *,
     as_sigma: bool = False,
@@ -235,18 +224,14 @@ def encode_batched(
     Xt = torch.as_tensor(np.asarray(X) if not isinstance(X, torch.Tensor) else X, dtype=torch.float32)
     if len(Xt) == 0:
         raise ValueError("X holds no clips")
-    dev = model_device(model)
-    mus, seconds = [], []
-    with _eval_no_grad(model):
-        for start in range(0, len(Xt), batch_size):
-            x = Xt[start:start + batch_size].to(dev)
-            mu, logvar = (model.encode(x) if cond is None else
-                          model.encode(x, _as_cond(cond[start:start + batch_size], dev)))
-            mus.append(mu.detach().float().cpu().numpy())
-            second = torch.exp(0.5 * logvar) if as_sigma else logvar
-            seconds.append(second.detach().float().cpu().numpy())
-    return (np.concatenate(mus).astype(np.float32, copy=False),
-            np.concatenate(seconds).astype(np.float32, copy=False))
+
+    def both(x: torch.Tensor, *c: torch.Tensor) -> torch.Tensor:  # (mu | logvar or sigma), side by side
+        mu, logvar = model.encode(x, *c)
+        return torch.cat([mu.float(), (torch.exp(0.5 * logvar) if as_sigma else logvar).float()], dim=1)
+
+    out = batched_numpy(model, Xt, both, width=0, batch_size=batch_size, cond=cond)
+    d = out.shape[1] // 2
+    return np.ascontiguousarray(out[:, :d]), np.ascontiguousarray(out[:, d:])
 
 
 def encode_posterior(

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..generate import _as_cond, decode_latents, encode_batched, model_device
-from ..models.base import BaseVAE
+from ..generate import decode_latents, encode_batched, model_device
+from ..models.base import BaseVAE, condition_tensor
 
 __all__ = ["cond_value", "repeat_cond", "encode_clips", "decode_point", "emotion_sublatent_size"]
 
@@ -72,7 +72,7 @@ def encode_clips(model: nn.Module, X: np.ndarray, cond: np.ndarray | None, fallb
 def decode_point(model: nn.Module, z: np.ndarray | torch.Tensor, cond: np.ndarray | None) -> np.ndarray:
     """Decode latents (N, D) or (D,) with one condition for all (or none): (N, n_mels, T) or (n_mels, T)."""
     n = 1 if np.ndim(z) == 1 else len(z)
-    c = None if cond is None else _as_cond(repeat_cond(cond, n), model_device(model))
+    c = None if cond is None else condition_tensor(repeat_cond(cond, n), model_device(model))
     return decode_latents(model, z, c)
 
 

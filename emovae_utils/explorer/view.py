@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..generate import _as_cond, latent_dim_of, model_device
+from ..generate import latent_dim_of, model_device
+from ..models.base import condition_tensor
 from ..metrics.latents import dimension_usage
 from .adapter import cond_value, decode_point, emotion_sublatent_size, encode_clips, repeat_cond
 from .config import ExplorerConfig
@@ -475,7 +476,7 @@ class LatentExplorer:
     def current_cond(self, n: int = 1) -> torch.Tensor | None:
         """The chosen condition repeated to ``n`` rows, as passed to ``decode`` (None without conditions)."""
         c = self.state.cond
-        return None if c is None else _as_cond(repeat_cond(c, n), model_device(self.model))
+        return None if c is None else condition_tensor(repeat_cond(c, n), model_device(self.model))
 
     def decode(self, z: np.ndarray | torch.Tensor) -> np.ndarray:
         """Decode latents (N, D) or (D,) with the chosen condition: (N, n_mels, T) or (n_mels, T) float32."""

@@ -39,7 +39,7 @@ from torch import nn
 
 from .losses import gaussian_kl
 
-__all__ = ["Model", "BaseVAE", "ConfigMixin", "gaussian_kl", "batched_numpy", "check_int", "check_float",
+__all__ = ["condition_tensor", "Model", "BaseVAE", "ConfigMixin", "gaussian_kl", "batched_numpy", "check_int", "check_float",
            "check_bool"]
 
 
@@ -147,6 +147,25 @@ def check_bool(owner: str, name: str, value: Any) -> bool:
     return bool(value)
 
 
+def condition_tensor(cond: Any, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """A condition (or label) array as a tensor on ``device``: floats as float32, integers as int64 (e.g.
+    lengths), bools as they are; None stays None. The one conversion every caller of ``forward(x, cond)`` uses.
+
+    Examples
+    --------
+    >>> condition_tensor(np.array([3, 5], np.int32)).dtype, condition_tensor(np.ones(2)).dtype
+    (torch.int64, torch.float32)
+    """
+    if cond is None:
+        return None
+    c = torch.as_tensor(np.ascontiguousarray(cond) if not torch.is_tensor(cond) else cond)
+    if c.is_floating_point():
+        c = c.to(torch.float32)
+    elif c.dtype != torch.bool:
+        c = c.to(torch.int64)
+    return c.to(device)
+
+
 @torch.no_grad()
 def batched_numpy(model: nn.Module, X: Any, fn: Callable[..., torch.Tensor], width: int,
                   batch_size: int = 256, cond: Any = None) -> np.ndarray:
@@ -163,7 +182,7 @@ def batched_numpy(model: nn.Module, X: Any, fn: Callable[..., torch.Tensor], wid
         Columns of the result (its shape when ``X`` is empty).
     batch_size : int, default 256
     cond : array or tensor, (N, ...), optional
-        One condition per clip, sliced with the batches and moved to the model's device.
+        One condition per clip (:func:`condition_tensor`), sliced with the batches.
 
     Returns
     -------
@@ -175,14 +194,15 @@ def batched_numpy(model: nn.Module, X: Any, fn: Callable[..., torch.Tensor], wid
     >>> batched_numpy(lin, np.ones((5, 3), np.float32), lin, width=2, batch_size=2).shape
     (5, 2)
     """
-    p = next(model.parameters())
+    p = next(model.parameters(), None)  # a module without parameters runs in float32 on the CPU
+    device, dtype = (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
     X = torch.as_tensor(X)
-    cond = None if cond is None else torch.as_tensor(cond)
+    cond = condition_tensor(cond, device)
     was_training = model.training
     model.eval()
     try:
-        parts = [fn(X[i: i + batch_size].to(device=p.device, dtype=p.dtype)) if cond is None else
-                 fn(X[i: i + batch_size].to(device=p.device, dtype=p.dtype), cond[i: i + batch_size].to(p.device))
+        parts = [fn(X[i: i + batch_size].to(device=device, dtype=dtype)) if cond is None else
+                 fn(X[i: i + batch_size].to(device=device, dtype=dtype), cond[i: i + batch_size])
                  for i in range(0, X.shape[0], batch_size)]
     finally:
         model.train(was_training)
