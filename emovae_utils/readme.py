@@ -76,7 +76,7 @@ def _losses(path: Path) -> list[str]:
         rows.append([name, len(g), int(g["epochs"].max()), f"{rec.mean():.1f} [{rec.min():.1f}, {rec.max():.1f}]",
                      f"{kl.mean():.2f} [{kl.min():.2f}, {kl.max():.2f}]", where])
     return _table(["model", "seeds", "epochs", "final reconstruction (dB²), mean [min, max]", "final KL (nats)",
-                   "flat by the slope rule (epoch)"], rows)
+                   "flat from epoch (smoothed-loss rule; censored seeds: not flat)"], rows)
 
 
 def _probes(path: Path) -> list[str]:
@@ -128,7 +128,12 @@ def _beyond(path: Path) -> list[str]:
 def _replication(path: Path) -> list[str]:
     table = pd.read_csv(path)
     same, inside = int(table["same_verdict"].sum()), int(table["inside_each_other"].sum())
-    lines = [f"The same preset run again with two threads per run (`-p threads 2`, other floating-point order, other "
+    current = path.with_name("verdicts.csv")
+    current = dict(pd.read_csv(current)[["claim", "verdict"]].itertuples(index=False)) if current.exists() else {}
+    stale = any(current.get(r.claim) != r.verdict_1 for r in table.itertuples())
+    lines = [("An earlier run of the preset, decided by the rules before the current ones (its verdicts differ from "
+              "the table above), was replicated" if stale else "The same preset run again") +
+             f" with two threads per run (`-p threads 2`, other floating-point order, other "
              f"trajectories): **{same} of {len(table)} verdicts identical**; in {inside} of {len(table)} claims each "
              "run's statistic lies inside the other's interval (`figures/replication.csv`, from "
              "`replication.compare_verdicts`).", ""]
