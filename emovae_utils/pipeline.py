@@ -407,7 +407,9 @@ def _execute_notebook(nb: Path, target: Path, params: dict[str, Any], prepare_on
     papermill writes a temporary file next to ``target`` (saving it as cells
     run), which replaces ``target`` once complete: a full disk or an interrupt
     leaves no partial notebook and no temporary file. A notebook whose cell
-    raised is complete: it replaces ``target``, then its error is raised.
+    raised is complete: it replaces ``target``, then its error is raised. An
+    executed notebook gets the kernelspec JupyterLab writes
+    (:func:`jupyterlab_kernelspec`) in the same write.
     """
     import nbformat
     import papermill
@@ -422,6 +424,8 @@ def _execute_notebook(nb: Path, target: Path, params: dict[str, Any], prepare_on
             failed.append(err)
         done = nbformat.read(str(tmp), as_version=4)
         done.metadata.papermill.output_path = str(target)  # not the temporary name
+        if not prepare_only:
+            done.metadata["kernelspec"] = jupyterlab_kernelspec()
         nbformat.write(done, str(tmp))
 
     atomic_write(target, write)
@@ -448,8 +452,8 @@ def sign_notebook(path: str | Path) -> None:
         notary.sign(nb)
 
 
-def match_jupyterlab_metadata(path: str | Path, kernel_name: str = "python3") -> None:
-    """Give an executed notebook the ``kernelspec`` JupyterLab writes, so that it opens unmodified.
+def jupyterlab_kernelspec(kernel_name: str = "python3") -> dict[str, str]:
+    """The ``kernelspec`` JupyterLab writes for ``kernel_name``, so that an executed notebook opens unmodified.
 
     On opening, JupyterLab sets ``kernelspec`` to its kernel's ``name``,
     ``display_name`` and ``language`` (e.g. ``"Python 3 (ipykernel)"``) and
@@ -457,15 +461,10 @@ def match_jupyterlab_metadata(path: str | Path, kernel_name: str = "python3") ->
     differs opens as modified. papermill keeps the source notebook's
     ``kernelspec``; ``language_info`` is already the kernel's.
     """
-    import nbformat
     from jupyter_client.kernelspec import KernelSpecManager
 
-    from .io import write_text
-
     spec = KernelSpecManager().get_kernel_spec(kernel_name)
-    nb = nbformat.read(str(path), as_version=4)
-    nb.metadata["kernelspec"] = {"display_name": spec.display_name, "language": spec.language, "name": kernel_name}
-    write_text(path, nbformat.writes(nb) + "\n")
+    return {"display_name": spec.display_name, "language": spec.language, "name": kernel_name}
 
 
 @contextlib.contextmanager
@@ -520,8 +519,6 @@ def execute(plan: RunPlan, progress_bar: bool | None = None, sign: bool = True) 
                 seconds = time.perf_counter() - t0
                 _update_log(log_path, {"notebook": nb.name, "preset": plan.preset_name, "started": started,
                                        "seconds": f"{seconds:.1f}", "status": status})
-                if written and not plan.prepare_only and target.exists():
-                    match_jupyterlab_metadata(target)
                 if sign and written and not plan.prepare_only and target.exists():
                     try:
                         sign_notebook(target)
