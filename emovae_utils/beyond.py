@@ -45,21 +45,26 @@ import pandas as pd
 from .conditions import route_condition
 from .experiments import Trial
 from .models import model_class
+from .protocols import PROTOCOLS
 from .io import atomic_write
 
 __all__ = ["Variant", "VARIANTS", "STUDY_CLIPS", "variant_trials", "evaluate_trial", "representation",
            "variant_rows", "variants_table", "write_table", "baselines_table", "goal_rows", "emotion_conversion",
-           "conversion_grid", "describe_variants", "TABLE_COLUMNS", "TABLE_NAME",
-           "SPEAKER_GOAL", "EMOTION_GOAL", "CEILING_GOAL"]
+           "conversion_grid", "describe_variants", "run_summary", "protocol_clips", "emobox_comparison",
+           "TABLE_COLUMNS", "TABLE_NAME", "SPEAKER_GOAL", "EMOTION_GOAL", "CEILING_GOAL"]
 
-#: The clips every variant is scored on: the study's statement 01.
-STUDY_CLIPS = {"statement": 1}
+#: The clips every variant is scored on: the study's statement 01 (the study protocol's test clips).
+STUDY_CLIPS = dict(PROTOCOLS["study"].test_clips)
 #: Result table of notebook 06, in ``figures_dir``.
 TABLE_NAME = "beyond_variants.csv"
-#: Its columns (the issue's, plus MIG of actor and gender, training time and the representation).
-TABLE_COLUMNS = ("variant", "dims", "emotion_uar_mean", "emotion_uar_ci_low", "emotion_uar_ci_high",
-                 "speaker_id_acc", "gender_uar", "mig_emotion", "mig_actor", "mig_gender", "recon_mse",
-                 "active_dims", "n_runs", "train_seconds", "kind")
+#: Its columns: the protocol (:data:`emovae_utils.protocols.PROTOCOLS`), the variant, the probed dimensions
+#: (``dims``) and the model's whole latent (``latent_dims``), emotion UAR with its interval and WA (accuracy, as
+#: EmoBox reports), speaker ID, gender UAR, MIG, held-out and final training reconstruction, epochs trained
+#: (mean), runs whose loss flattened (early stop), active dimensions, runs, training time, kind.
+TABLE_COLUMNS = ("protocol", "variant", "dims", "latent_dims", "emotion_uar_mean", "emotion_uar_ci_low",
+                 "emotion_uar_ci_high", "emotion_wa", "speaker_id_acc", "gender_uar", "mig_emotion", "mig_actor",
+                 "mig_gender", "recon_mse", "train_recon", "epochs_done", "n_flat", "active_dims", "n_runs",
+                 "train_seconds", "kind")
 #: Goal 1: emotion UAR of an 8-dim (sub-)latent at eGeMAPS-88's level ...
 EMOTION_GOAL = 0.49
 #: ... with speaker ID from it at most twice chance (2/24).
@@ -118,7 +123,8 @@ VARIANTS: dict[str, Variant] = {
                            "adversary_weight": 100.0}, cond="labels"),
     "sequence": Variant("sequence VAE (variable length, masked)", "sequence_vae", cond="lengths",
                         features="sequences"),
-    "cnn": Variant("supervised CNN on the log-mel (ceiling)", "emotion_cnn", cond="emotion", data={}),
+    "cnn": Variant("supervised CNN on the log-mel (ceiling, tuned on validation actors)", "emotion_cnn",
+                   cond="emotion", data={}),
 }
 
 
@@ -187,26 +193,29 @@ def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
     model : trained model
     X, index : all clips and their index (as given to the trial runner)
     trial : Trial
-        With a fold: the held-out actors are ``ACTOR_FOLDS[trial.fold]``.
+        With a fold: the held-out actors are its protocol's fold
+        (:func:`emovae_utils.protocols.fold_actors`); the clips scored are the protocol's
+        (the study's: statement 01; EmoBox's: both statements).
     train_positions : np.ndarray
         Rows the model was trained on (checked to exclude the held-out actors).
 
     Returns
     -------
     dict
-        ``dims, emotion_uar, gender_uar, speaker_id_acc, actor_uar`` (JSON
-        ``{actor: uar}`` of the held-out actors), ``mig_emotion, mig_actor,
-        mig_gender, recon_mse, active_dims``.
+        ``dims, emotion_uar, emotion_wa`` (accuracy over the test clips: EmoBox's WA),
+        ``gender_uar, speaker_id_acc, actor_uar`` (JSON ``{actor: uar}`` of the held-out actors),
+        ``mig_emotion, mig_actor, mig_gender, recon_mse, active_dims``.
     """
     from . import metrics
     from .metrics import actor_uar
+    from .protocols import fold_actors, protocol_rows
 
     if trial.fold is None:
         raise ValueError("evaluate_trial scores held-out actors: give the trial a fold")
-    held = list(metrics.ACTOR_FOLDS[trial.fold])
+    held = list(fold_actors(trial.fold, trial.protocol))
     if index["actor"].iloc[np.asarray(train_positions)].isin(held).any():
         raise ValueError(f"trial {trial.trial_id} trained on held-out actors {held}")
-    rows = (index["statement"] == STUDY_CLIPS["statement"]).to_numpy()
+    rows = protocol_rows(index, trial.protocol)
     study = index[rows].reset_index(drop=True)
     Xs = np.asarray(X)[rows]
     cond = route_condition(trial.cond, type(model), Xs, study).get("cond")  # labels stay out of evaluation
@@ -220,11 +229,13 @@ def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
         pred[test] = [names[int(k)] for k in model.predict_logits(Xs[test]).argmax(axis=1)]
         emotion = SimpleNamespace(predictions=pred)
     per_actor = actor_uar(emotion, study["actor"], study["emotion"])
+    wa = float(np.mean(np.asarray(emotion.predictions)[test] == study["emotion"].to_numpy()[test]))
     factors = study[["emotion", "actor", "gender"]]
     mig = metrics.mig(R, factors) if R.shape[1] >= 2 else pd.Series(np.nan, index=factors.columns)
     out = {
-        "dims": int(R.shape[1]),
+        "dims": int(R.shape[1]), "latent_dims": int(mu.shape[1]) if mu is not None else None,
         "emotion_uar": float(per_actor.mean()),
+        "emotion_wa": wa,
         "gender_uar": float(probes["gender"].uar_mean),
         "speaker_id_acc": float(probes["speaker_id"].accuracy_mean),
         "actor_uar": json.dumps({str(int(a)): round(float(u), 6) for a, u in per_actor.items()}),
@@ -244,6 +255,56 @@ def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
 # ----------------------------------------------------------------------------- the table
 
 
+def run_summary(rows: pd.DataFrame, key: str) -> str:
+    """One line on a variant's runs: count, time, epochs trained, how many flattened, losses and emotion UAR.
+
+    Examples
+    --------
+    >>> r = pd.DataFrame({"wall_seconds": [10.0, 12.0], "epochs_done": [900, 1100], "stopped_early": [True, False],
+    ...                   "final_reconstruction": [60.0, 58.0], "recon_mse": [100.0, 98.0], "emotion_uar": [0.3, 0.32]})
+    >>> run_summary(r, "vae")
+    '       vae: 2 runs, 11 s each; epochs 1000 [900, 1100], flat (stopped early) 1 of 2; final training recon. 59.0 dB², held-out 99.0 dB²; emotion UAR 0.310 [0.300, 0.320]'
+    """
+    num = lambda c: pd.to_numeric(rows[c], errors="coerce") if c in rows else pd.Series(np.nan, index=rows.index)  # noqa: E731
+    flat = int(rows["stopped_early"].fillna(False).astype(bool).sum()) if "stopped_early" in rows else 0
+    epochs, uar = num("epochs_done"), num("emotion_uar")
+    return (f"{key:>10}: {len(rows)} runs, {num('wall_seconds').mean():.0f} s each; epochs {epochs.mean():.0f} "
+            f"[{epochs.min():.0f}, {epochs.max():.0f}], flat (stopped early) {flat} of {len(rows)}; final training "
+            f"recon. {num('final_reconstruction').mean():.1f} dB², held-out {num('recon_mse').mean():.1f} dB²; "
+            f"emotion UAR {uar.mean():.3f} [{uar.min():.3f}, {uar.max():.3f}]")
+
+
+def protocol_clips(X: np.ndarray, index: pd.DataFrame, protocol: str = "study") -> tuple[np.ndarray, pd.DataFrame]:
+    """The clips a protocol evaluates on and their index rows (:func:`emovae_utils.protocols.protocol_rows`)."""
+    from .protocols import protocol_rows
+
+    keep = protocol_rows(index, protocol)
+    return np.asarray(X)[keep], index[keep].reset_index(drop=True)
+
+
+def emobox_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Our EmoBox-partition rows beside EmoBox's published leaderboard (WA, %), best first.
+
+    Ours: every row of ``table`` with ``protocol == "emobox"`` (trained from scratch on the log-mel, or a
+    classical feature with a linear probe); theirs: :data:`emovae_utils.protocols.EMOBOX_LEADERBOARD`
+    (frozen pre-trained speech models with a small trained head).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``system, WA %, UAR %, source``.
+    """
+    from .protocols import EMOBOX_LEADERBOARD
+
+    ours = table[table["protocol"] == "emobox"] if "protocol" in table else table.iloc[:0]
+    rows = [{"system": r.variant, "WA %": 100 * float(r.emotion_wa), "UAR %": 100 * float(r.emotion_uar_mean),
+             "source": "this study (EmoBox partition)"} for r in ours.itertuples() if pd.notna(r.emotion_wa)]
+    rows += [{"system": name, "WA %": wa, "UAR %": np.nan, "source": "EmoBox leaderboard (frozen model + head)"}
+             for name, wa in EMOBOX_LEADERBOARD.items()]
+    return pd.DataFrame(rows).sort_values("WA %", ascending=False, ignore_index=True)
+
+
+
 def variant_rows(rows: pd.DataFrame, key: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A variant's result rows as ``(per_actor, long)`` frames for :func:`~emovae_utils.metrics.probe_summary`."""
     label = VARIANTS[key].label if key in VARIANTS else key
@@ -259,7 +320,7 @@ def variant_rows(rows: pd.DataFrame, key: str) -> tuple[pd.DataFrame, pd.DataFra
 
 
 def variants_table(results: Mapping[str, pd.DataFrame], baselines: pd.DataFrame | None = None,
-                   random_state: int = 0) -> pd.DataFrame:
+                   random_state: int = 0, protocol: str = "study") -> pd.DataFrame:
     """The comparison table (:data:`TABLE_COLUMNS`): one row per variant, then the baselines.
 
     Parameters
@@ -271,6 +332,8 @@ def variants_table(results: Mapping[str, pd.DataFrame], baselines: pd.DataFrame 
         dims, emotion_uar_*``, ``speaker_id_acc``, ``gender_uar``; optional ``mig_*``).
     random_state : int
         Of the bootstrap.
+    protocol : str, default "study"
+        Written into the ``protocol`` column (the rows must come from that protocol's folds).
 
     Returns
     -------
@@ -286,12 +349,16 @@ def variants_table(results: Mapping[str, pd.DataFrame], baselines: pd.DataFrame 
         rows = rows[rows["status"] == "ok"] if "status" in rows else rows
         per_actor, long = variant_rows(rows, key)
         summary = probe_summary(per_actor, long, random_state=random_state).iloc[0].to_dict()
-        mean = lambda c: float(pd.to_numeric(rows[c], errors="coerce").mean())  # noqa: E731
+        mean = lambda c: float(pd.to_numeric(rows[c], errors="coerce").mean()) if c in rows else np.nan  # noqa: E731
+        flat = rows["stopped_early"] if "stopped_early" in rows else pd.Series(False, index=rows.index)
         out.append({**{k: summary[k] for k in ("emotion_uar_mean", "emotion_uar_ci_low", "emotion_uar_ci_high",
                                              "speaker_id_acc", "gender_uar")},
                     "variant": summary["representation"], "dims": int(rows["dims"].iloc[0]),
+                    "latent_dims": mean("latent_dims"), "emotion_wa": mean("emotion_wa"),
                     "mig_emotion": mean("mig_emotion"), "mig_actor": mean("mig_actor"),
                     "mig_gender": mean("mig_gender"), "recon_mse": mean("recon_mse"),
+                    "train_recon": mean("final_reconstruction"),
+                    "epochs_done": mean("epochs_done"), "n_flat": int(flat.fillna(False).astype(bool).sum()),
                     "active_dims": mean("active_dims"), "n_runs": int(len(rows)),
                     "train_seconds": mean("wall_seconds"), "kind": "variant"})
     table = pd.DataFrame(out)
@@ -299,7 +366,7 @@ def variants_table(results: Mapping[str, pd.DataFrame], baselines: pd.DataFrame 
         base = baselines.rename(columns={"representation": "variant"}).assign(kind="baseline")
         base["n_runs"] = base.get("n_seeds", pd.Series(1, index=base.index)).fillna(0).astype(int)
         table = pd.concat([table, base], ignore_index=True)
-    return table.reindex(columns=list(TABLE_COLUMNS))
+    return table.assign(protocol=protocol).reindex(columns=list(TABLE_COLUMNS))
 
 
 def write_table(table: pd.DataFrame, figures_dir: str | os.PathLike) -> Path:
@@ -322,12 +389,14 @@ def goal_rows(table: pd.DataFrame, ceiling: str | None = None) -> pd.DataFrame:
       bound; otherwise *inconclusive*. The goal is met if any variant meets it.
     * **Goal 2**, the ceiling row ``ceiling``: the same interval rule at :data:`CEILING_GOAL`.
 
+    Only rows of the study's protocol count (a table without a ``protocol`` column is the study's).
+
     Returns
     -------
     pandas.DataFrame
         ``goal, verdict, statistic, ci_low, ci_high, n_runs, rule``; goal 1 names the closest
-        8-dimensional variant (best verdict, then highest mean emotion UAR); rows of ``kind``
-        "baseline" (e.g. PCA-8) do not count.
+        8-dimensional variant (best verdict; among equals, one within the speaker bound before one
+        outside it; then the highest mean emotion UAR); rows of ``kind`` "baseline" (e.g. PCA-8) do not count.
 
     Examples
     --------
@@ -344,6 +413,8 @@ def goal_rows(table: pd.DataFrame, ceiling: str | None = None) -> pd.DataFrame:
             return "not met"
         return "inconclusive"
 
+    if "protocol" in table:
+        table = table[table["protocol"].fillna("study") == "study"]
     eight = table[(table["dims"] == 8) & table["emotion_uar_mean"].notna()]
     if "kind" in eight:
         eight = eight[eight["kind"].fillna("variant") == "variant"]  # a learned (sub-)latent, not PCA-8
@@ -351,14 +422,16 @@ def goal_rows(table: pd.DataFrame, ceiling: str | None = None) -> pd.DataFrame:
     if len(eight):
         verdicts = [interval(r, EMOTION_GOAL, r["speaker_id_acc"] <= SPEAKER_GOAL) for _, r in eight.iterrows()]
         rank = {"met": 2, "inconclusive": 1, "not met": 0}
-        best_i = max(range(len(eight)), key=lambda i: (rank[verdicts[i]], eight["emotion_uar_mean"].iloc[i]))
+        within = (eight["speaker_id_acc"] <= SPEAKER_GOAL).to_numpy()
+        best_i = max(range(len(eight)), key=lambda i: (rank[verdicts[i]], within[i], eight["emotion_uar_mean"].iloc[i]))
         best, verdict = eight.iloc[best_i], verdicts[best_i]
         goals.append(_goal(
             f"goal 1: an 8-dim (sub-)latent with emotion UAR >= {EMOTION_GOAL} and speaker ID <= "
             f"{SPEAKER_GOAL:.3f} (closest: {best['variant']}, speaker ID {best['speaker_id_acc']:.3f})",
             "per 8-dim variant: met if the 95 % interval's lower end >= 0.49 and speaker ID <= 2/24; not met if "
             "its upper end < 0.49 or speaker ID > 2/24; else inconclusive. The goal takes the best verdict over "
-            "the variants (then the highest mean)", verdict, float(best["emotion_uar_mean"]),
+            "the variants; the closest is the best verdict, then within the speaker bound, then the highest mean",
+            verdict, float(best["emotion_uar_mean"]),
             float(best["emotion_uar_ci_low"]), float(best["emotion_uar_ci_high"]), int(best["n_runs"])))
     if ceiling is not None and ceiling in set(table["variant"]):
         row = table.set_index("variant").loc[ceiling]
@@ -371,7 +444,8 @@ def goal_rows(table: pd.DataFrame, ceiling: str | None = None) -> pd.DataFrame:
 
 
 def baselines_table(X: np.ndarray, study: pd.DataFrame, *, egemaps_audio: Sequence[str] = (),
-                    cache_dir: str | os.PathLike | None = None, random_state: int = 0) -> pd.DataFrame:
+                    cache_dir: str | os.PathLike | None = None, random_state: int = 0,
+                    protocol: str = "study") -> pd.DataFrame:
     """The baselines of the comparison on the same clips and actor folds, as :func:`variants_table` rows.
 
     PCA-8 of the log-mel (fitted per fold on the training actors; no MIG, which would need one
@@ -382,9 +456,11 @@ def baselines_table(X: np.ndarray, study: pd.DataFrame, *, egemaps_audio: Sequen
     Parameters
     ----------
     X : np.ndarray, (N, 80, 128)
-        The study's clips (statement 01).
+        The protocol's clips (the study's: statement 01; EmoBox's: both statements).
     study : pandas.DataFrame, N rows
         Their index rows (``actor, emotion, gender, repetition``; ``path, name`` for eGeMAPS).
+    protocol : str, default "study"
+        Whose actor folds the probes use (:data:`emovae_utils.protocols.PROTOCOLS`).
     egemaps_audio : sequence of str, default ()
         Which eGeMAPS inputs to add (none: no openSMILE run).
     cache_dir : path-like, optional
@@ -395,11 +471,13 @@ def baselines_table(X: np.ndarray, study: pd.DataFrame, *, egemaps_audio: Sequen
     -------
     pandas.DataFrame
         ``representation, dims, n_seeds, emotion_uar_mean, emotion_uar_ci_low, emotion_uar_ci_high,
-        speaker_id_acc, gender_uar, mig_emotion, mig_actor, mig_gender``.
+        emotion_wa, speaker_id_acc, gender_uar, mig_emotion, mig_actor, mig_gender``.
     """
     from . import metrics
     from .metrics import actor_uar, probe_summary
+    from .protocols import check_protocol
 
+    folds = check_protocol(protocol).folds
     reps: dict[str, tuple[np.ndarray, Any, int]] = {
         "PCA-8 of the log-mel (fitted per fold)": (X, metrics.pca_transform(8, random_state), 8),
         "pooled log-mel (mean, std per band)": (metrics.pooled_log_mel(X), None, 2 * X.shape[1]),
@@ -410,19 +488,22 @@ def baselines_table(X: np.ndarray, study: pd.DataFrame, *, egemaps_audio: Sequen
     per_actor, long, extra = [], [], {}
     factors = study[["emotion", "actor", "gender"]]
     for name, (F, transform, dims) in reps.items():
-        res = metrics.probe_representation(F, study, transform=transform, random_state=random_state)
+        res = metrics.probe_representation(F, study, transform=transform, folds=folds, random_state=random_state)
         per_actor.append(actor_uar(res["emotion"], study["actor"], study["emotion"]).reset_index()
                          .assign(representation=name, seed=None))
         long.append(metrics.probe_rows(res, name))
         # MIG needs one code for all clips: none for PCA, which is fitted per fold
         mig = metrics.mig(F, factors) if transform is None else pd.Series(np.nan, index=factors.columns)
-        extra[name] = {"dims": dims, **{f"mig_{k}": float(mig[k]) for k in ("emotion", "actor", "gender")}}
+        wa = float(np.mean(np.asarray(res["emotion"].predictions) == study["emotion"].to_numpy()))
+        extra[name] = {"dims": dims, "emotion_wa": wa,
+                       **{f"mig_{k}": float(mig[k]) for k in ("emotion", "actor", "gender")}}
     table = probe_summary(pd.concat(per_actor, ignore_index=True), pd.concat(long, ignore_index=True),
                           random_state=random_state)
     table = table.assign(**{k: table["representation"].map(lambda n, k=k: extra[n][k])
-                            for k in ("dims", "mig_emotion", "mig_actor", "mig_gender")})
+                            for k in ("dims", "emotion_wa", "mig_emotion", "mig_actor", "mig_gender")})
     trivial = {"representation": "trivial: majority class", "dims": 0, "n_seeds": 0, "emotion_uar_mean": 1 / 8,
                "emotion_uar_ci_low": 1 / 8, "emotion_uar_ci_high": 1 / 8, "speaker_id_acc": 1 / 24,
+               "emotion_wa": float((study["emotion"] == study["emotion"].mode()[0]).mean()),
                "gender_uar": 0.5}
     return pd.concat([table, pd.DataFrame([trivial])], ignore_index=True)
 
@@ -447,8 +528,9 @@ def emotion_conversion(supervised: pd.DataFrame, classifiers: pd.DataFrame, X: n
     their emotion sub-latent is replaced by each emotion's mean sub-latent over the fold's training clips
     (:func:`emovae_utils.conversion.emotion_means`, :func:`~emovae_utils.conversion.convert_emotion`), and
     the result is decoded. Judges: the supervised CNN of the same fold and seed (which emotion; chance
-    1/8) and a speaker classifier fitted on every actor's statement-02 clips, which no model here trained
-    on (:func:`~emovae_utils.conversion.speaker_classifier`; whose voice; chance 1/24). As references, the
+    1/8) and a speaker classifier fitted on every actor's statement-02 clips, which no VAE here trained
+    on (the CNN judge did: both statements of its fold's training actors;
+    :func:`~emovae_utils.conversion.speaker_classifier`; whose voice; chance 1/24). As references, the
     same judges score the original clips and their plain reconstructions.
 
     Parameters

@@ -31,12 +31,14 @@ import torch
 from .io import atomic_write
 from .resources import available_cores, one_thread_worker
 
-__all__ = ["Callback", "Run", "Checkpoint", "TrainingSamples", "ProgressBar", "LambdaCallback",
-           "CHECKPOINT_NAME", "HISTORY_NAME", "SAMPLES_DIR", "history_frame", "write_history"]
+__all__ = ["Callback", "Run", "Checkpoint", "TrainingSamples", "ProgressBar", "LambdaCallback", "Validation",
+           "StopWhenFlat",
+           "CHECKPOINT_NAME", "HISTORY_NAME", "SAMPLES_DIR", "VALIDATION_NAME", "history_frame", "write_history"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 HISTORY_NAME = "history.csv"
 SAMPLES_DIR = "training_samples"
+VALIDATION_NAME = "validation.csv"
 
 
 @dataclass
@@ -54,6 +56,7 @@ class Run:
     columns: list[str] = field(default_factory=list)
     rows: list[list[float]] = field(default_factory=list)
     callbacks: list["Callback"] = field(default_factory=list)
+    stop: bool = False  # a callback sets it to end training after this epoch (early stopping)
 
 
 def history_frame(rows: list[list[float]], columns: list[str]) -> pd.DataFrame:
@@ -158,6 +161,132 @@ class Checkpoint(Callback):
         }
         atomic_write(self.path(run), lambda p: torch.save(state, p))
         write_history(run.out_dir / HISTORY_NAME, history_frame(run.rows, run.columns))
+
+    def on_fit_end(self, run: Run, finished: bool) -> None:
+        if finished and run.stop and run.rows:  # stopped early: the last epoch is the end
+            self.save(run, int(run.rows[-1][0]))
+
+
+class StopWhenFlat(Callback):
+    """End training once the loss is flat by :func:`emovae_utils.convergence.flat_epoch` (early stopping).
+
+    Every ``check_every`` epochs the rule is applied to the ``column`` of the history so far; once it
+    names a flat epoch (the loss moved by less than ``tolerance`` of its plot's height over every
+    stretch of ``per_epochs`` epochs it can see since then), the run stops after this epoch
+    (:attr:`Run.stop`). The epoch count given to :func:`~emovae_utils.train.fit` is then the budget.
+    The flat epoch found goes to ``run.config["flat_epoch"]`` (``run.json``).
+
+    Parameters
+    ----------
+    per_epochs : int
+        The rule's horizon (its window is the same).
+    tolerance : float, default 0.01
+    column : str, default "total"
+    check_every : int, optional
+        Default ``max(1, per_epochs // 2)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from emovae_utils.models import build
+    >>> from emovae_utils.train import fit
+    >>> h = fit(build("emotion_vae"), torch.zeros(4, 80, 128), epochs=400, lr=1e-2, progress=False,
+    ...         callbacks=[StopWhenFlat(per_epochs=20)])
+    >>> len(h) < 400
+    True
+    """
+
+    def __init__(self, per_epochs: int, tolerance: float = 0.01, column: str = "total",
+                 check_every: int | None = None) -> None:
+        self.per_epochs, self.tolerance, self.column = int(per_epochs), float(tolerance), column
+        self.check_every = max(1, self.per_epochs // 2) if check_every is None else int(check_every)
+
+    def on_epoch_end(self, run: Run, epoch: int, losses: dict[str, float]) -> None:
+        from .convergence import flat_epoch
+
+        if epoch % self.check_every or len(run.rows) <= self.per_epochs:
+            return
+        curve = [row[1 + run.columns.index(self.column)] for row in run.rows]
+        flat = flat_epoch(np.asarray(curve), per_epochs=self.per_epochs, tolerance=self.tolerance)
+        if flat is not None:
+            run.stop = True
+            run.config["flat_epoch"] = int(flat)
+
+
+class Validation(Callback):
+    """The model's loss terms on held-out validation clips after every epoch (the curve early stopping reads).
+
+    Every epoch the model is put in eval mode and ``model.loss_function(x, model(x, cond), labels)``
+    is averaged over the validation clips (batches of ``batch_size``, weighted by size), without
+    gradients and with the random state left exactly as it was (training draws the same numbers
+    with and without this callback). The rows go to :meth:`frame` and, with an ``out_dir``, to
+    ``validation.csv`` (``epoch``, ``val_<term>``; ``val_total`` is the loss).
+
+    Parameters
+    ----------
+    X : array or tensor, (M, 80, frames)
+        Validation clips, disjoint from the training clips (the caller's duty; a
+        :class:`~emovae_utils.trial.Trial` checks it).
+    cond, labels : array or tensor, (M, ...), optional
+        As for :func:`~emovae_utils.train.fit`.
+    batch_size : int, default 256
+
+    Examples
+    --------
+    >>> import torch
+    >>> from emovae_utils.models import build
+    >>> from emovae_utils.train import fit
+    >>> import emovae_utils.models.classifier  # registers "emotion_cnn"
+    >>> val = Validation(torch.randn(6, 80, 32), labels=torch.arange(6))
+    >>> _ = fit(build("emotion_cnn"), torch.randn(8, 80, 32), epochs=2, labels=torch.arange(8), progress=False,
+    ...         callbacks=[val])
+    >>> list(val.frame().columns), len(val.frame())
+    (['epoch', 'val_total', 'val_accuracy'], 2)
+    """
+
+    def __init__(self, X: Any, cond: Any = None, labels: Any = None, batch_size: int = 256) -> None:
+        as_tensor = lambda v: None if v is None else torch.as_tensor(np.asarray(v))  # noqa: E731
+        self.X, self.cond, self.labels = torch.as_tensor(np.asarray(X), dtype=torch.float32), as_tensor(cond), \
+            as_tensor(labels)
+        self.batch_size = int(batch_size)
+        self.rows: list[list[float]] = []
+        self.columns: list[str] = []
+
+    def _scores(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]:
+        total: dict[str, float] = {}
+        n = len(self.X)
+        for start in range(0, n, self.batch_size):
+            part = slice(start, start + self.batch_size)
+            pick = lambda v: None if v is None else v[part].to(device)  # noqa: E731
+            x = self.X[part].to(device)
+            terms = model.loss_function(x, model(x, pick(self.cond)), pick(self.labels))
+            for k, v in terms.items():
+                total[k] = total.get(k, 0.0) + float(v) * len(x) / n
+        return total
+
+    def on_epoch_end(self, run: Run, epoch: int, losses: dict[str, float]) -> None:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            run.model.eval()
+            try:
+                terms = self._scores(run.model, run.device)
+            finally:
+                run.model.train()
+        self.columns = ["val_total" if k == "loss" else f"val_{k}" for k in terms]
+        self.rows.append([epoch, *terms.values()])
+
+    def frame(self) -> pd.DataFrame:
+        """The validation curve: ``epoch`` then ``val_<term>``, one row per epoch."""
+        return pd.DataFrame(self.rows, columns=["epoch", *self.columns])
+
+    def state_dict(self) -> Any:
+        return {"rows": [list(r) for r in self.rows], "columns": list(self.columns)}
+
+    def load_state_dict(self, state: Any) -> None:
+        self.rows, self.columns = [list(r) for r in state["rows"]], list(state["columns"])
+
+    def on_fit_end(self, run: Run, finished: bool) -> None:
+        if run.out_dir is not None and self.rows:
+            atomic_write(run.out_dir / VALIDATION_NAME, lambda p: self.frame().to_csv(p, index=False))
 
 
 def _write_sample(s_db: np.ndarray, path: str | os.PathLike) -> str:

@@ -6,6 +6,7 @@ Subcommands::
     emovae download [DEST]                                                  # RAVDESS from Zenodo
     emovae benchmark NAME [ARGS ...]                                        # benchmarks/NAME.py of the project
     emovae readme [--figures-dir DIR]                                       # README results from figures/*.csv
+    emovae replicate OTHER_FIGURES --comparison TEXT                       # figures/replication.csv
 
 ``emovae COMMAND --help`` states each command's defaults. ``emovae run`` is
 ``python -m emovae_utils.pipeline``.
@@ -96,6 +97,22 @@ def _readme(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _replicate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .replication import VERDICTS_NAME, record_replication
+
+    project = pipeline.find_project(args.project)
+    first, second = project / args.figures_dir / VERDICTS_NAME, Path(args.other) / VERDICTS_NAME
+    for path in (first, second):
+        if not path.exists():
+            parser.error(f"{path} does not exist: run the preset that writes it first")
+    table = record_replication(first, second, args.comparison, project / args.figures_dir)
+    block = table[table["comparison"] == args.comparison]
+    print(f"{args.comparison}: {int(block['same_verdict'].sum())} of {len(block)} verdicts identical, "
+          f"{int(block['inside_each_other'].sum())} of {len(block)} statistics inside each other's interval "
+          f"-> {project / args.figures_dir / 'replication.csv'}")
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     """The ``emovae`` argument parser, one subparser per command."""
     parser = argparse.ArgumentParser(prog="emovae", description=DESCRIPTION,
@@ -138,6 +155,18 @@ def make_parser() -> argparse.ArgumentParser:
                     help="result files, relative to the project folder (default: figures)")
     rd.add_argument("--project", metavar="DIR", help="project folder (default: found as for run)")
     rd.set_defaults(handler=_readme, subparser=rd)
+
+    rp = sub.add_parser("replicate", help="compare another run's verdicts with figures/verdicts.csv",
+                        description="Compare OTHER_FIGURES/verdicts.csv (e.g. runs/paper-seeds2/figures, the paper "
+                                    "preset with other seeds) with the committed figures/verdicts.csv; the "
+                                    "comparison's rows replace its earlier rows in figures/replication.csv.")
+    rp.add_argument("other", metavar="OTHER_FIGURES", help="figures folder of the replicating run")
+    rp.add_argument("--comparison", required=True, metavar="TEXT",
+                    help="what differs, e.g. 'seed set 2 (paper-seeds2)'")
+    rp.add_argument("--figures-dir", default="figures", metavar="DIR",
+                    help="the committed run's result files, relative to the project folder (default: figures)")
+    rp.add_argument("--project", metavar="DIR", help="project folder (default: found as for run)")
+    rp.set_defaults(handler=_replicate, subparser=rp)
     return parser
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import Any
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .io import write_text
@@ -101,17 +103,41 @@ def _run_log(path: Path) -> list[str]:
 
 
 def _beyond(path: Path) -> list[str]:
-    rows = [[r.variant, int(r.dims), int(r.n_runs), _emotion_uar(r), _fmt(r.speaker_id_acc, 3), _fmt(r.gender_uar, 3),
-             _fmt(r.mig_emotion, 3), _fmt(r.mig_actor, 3), _fmt(r.recon_mse, 0), _fmt(r.active_dims, 1),
-             _fmt(r.train_seconds, 0)]
-            for r in pd.read_csv(path).itertuples()]
-    lines = _table(["representation", "dims", "runs", "emotion UAR [95 % interval]", "speaker ID", "gender UAR",
-                    "MIG emotion", "MIG actor", "recon. MSE (dB²)", "active dims", "s per run"], rows)
+    table = pd.read_csv(path)
+    protocol = table["protocol"] if "protocol" in table else pd.Series("study", index=table.index)
+    study = table[protocol == "study"]
+    dims = lambda r: (f"{int(r.dims)} of {int(r.latent_dims)}" if pd.notna(getattr(r, "latent_dims", np.nan))  # noqa: E731
+                      and int(r.latent_dims) != int(r.dims) else str(int(r.dims)))
+    def epochs(r: Any) -> str:
+        if pd.isna(getattr(r, "epochs_done", np.nan)) or r.kind != "variant":
+            return ""
+        flat = f" ({int(r.n_flat)} of {int(r.n_runs)} flat)" if pd.notna(r.recon_mse) else " (chosen on validation)"
+        return _fmt(r.epochs_done, 0) + flat
+
+    rows = [[r.variant, dims(r), int(r.n_runs), _emotion_uar(r), _fmt(r.speaker_id_acc, 3), _fmt(r.gender_uar, 3),
+             _fmt(r.mig_emotion, 3), _fmt(getattr(r, "train_recon", np.nan), 0), _fmt(r.recon_mse, 0), epochs(r),
+             _fmt(r.active_dims, 1), _fmt(r.train_seconds, 0)] for r in study.itertuples()]
+    lines = _table(["representation", "dims (probed of latent)", "runs", "emotion UAR [95 % interval]", "speaker ID",
+                    "gender UAR", "MIG emotion", "train recon. (dB²)", "held-out recon. (dB²)",
+                    "epochs (runs flat)", "active dims", "s per run"], rows)
+    selection = path.with_name("ceiling_selection.csv")
+    if selection.exists():
+        sel = pd.read_csv(selection)
+        chosen = sel[sel["chosen"]]
+        grid = [c for c in sel.columns if c not in ("protocol", "fold", "validation_actors", "best_epoch",
+                                                    "val_accuracy", "val_total", "chosen")]
+        picks = "; ".join(f"{p} fold {int(r.fold)}: " + ", ".join(f"{k} {getattr(r, k):g}" for k in grid)
+                          + f", epoch {int(r.best_epoch)}" for p, g in chosen.groupby("protocol", sort=False)
+                          for r in g.itertuples())
+        lines += ["", "The CNN ceiling's settings were chosen per fold on four validation actors drawn from the "
+                  "fold's training actors (grid: " + ", ".join(f"{k} {sorted(sel[k].unique().tolist())}" for k in grid)
+                  + f"; `figures/ceiling_selection.csv`): {picks}."]
     goals = path.with_name("beyond_goals.csv")
     if goals.exists():
         lines += [""] + [f"* **{g.goal}: {g.verdict}.** Emotion UAR {g.statistic:.3f} [{g.ci_low:.3f}, "
                          f"{g.ci_high:.3f}] over {int(g.n_runs)} runs. Rule: {g.rule}."
                          for g in pd.read_csv(goals).itertuples()]
+    lines += _emobox(table[protocol == "emobox"])
     conv = path.with_name("emotion_conversion.csv")
     if conv.exists():
         c = pd.read_csv(conv).set_index("target")
@@ -125,26 +151,49 @@ def _beyond(path: Path) -> list[str]:
     return lines
 
 
+def _emobox(ours: pd.DataFrame) -> list[str]:
+    """Our rows on EmoBox's partition beside its published leaderboard (WA %)."""
+    from .protocols import EMOBOX_LEADERBOARD
+
+    if not len(ours):
+        return []
+    rows = [[r.variant, f"{100 * r.emotion_wa:.1f}", f"{100 * r.emotion_uar_mean:.1f}", "this study: trained from "
+             "scratch on RAVDESS" if r.kind == "variant" else "this study: trivial" if r.dims == 0 else
+             "this study: feature + linear probe"]
+            for r in ours.itertuples() if pd.notna(r.emotion_wa)]
+    rows += [[name, f"{wa:.1f}", "", "EmoBox: frozen pre-trained model + small head"]
+             for name, wa in EMOBOX_LEADERBOARD.items()]
+    rows.sort(key=lambda r: -float(r[1]))
+    return ["", "On EmoBox's RAVDESS partition (6 folds of 4 actors, both statements, 240 test clips per fold), beside "
+            "EmoBox's published leaderboard (weighted accuracy = share of test clips right, mean over folds; theirs "
+            "are frozen speech models pre-trained on thousands of hours, with a small head trained per fold):",
+            ""] + _table(["system", "WA %", "UAR %", "what"], rows)
+
+
 def _replication(path: Path) -> list[str]:
     table = pd.read_csv(path)
-    same, inside = int(table["same_verdict"].sum()), int(table["inside_each_other"].sum())
+    if "comparison" not in table:
+        table.insert(0, "comparison", "threads 2")
     current = path.with_name("verdicts.csv")
     current = dict(pd.read_csv(current)[["claim", "verdict"]].itertuples(index=False)) if current.exists() else {}
-    stale = any(current.get(r.claim) != r.verdict_1 for r in table.itertuples())
-    lines = [("An earlier run of the preset, decided by the rules before the current ones (its verdicts differ from "
-              "the table above), was replicated" if stale else "The same preset run again") +
-             f" with two threads per run (`-p threads 2`, other floating-point order, other "
-             f"trajectories): **{same} of {len(table)} verdicts identical**; in {inside} of {len(table)} claims each "
-             "run's statistic lies inside the other's interval (`figures/replication.csv`, from "
-             "`replication.compare_verdicts`).", ""]
-    rows = []
-    for r in table.itertuples():
-        digits = 0 if abs(float(r.statistic_1)) >= 100 else 3
-        runs = [f"{v} {_interval(s, lo, hi, digits)}" for v, s, lo, hi in
-                ((r.verdict_1, r.statistic_1, r.ci_low_1, r.ci_high_1),
-                 (r.verdict_2, r.statistic_2, r.ci_low_2, r.ci_high_2))]
-        rows.append([r.claim, *runs, "yes" if r.same_verdict else "no", "yes" if r.inside_each_other else "no"])
-    return lines + _table(["claim", "threads=1", "threads=2", "same verdict", "inside each other"], rows)
+    lines = []
+    for comparison, block in table.groupby("comparison", sort=False):
+        same, inside = int(block["same_verdict"].sum()), int(block["inside_each_other"].sum())
+        stale = any(current.get(r.claim) != r.verdict_1 for r in block.itertuples())
+        lines += [("An earlier run of the preset, decided by the rules before the current ones (its verdicts "
+                   "differ from the table above), against a rerun" if stale else "The committed run against a "
+                   "rerun") + f" with **{comparison}**: **{same} of {len(block)} verdicts identical**; in {inside} "
+                  f"of {len(block)} claims each run's statistic lies inside the other's interval "
+                  "(`figures/replication.csv`, from `emovae replicate`).", ""]
+        rows = []
+        for r in block.itertuples():
+            digits = 0 if abs(float(r.statistic_1)) >= 100 else 3
+            runs = [f"{v} {_interval(s, lo, hi, digits)}" for v, s, lo, hi in
+                    ((r.verdict_1, r.statistic_1, r.ci_low_1, r.ci_high_1),
+                     (r.verdict_2, r.statistic_2, r.ci_low_2, r.ci_high_2))]
+            rows.append([r.claim, *runs, "yes" if r.same_verdict else "no", "yes" if r.inside_each_other else "no"])
+        lines += _table(["claim", "committed run", comparison, "same verdict", "inside each other"], rows) + [""]
+    return lines[:-1]
 
 
 def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:

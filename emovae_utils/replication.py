@@ -41,7 +41,7 @@ from .train import default_threads
 __all__ = [
     "seeded_trials", "workers_for", "run_seeds", "write_manifest", "read_manifest", "training_actors", "histories",
     "load_models", "flat_epochs", "record_verdicts", "verdict_markdown",
-    "record_losses", "compare_verdicts", "record_controls", "LOSSES_NAME", "CONTROLS_NAME",
+    "record_losses", "compare_verdicts", "record_replication", "REPLICATION_NAME", "record_controls", "LOSSES_NAME", "CONTROLS_NAME",
     "VERDICTS_NAME", "TRIALS_DIR",
 ]
 
@@ -62,6 +62,7 @@ def seeded_trials(
     sample_seed: int | None = None,
     sample_every: int | None = None,
     cond: str | None = None,
+    protocol: str | None = None,
     **fit: Any,
 ) -> list[Trial]:
     """One experiment as trials: the same data and training settings, one trial per seed (and fold).
@@ -85,6 +86,8 @@ def seeded_trials(
         :func:`~emovae_utils.train.fit`'s ``sample_every`` for that seed.
     cond : str, optional
         Condition of a conditioned model, by name (:data:`emovae_utils.conditions.CONDITIONS`).
+    protocol : str, optional
+        Which folds ``folds`` index (:data:`emovae_utils.protocols.PROTOCOLS`); None = the study's.
     **fit
         The other settings of :func:`~emovae_utils.train.fit` (``epochs`` required).
 
@@ -108,7 +111,8 @@ def seeded_trials(
     out: list[Trial] = []
     for seed in seeds:
         settings = dict(fit, sample_every=sample_every if seed == sample_seed else None)
-        out += sweep((model, dict(config or {})), dict(data), [seed], list(folds), label=label, cond=cond, **settings)
+        out += sweep((model, dict(config or {})), dict(data), [seed], list(folds), label=label, cond=cond,
+                     protocol=protocol, **settings)
     return out
 
 
@@ -393,6 +397,43 @@ def record_losses(experiment: str, runs: Mapping[int, pd.DataFrame], flat: pd.Da
                          "final_kl": float(h["kl"].iloc[-1]), "flat_epoch": float(flat.loc[s, "both"])}
                         for s, h in sorted(runs.items())])
     table = _upsert(path, new, "experiment")
+    atomic_write(path, lambda p: table.to_csv(p, index=False, float_format="%.6g"))
+    return table
+
+
+REPLICATION_NAME = "replication.csv"
+
+
+def record_replication(first: pd.DataFrame | str | os.PathLike, second: pd.DataFrame | str | os.PathLike,
+                       comparison: str, figures_dir: str | os.PathLike) -> pd.DataFrame:
+    """Add or replace one comparison's rows of ``figures_dir/replication.csv`` (:func:`compare_verdicts`).
+
+    Parameters
+    ----------
+    first, second : DataFrame or path of a ``verdicts.csv``
+        The committed run and its replication.
+    comparison : str
+        What differs between them, e.g. ``"seed set 2 (paper-seeds2)"`` or ``"threads 2"``.
+    figures_dir : path-like
+
+    Returns
+    -------
+    pandas.DataFrame
+        The whole table: ``comparison`` then :func:`compare_verdicts`'s columns; one block per comparison.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> a = pd.DataFrame({"claim": ["x"], "verdict": ["holds"], "statistic": [1.0], "ci_low": [0.5], "ci_high": [1.5]})
+    >>> d = tempfile.mkdtemp()
+    >>> _ = record_replication(a, a, "threads 2", d)
+    >>> record_replication(a, a.assign(verdict="does not hold"), "seed set 2", d)[["comparison", "same_verdict"]].values.tolist()
+    [['threads 2', True], ['seed set 2', False]]
+    """
+    path = Path(figures_dir) / REPLICATION_NAME
+    new = compare_verdicts(first, second)
+    new.insert(0, "comparison", comparison)
+    table = _upsert(path, new, "comparison")
     atomic_write(path, lambda p: table.to_csv(p, index=False, float_format="%.6g"))
     return table
 

@@ -37,7 +37,7 @@ from torch import nn
 from . import accel as accelerators
 from .callbacks import (
     CHECKPOINT_NAME, HISTORY_NAME, SAMPLES_DIR, Callback, Checkpoint, LambdaCallback, ProgressBar, Run,
-    TrainingSamples, history_frame, set_rng_state, write_history,
+    StopWhenFlat, TrainingSamples, history_frame, set_rng_state, write_history,
 )
 from .io import sha1_array, write_json
 from .resources import available_cores
@@ -105,6 +105,11 @@ class FitConfig:
         the trajectory must match.
     progress : bool, default True
         :class:`~emovae_utils.callbacks.ProgressBar`.
+    stop_when_flat : int or None, default None
+        Early stopping: :class:`~emovae_utils.callbacks.StopWhenFlat` with this horizon (epochs) on the
+        total loss (:func:`emovae_utils.convergence.flat_epoch`, tolerance ``flat_tolerance``);
+        ``epochs`` is then the budget. ``run.json`` records ``flat_epoch`` and ``stopped_early``.
+    flat_tolerance : float, default 0.01
 
     Examples
     --------
@@ -128,6 +133,8 @@ class FitConfig:
     render_workers: int | None = None
     resume: bool = False
     progress: bool = True
+    stop_when_flat: int | None = None
+    flat_tolerance: float = 0.01
 
     def __post_init__(self) -> None:
         from .models.base import check_bool, check_float, check_int
@@ -141,6 +148,8 @@ class FitConfig:
         check_int(owner, "checkpoint_every", self.checkpoint_every, low=0, optional=True)
         check_int(owner, "sample_every", self.sample_every, low=0, optional=True)
         check_int(owner, "render_workers", self.render_workers, low=0, optional=True)
+        check_int(owner, "stop_when_flat", self.stop_when_flat, optional=True)
+        check_float(owner, "flat_tolerance", self.flat_tolerance, above=True)
         for name in ("drop_last", "resume", "progress"):
             check_bool(owner, name, getattr(self, name))
         if self.device is not None and not isinstance(self.device, (str, torch.device)):
@@ -538,7 +547,8 @@ def fit(
         step.close()
     if out is not None:
         write_history(out / HISTORY_NAME, history)
-        done = cfg.epochs - run.start_epoch
+        done = (int(run.rows[-1][0]) if run.rows else cfg.epochs) - run.start_epoch
+        config_.update(stopped_early=bool(run.stop), epochs_done=int(run.rows[-1][0]) if run.rows else 0)
         config_.update(finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), wall_seconds=round(elapsed, 3),
                        ms_per_epoch=round(1e3 * elapsed / done, 4) if done else None,
                        final=run.rows[-1] if run.rows else None)
@@ -613,6 +623,8 @@ def _setup(model: nn.Module, X: Any, cfg: FitConfig, cond: Any, labels: Any, see
                                        cond0=None if cond is None else cond[:1]))
     if out is not None and cfg.checkpoint_every:
         builtin.append(Checkpoint(cfg.checkpoint_every))
+    if cfg.stop_when_flat:
+        builtin.append(StopWhenFlat(cfg.stop_when_flat, cfg.flat_tolerance))
     user = [cb if isinstance(cb, Callback) else LambdaCallback(cb) for cb in callbacks]
     bar = [ProgressBar()] if cfg.progress else []
     gen = torch.Generator(device="cpu")
@@ -662,3 +674,5 @@ def _epochs(run: Run, step: Any, n: int, full_batch: bool, bs: int, n_batches: i
         losses_now = dict(zip(run.columns, values))
         for cb in run.callbacks:
             cb.on_epoch_end(run, epoch, losses_now)
+        if run.stop:
+            break

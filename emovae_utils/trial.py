@@ -35,10 +35,11 @@ import numpy as np
 import pandas as pd
 
 from .io import sha1_bytes, write_json, write_text
+from .callbacks import VALIDATION_NAME
 from .train import FitConfig
 
 __all__ = [
-    "Trial", "sweep", "select_clips", "run_trial", "trial_status",
+    "Trial", "sweep", "select_clips", "validation_positions", "run_trial", "trial_status",
     "TRIAL_NAME", "RESULT_NAME", "MODEL_NAME", "ERROR_NAME", "TRIAL_FIT_DEFAULTS",
 ]
 
@@ -118,7 +119,9 @@ class Trial:
     seed : int
         Seed of the model's initial weights and of :func:`~emovae_utils.train.fit`.
     fold : int or None
-        Hold out the actors of ``ACTOR_FOLDS[fold]`` from training; ``None`` holds out none.
+        Hold out the test actors of fold ``fold`` of ``protocol`` from training
+        (:func:`emovae_utils.protocols.fold_actors`; the study's ``ACTOR_FOLDS[fold]`` by default);
+        ``None`` holds out none.
     fit : FitConfig or mapping
         The settings of :func:`~emovae_utils.train.fit` (a
         :class:`~emovae_utils.train.FitConfig`, or a mapping of its fields,
@@ -134,6 +137,14 @@ class Trial:
         :func:`~emovae_utils.train.fit` as ``cond`` or as ``labels``, as the model
         class declares (:func:`emovae_utils.conditions.route_condition`); None (the
         default, left out of the spec and id) = neither.
+    protocol : str or None
+        Which folds ``fold`` indexes (:data:`emovae_utils.protocols.PROTOCOLS`: ``"study"``, ``"emobox"``);
+        None (the default, left out of the spec and id) = the study's.
+    validation : mapping or None
+        A selection of validation clips (as ``data``, e.g. ``{"actor": [3, 9, 17, 22]}``), scored after every
+        epoch (:class:`~emovae_utils.callbacks.Validation`, ``validation.csv`` in the trial's folder). It must
+        share no clip with the training clips and no actor with the fold's test actors (an error otherwise).
+        None (the default, left out of the spec and id) = no validation.
 
     Examples
     --------
@@ -152,10 +163,12 @@ class Trial:
     fit: FitConfig | Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
     cond: str | None = None
+    protocol: str | None = None
+    validation: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         from . import models
-        from .data import ACTOR_FOLDS
+        from .protocols import check_protocol, fold_actors
 
         if self.model not in models.available():
             raise KeyError(f"no model registered as {self.model!r}; available: {', '.join(models.available())}")
@@ -164,11 +177,13 @@ class Trial:
         object.__setattr__(self, "data", _freeze(data))
         object.__setattr__(self, "fit", _fit_config(self.fit))
         object.__setattr__(self, "seed", int(self.seed))
+        check_protocol(self.protocol)
         if self.fold is not None:
-            fold = int(self.fold)
-            if not 0 <= fold < len(ACTOR_FOLDS):
-                raise ValueError(f"fold must be None or 0..{len(ACTOR_FOLDS) - 1}, got {self.fold}")
-            object.__setattr__(self, "fold", fold)
+            fold_actors(self.fold, self.protocol)  # raises for a fold out of range
+            object.__setattr__(self, "fold", int(self.fold))
+        if self.validation is not None:
+            validation = {_ALIASES.get(str(k), str(k)): v for k, v in dict(self.validation).items()}
+            object.__setattr__(self, "validation", _freeze(validation))
         if not _LABEL.match(self.label):
             raise ValueError(f"label {self.label!r}: use letters, digits, '_', '.', '-' only")
         if self.cond is not None:
@@ -190,15 +205,16 @@ class Trial:
         """The fields as plain JSON-ready values (what the id hashes; ``trial.json``)."""
         spec = {"model": self.model, "config": self.config, "data": self.data, "seed": self.seed,
                 "fold": self.fold, "fit": self.fit_settings(), "label": self.label}
-        if self.cond is not None:  # absent when unconditional: ids of earlier trials are unchanged
-            spec["cond"] = self.cond
+        for name in ("cond", "protocol", "validation"):  # absent when None: ids of earlier trials are unchanged
+            if getattr(self, name) is not None:
+                spec[name] = getattr(self, name)
         return json.loads(json.dumps(spec))
 
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any]) -> "Trial":
         """The trial of a :meth:`spec` (e.g. a ``trial.json``)."""
-        return cls(**{k: spec[k] for k in ("model", "config", "data", "seed", "fold", "fit", "label", "cond")
-                      if k in spec})
+        return cls(**{k: spec[k] for k in ("model", "config", "data", "seed", "fold", "fit", "label", "cond",
+                                            "protocol", "validation") if k in spec})
 
     @property
     def content_hash(self) -> str:
@@ -217,8 +233,11 @@ class Trial:
         ``data.*``, ``fit.*`` (lists and dicts as JSON text)."""
         out: dict[str, Any] = {"trial_id": self.trial_id, "label": self.label, "model": self.model,
                                "seed": self.seed, "fold": self.fold}
-        if self.cond is not None:
-            out["cond"] = self.cond
+        for name in ("cond", "protocol"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.validation is not None:
+            out["validation"] = json.dumps(dict(self.validation))
         for group, values in (("config", self.config), ("data", self.data), ("fit", self.fit_settings())):
             for k, v in sorted(values.items()):
                 out[f"{group}.{k}"] = json.dumps(v) if isinstance(v, (tuple, dict)) else v
@@ -253,6 +272,7 @@ def sweep(
     *,
     label: str = "",
     cond: str | None = None,
+    protocol: str | None = None,
     **fit: Any,
 ) -> list[Trial]:
     """Trials for every combination of model spec x data selection x seed x fold.
@@ -271,6 +291,8 @@ def sweep(
         Given to every trial.
     cond : str, optional
         Condition name given to every trial (see :class:`Trial`).
+    protocol : str, optional
+        Which folds ``folds`` index (see :class:`Trial`); None = the study's.
     **fit
         Settings of :func:`~emovae_utils.train.fit` (``epochs`` required).
 
@@ -290,7 +312,7 @@ def sweep(
     seed_list = _as_list(seeds, lambda v: isinstance(v, (int, np.integer)))
     fold_list = _as_list(folds, lambda v: isinstance(v, (int, np.integer)))
     return [
-        Trial(name, config, sel or {}, int(seed), fold, fit, label, cond)
+        Trial(name, config, sel or {}, int(seed), fold, fit, label, cond, protocol)
         for name, config in specs for sel in selections for seed in seed_list for fold in fold_list
     ]
 
@@ -298,7 +320,8 @@ def sweep(
 # ----------------------------------------------------------------------------- one trial
 
 
-def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int | None, n: int) -> np.ndarray:
+def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int | None, n: int,
+                 protocol: str | None = None) -> np.ndarray:
     """Row positions of the clips a trial trains on.
 
     Parameters
@@ -309,9 +332,11 @@ def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int 
     data : mapping
         Column -> value or sequence of values; a row is kept when every column matches.
     fold : int or None
-        Drop the actors of ``ACTOR_FOLDS[fold]`` (needs an ``actor`` column).
+        Drop the test actors of that fold of ``protocol`` (needs an ``actor`` column).
     n : int
         Number of clips (rows of X).
+    protocol : str, optional
+        :data:`emovae_utils.protocols.PROTOCOLS` key; None = the study's folds.
 
     Returns
     -------
@@ -325,7 +350,7 @@ def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int 
     >>> select_clips(idx, {"statement": 1}, None, 4).tolist(), select_clips(idx, {}, 4, 4).tolist()
     ([0, 2, 3], [2, 3])
     """
-    from .data import ACTOR_FOLDS
+    from .protocols import fold_actors
 
     if index is None:
         if data or fold is not None:
@@ -343,7 +368,7 @@ def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int 
     if fold is not None:
         if "actor" not in index.columns:
             raise KeyError("a fold holds out actors, but the index has no 'actor' column")
-        keep &= ~index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
+        keep &= ~index["actor"].isin(fold_actors(fold, protocol)).to_numpy()
     if not keep.any():
         raise ValueError(f"the selection {dict(data)} with fold {fold} leaves no clips to train on")
     return np.flatnonzero(keep)
@@ -463,7 +488,7 @@ def run_trial(
     """
     from . import models
     from .conditions import route_condition
-    from .data import ACTOR_FOLDS
+    from .protocols import fold_actors
     from .train import HISTORY_NAME, RUN_NAME, fit, set_determinism
 
     folder = Path(root) / trial.trial_id
@@ -477,26 +502,30 @@ def run_trial(
     _check_checkpoint(folder)
     write_json(folder / TRIAL_NAME, trial.spec())
     X, index = _resolve_data(data)
-    positions = select_clips(index, trial.data, trial.fold, len(X))
+    positions = select_clips(index, trial.data, trial.fold, len(X), trial.protocol)
     t0 = time.perf_counter()
     set_determinism(trial.seed, trial.fit.threads)  # the initial weights depend on the seed only
     model = models.build(trial.model, **trial.config)
     X_train = np.asarray(X)[positions]
     inputs = route_condition(trial.cond, type(model), X_train,
                              None if index is None else index.iloc[positions].reset_index(drop=True))
+    monitor = _validation(trial, model, X, index, positions)
     history = fit(model, X_train, dataclasses.replace(trial.fit, resume=True, progress=False), seed=trial.seed,
-                  out_dir=folder, **inputs)
+                  out_dir=folder, callbacks=monitor, **inputs)
     models.save_model(folder / MODEL_NAME, model, trial=trial.spec(), trial_id=trial.trial_id)
     run_info = json.loads((folder / RUN_NAME).read_text(encoding="utf-8"))
     row = trial.row()
     row.update(status="ok", path=str(folder), n_clips=int(len(positions)))
     if index is not None and "actor" in index.columns:
         row["train_actors"] = _json_list(sorted(pd.unique(index["actor"].to_numpy()[positions])))
-        row["held_out_actors"] = _json_list(ACTOR_FOLDS[trial.fold]) if trial.fold is not None else "[]"
+        row["held_out_actors"] = _json_list(fold_actors(trial.fold, trial.protocol)) if trial.fold is not None else "[]"
     last = history.iloc[-1] if len(history) else None
     row["epochs_done"] = int(last["epoch"]) if last is not None else 0
     for column in history.columns.drop("epoch"):
         row[f"final_{column}"] = float(last[column]) if last is not None else float("nan")
+    if monitor:
+        row["validation"] = str(folder / VALIDATION_NAME)
+    row.update(stopped_early=bool(run_info.get("stopped_early", False)), flat_epoch=run_info.get("flat_epoch"))
     row.update(data_sha1=run_info.get("data_sha1"), wall_seconds=round(time.perf_counter() - t0, 3),
                accel=run_info.get("accel"), history=str(folder / HISTORY_NAME), model_path=str(folder / MODEL_NAME))
     if evaluate is not None:
@@ -507,6 +536,43 @@ def run_trial(
     return row
 
 
+def validation_positions(trial: Trial, index: pd.DataFrame, positions: np.ndarray) -> np.ndarray:
+    """Row positions of a trial's validation clips, checked against its training clips and test actors.
+
+    Raises
+    ------
+    ValueError
+        When a validation clip is also a training clip, or belongs to one of the fold's test actors.
+    """
+    from .protocols import fold_actors
+
+    val = select_clips(index, trial.validation, None, len(index))
+    shared = np.intersect1d(val, positions)
+    if len(shared):
+        raise ValueError(f"trial {trial.trial_id}: {len(shared)} validation clips are also training clips; "
+                         "validate on actors the trial does not train on")
+    if trial.fold is not None:
+        test = set(fold_actors(trial.fold, trial.protocol)) & set(index["actor"].to_numpy()[val].tolist())
+        if test:
+            raise ValueError(f"trial {trial.trial_id}: validation on test actors {sorted(test)} of fold "
+                             f"{trial.fold}; choose validation actors among the training actors")
+    return val
+
+
+def _validation(trial: Trial, model: Any, X: Any, index: pd.DataFrame | None, positions: np.ndarray) -> list[Any]:
+    """The :class:`~emovae_utils.callbacks.Validation` callback of a trial with validation clips (else none)."""
+    from .callbacks import Validation
+    from .conditions import route_condition
+
+    if trial.validation is None:
+        return []
+    if index is None:
+        raise ValueError("validation clips are chosen from the clip index: pass data=(X, index)")
+    val = validation_positions(trial, index, positions)
+    inputs = route_condition(trial.cond, type(model), np.asarray(X)[val], index.iloc[val].reset_index(drop=True))
+    return [Validation(np.asarray(X)[val], **inputs)]
+
+
 def _check_same_data(trial: Trial, row: Mapping[str, Any], data: Any) -> None:
     """A complete trial's result is only reused for the same clips: compare the selection's hash."""
     from .io import sha1_array
@@ -515,7 +581,7 @@ def _check_same_data(trial: Trial, row: Mapping[str, Any], data: Any) -> None:
     if not stored:
         return
     X, index = _resolve_data(data)
-    positions = select_clips(index, trial.data, trial.fold, len(X))
+    positions = select_clips(index, trial.data, trial.fold, len(X), trial.protocol)
     if sha1_array(np.ascontiguousarray(np.asarray(X)[positions], dtype=np.float32)) != stored:
         raise ValueError(
             f"{row.get('path', trial.trial_id)} holds a complete result trained on other clips than the data "

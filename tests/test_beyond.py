@@ -140,4 +140,17 @@ def test_goal_one_takes_the_best_learned_variant_not_a_baseline():
                       "emotion_uar_ci_high": [0.25, 0.5, 0.65], "speaker_id_acc": [0.05, 0.2, 0.05],
                       "n_runs": [15, 15, 1]})
     goal = beyond.goal_rows(t).iloc[0]
-    assert goal.verdict == "not met" and "closest: high" in goal.goal and goal.statistic == 0.45
+    # both not met; "high" reads more emotion but breaks the speaker bound: "low" is the closer one
+    assert goal.verdict == "not met" and "closest: low" in goal.goal and goal.statistic == 0.2
+    within = t.assign(speaker_id_acc=[0.05, 0.07, 0.05])
+    goal = beyond.goal_rows(within).iloc[0]  # both within the bound: the higher mean is closer; never the baseline
+    assert "closest: high" in goal.goal and goal.statistic == 0.45
+
+
+def test_goals_read_the_study_protocol_only():
+    t = pd.DataFrame({"protocol": ["study", "emobox"], "variant": ["cnn", "cnn"], "dims": [64, 64],
+                      "kind": ["variant", "variant"], "emotion_uar_mean": [0.5, 0.7],
+                      "emotion_uar_ci_low": [0.45, 0.65], "emotion_uar_ci_high": [0.55, 0.75],
+                      "speaker_id_acc": [0.3, 0.3], "n_runs": [15, 18]})
+    goal = beyond.goal_rows(t, ceiling="cnn").iloc[0]
+    assert goal.verdict == "not met" and goal.statistic == 0.5 and goal.n_runs == 15

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from emovae_utils.metrics.convergence import plateau_epoch
+from emovae_utils.convergence import plateau_epoch
 
 
 def test_plateau_epoch_finds_where_a_curve_settles():
@@ -17,7 +17,7 @@ def test_plateau_epoch_finds_where_a_curve_settles():
 
 
 def test_flat_by_slope_known_answers():
-    from emovae_utils.metrics.convergence import flat_by_slope
+    from emovae_utils.convergence import flat_by_slope
 
     epochs = np.arange(1, 3001)
     kink = np.where(epochs < 800, 1000.0 - epochs, 200.0)
@@ -42,7 +42,7 @@ def test_flat_by_slope_known_answers():
 
 
 def test_plateau_sensitivity_table():
-    from emovae_utils.metrics.convergence import plateau_sensitivity
+    from emovae_utils.convergence import plateau_sensitivity
 
     t = np.arange(1, 6001)
     history = pd.DataFrame({"epoch": t, "reconstruction": 20 + 300 * np.exp(-t / 400),

@@ -16,11 +16,11 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emovae_utils"
 LAYERS = [
     ("foundations", ["io", "paths", "resources", "extras"]),
     ("signal", ["dsp", "inversion"]),
-    ("data", ["data", "download", "conditions"]),
+    ("data", ["data", "download", "conditions", "protocols"]),
     ("models", ["models", "accel"]),
-    ("training", ["train", "callbacks", "generate"]),
+    ("training", ["convergence", "train", "callbacks", "generate"]),
     ("measurement", ["metrics"]),
-    ("experiments", ["trial", "runners", "experiments", "replication", "beyond", "conversion"]),
+    ("experiments", ["trial", "runners", "experiments", "replication", "ceiling", "beyond", "conversion"]),
     ("presentation", ["plotting", "explorer", "widgets"]),
     ("front ends", ["pipeline", "cli", "readme"]),
 ]

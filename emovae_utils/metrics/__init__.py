@@ -17,7 +17,7 @@ Three families of numbers, all deterministic, one module each:
   same clips (:func:`pooled_log_mel`, :func:`pca_features`,
   :func:`egemaps_functionals`, :func:`egemaps_cached`).
 
-Plus :mod:`~emovae_utils.metrics.convergence` (:func:`flat_epoch`, when a
+Plus :mod:`~emovae_utils.convergence` (:func:`flat_epoch`, when a
 training curve stops improving), :mod:`~emovae_utils.metrics.intervals` (intervals over
 few seeds), :mod:`~emovae_utils.metrics.verdicts` and :mod:`~emovae_utils.metrics.controls`
 (the decision rules and their controls), :mod:`~emovae_utils.metrics.tables` (:func:`summary_row`,
@@ -27,9 +27,10 @@ few seeds), :mod:`~emovae_utils.metrics.verdicts` and :mod:`~emovae_utils.metric
 """
 
 from ..data import ACTOR_FOLDS
-from . import baselines, convergence, embedding, information, probes, tables
+from .. import convergence
+from . import baselines, embedding, information, probes, tables
 from .baselines import *  # noqa: F403 - each module's __all__ is re-exported
-from .convergence import *  # noqa: F403
+from ..convergence import *  # noqa: F403
 from .embedding import *  # noqa: F403
 from .information import *  # noqa: F403
 from .probes import *  # noqa: F403

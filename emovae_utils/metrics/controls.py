@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .convergence import flat_epoch, truncated
+from ..convergence import flat_epoch, truncated
 from .intervals import difference_interval, mean_interval, share_interval
 from .latents import emotion_dimensions
 from .verdicts import interval_verdict, verdict_row
@@ -110,7 +110,7 @@ def controls_markdown(controls: Iterable[Mapping[str, Any]]) -> str:
 
 def run_flat_epoch(history: pd.DataFrame, losses: Sequence[str] = ("reconstruction", "kl"),
                    per_epochs: int = 1000, tolerance: float = 0.01) -> dict[str, float]:
-    """Flat epoch of each loss of one run by :func:`~emovae_utils.metrics.convergence.flat_epoch`, and ``both``.
+    """Flat epoch of each loss of one run by :func:`~emovae_utils.convergence.flat_epoch`, and ``both``.
 
     Examples
     --------

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .probes import ProbeResult
-from .verdicts import bootstrap_ci, hierarchical_bootstrap_ci
+from .intervals import mean_interval
 
 __all__ = ["RESULT_COLUMNS", "summary_row", "results_table", "probe_summary"]
 
@@ -128,13 +128,15 @@ def probe_summary(per_actor: pd.DataFrame, long: pd.DataFrame, random_state: int
     ----------
     per_actor : pandas.DataFrame
         Columns ``representation, seed, actor, uar`` (emotion probe;
-        :func:`~emovae_utils.metrics.probes.actor_uar` per seed). The interval resamples seeds and
-        actors (:func:`~emovae_utils.metrics.verdicts.hierarchical_bootstrap_ci`); a representation
-        with one seed (the baselines) resamples actors only.
+        :func:`~emovae_utils.metrics.probes.actor_uar` per seed). The interval is a t-interval with
+        seeds as the unit and the held-out actors' spread carried through
+        (:func:`~emovae_utils.metrics.intervals.mean_interval`, ``design="crossed"``); a representation with
+        one seed (the baselines, deterministic) has the actors as its units. The limits are clipped to [0, 1].
     long : pandas.DataFrame
         Per-fold rows of :func:`~emovae_utils.metrics.probe_rows` (``representation, seed, target, fold, uar,
         accuracy``) for the speaker-ID accuracy and the gender UAR (means over folds and seeds).
     random_state : int, default 0
+        Unused: the interval is exact (kept so that callers need not change).
 
     Returns
     -------
@@ -154,11 +156,11 @@ def probe_summary(per_actor: pd.DataFrame, long: pd.DataFrame, random_state: int
     rows = []
     for rep, g in per_actor.groupby("representation", sort=False):
         table = g.assign(seed=g["seed"].fillna(-1)).pivot_table(index="seed", columns="actor", values="uar")
-        ci = (hierarchical_bootstrap_ci(table, random_state=random_state) if len(table) > 1
-              else bootstrap_ci(table.to_numpy().ravel(), random_state=random_state))
+        ci = mean_interval(table.to_numpy() if len(table) > 1 else table.to_numpy().ravel())
+        low, high = max(ci.low, 0.0), min(ci.high, 1.0)  # a UAR lies in [0, 1]; NaN (one value) stays NaN
         other = long[long["representation"] == rep]
         mean = lambda target, col: float(other.loc[other["target"] == target, col].mean())  # noqa: E731
         rows.append({"representation": rep, "n_seeds": len(table), "emotion_uar_mean": ci.estimate,
-                     "emotion_uar_ci_low": ci.low, "emotion_uar_ci_high": ci.high,
+                     "emotion_uar_ci_low": low, "emotion_uar_ci_high": high,
                      "speaker_id_acc": mean("speaker_id", "accuracy"), "gender_uar": mean("gender", "uar")})
     return pd.DataFrame(rows)

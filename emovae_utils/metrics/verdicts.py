@@ -648,7 +648,7 @@ def convergence_row(
     """Verdict row of "losses flatten near epoch 16000" from the epoch each seed's loss flattens.
 
     A seed that never flattens (``None``/NaN, e.g. from
-    :func:`~emovae_utils.metrics.convergence.flat_epoch`) is **censored**: not
+    :func:`~emovae_utils.convergence.flat_epoch`) is **censored**: not
     flat by the last epoch the rule can see, not "flat at the end".
 
     * Fewer than half the seeds flatten: the statistic is the share that does
@@ -722,7 +722,7 @@ def not_converged_row(
 ) -> dict[str, Any]:
     """Verdict row of "training on all 24 actors does not converge" (flattening sense) from where seeds flatten.
 
-    A seed **converges** when its loss is flat (:func:`~emovae_utils.metrics.convergence.flat_epoch`)
+    A seed **converges** when its loss is flat (:func:`~emovae_utils.convergence.flat_epoch`)
     from an epoch at most ``n_epochs - min_flat_epochs``. The statistic is the
     share of seeds that converge with its exact (Clopper-Pearson) interval:
     the claim **holds** when the whole interval is below 1/2, **does not hold**
