@@ -46,7 +46,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .dsp import PreprocessConfig, load_mono, preprocess_audio, resample
+from .dsp import PreprocessConfig, load_mono, peak_normalise, preprocess_audio, resample
 from .extras import require
 from .metrics.baselines import EGEMAPS_AUDIO, egemaps_cached, egemaps_functionals
 from .metrics.intervals import mean_interval
@@ -288,6 +288,14 @@ def speaker_scale(index: pd.DataFrame, *, embeddings: np.ndarray | None = None, 
         (``"speaker_cos"``), ``value``, ``actor_a``, ``actor_b``, ``name_a``,
         ``name_b``. Summarise with ``.groupby("stage")["value"].describe()``.
 
+    Notes
+    -----
+    Measured (actors 1-8, 12 clips each drawn over all emotions, ``audio="raw"``):
+    same actor 0.68 on average (5th percentile 0.52), other actors 0.52 (95th
+    percentile 0.69); ``"window"``: 0.69 and 0.55. Emotion moves the voice:
+    neutral and calm clips only give 0.80 and 0.54. A fast Griffin-Lim
+    resynthesis of a window against the window: 0.96 (16 clips).
+
     Examples
     --------
     >>> from emovae_utils.data import ravdess_index
@@ -329,6 +337,8 @@ class EmotionJudge:
         The actors it was told to keep out (none of ``train_actors``).
     audio : str
         Which audio of the real clips it learned from (:data:`~emovae_utils.metrics.baselines.EGEMAPS_AUDIO`).
+    peak : {"max", "absmax"}
+        The peak normalisation of those clips (``PreprocessConfig.peak``), applied to judged waveforms too.
     """
 
     pipeline: Pipeline
@@ -336,16 +346,25 @@ class EmotionJudge:
     train_actors: tuple[int, ...]
     test_actors: tuple[int, ...]
     audio: str
+    peak: str = "max"
 
     def predict(self, waves: Sequence[Source] | np.ndarray, sr: int = JUDGE_SR) -> np.ndarray:
-        """Emotion of each waveform (arrays at ``sr`` or audio files), measured as it is (no VAD, no crop).
+        """Emotion of each waveform (arrays at ``sr`` or audio files), measured on all of it (no VAD, no crop).
+
+        Unless the judge learned from the raw files (``audio="raw"``), each
+        waveform is first peak-normalised as the real clips were
+        (:func:`emovae_utils.dsp.peak_normalise`), so a rendering's level does
+        not sway the loudness functionals.
 
         Returns
         -------
         np.ndarray, shape (N,)
             In the labels the judge was fitted with (e.g. emotion names).
         """
-        feats = egemaps_functionals(_waveforms(waves, sr), JUDGE_SR, audio="raw", progress=False)
+        waves = _waveforms(waves, sr)
+        if self.audio != "raw":
+            waves = [peak_normalise(y, self.peak) for y in waves]
+        feats = egemaps_functionals(waves, JUDGE_SR, audio="raw", progress=False)
         return self.pipeline.predict(feats.to_numpy())
 
 
@@ -410,7 +429,7 @@ def fit_emotion_judge(index: pd.DataFrame, test_actors: Sequence[int], *, label:
     with one_blas_thread():
         pipeline.fit(feats.to_numpy(), labels)
     return EmotionJudge(pipeline, tuple(index["name"].astype(str)), tuple(sorted(set(index["actor"].astype(int)))),
-                        test_actors, audio)
+                        test_actors, audio, (config or PreprocessConfig()).peak)
 
 
 # --- fidelity against a reference ----------------------------------------------------------------------------
@@ -560,23 +579,31 @@ def judge_rows(waves: Sequence[Source] | np.ndarray, sr: int = JUDGE_SR, *,
         rows.append({**keys, "judge": "cnn", "value": _uar(emotions, cnn_predictions), "n_clips": n})
     if "egemaps" in run:
         rows.append({**keys, "judge": "egemaps", "value": _uar(emotions, emotion_judge.predict(waves)), "n_clips": n})
-    per_clip = {  # judges with a value per clip against its reference, averaged
-        "speaker_cos": lambda: speaker_cosine(speaker_embeddings(waves), speaker_embeddings(refs)),
-        "pesq": lambda: np.array([pesq_wb(r, w) for r, w in zip(refs, waves)]),
-        "stoi": lambda: np.array([stoi(r, w) for r, w in zip(refs, waves)]),
-    }
-    refs = _waveforms(references, sr) if set(run) & set(per_clip) else []
-    for judge in [j for j in run if j in per_clip]:
-        v = np.atleast_1d(np.asarray(per_clip[judge](), dtype=float))
+    refs = _waveforms(references, sr) if references is not None else []
+    for judge in [j for j in run if j in _AGAINST_REFERENCE]:
+        v = _against_reference(judge, waves, refs)
         ok = np.isfinite(v)
         rows.append({**keys, "judge": judge, "value": float(v[ok].mean()) if ok.any() else float("nan"),
                      "n_clips": int(ok.sum())})
     return pd.DataFrame(rows, columns=[*keys, "judge", "value", "n_clips"])
 
 
+_AGAINST_REFERENCE = ("speaker_cos", "pesq", "stoi")
+
+
+def _against_reference(judge: str, waves: list[np.ndarray], refs: list[np.ndarray]) -> np.ndarray:
+    """Per clip: ``judge`` of each 16 kHz waveform against its reference, shape (N,)."""
+    if judge == "speaker_cos":
+        return np.atleast_1d(speaker_cosine(speaker_embeddings(waves), speaker_embeddings(refs)))
+    measure = pesq_wb if judge == "pesq" else stoi
+    return np.array([measure(r, w) for r, w in zip(refs, waves)], dtype=float)
+
+
 def _uar(true: Sequence[Any] | np.ndarray, pred: Sequence[Any] | np.ndarray) -> float:
-    true, pred = np.asarray(true), np.asarray(pred)
-    return float(balanced_accuracy_score(true, pred.astype(true.dtype)))
+    """UAR (balanced accuracy) over the classes of ``true``; labels compared as text (so 4 and "4" agree)."""
+    with warnings.catch_warnings():  # predictions outside the true classes (a conversion's few targets)
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return float(balanced_accuracy_score(np.asarray(true).astype(str), np.asarray(pred).astype(str)))
 
 
 def judge_table(rows: pd.DataFrame, by: Sequence[str] = ("model", "stage", "judge"), ci: float = 0.95) -> pd.DataFrame:
@@ -585,8 +612,11 @@ def judge_table(rows: pd.DataFrame, by: Sequence[str] = ("model", "stage", "judg
     Parameters
     ----------
     rows : pandas.DataFrame
-        Rows of :func:`judge_rows` (and :func:`speaker_scale` summaries), one
-        per run (e.g. seed) and judge, with the ``by`` columns.
+        Rows of :func:`judge_rows`, one per run (e.g. seed) and judge, with
+        the ``by`` columns. The real clips' scale enters the same table as
+        ``judge_table(speaker_scale(clips).assign(model="real"))``; its
+        ``n_runs`` then counts pairs of clips, which are not independent runs
+        (read that interval as descriptive).
     by : sequence of str, default ("model", "stage", "judge")
     ci : float, default 0.95
 
