@@ -46,7 +46,7 @@ from sklearn.metrics import balanced_accuracy_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .dsp import PreprocessConfig, load_mono, peak_normalise, preprocess_audio, resample
+from .dsp import AudioError, PreprocessConfig, load_mono, peak_normalise, preprocess_audio, resample
 from .extras import require
 from .metrics.baselines import EGEMAPS_AUDIO, egemaps_cached, egemaps_functionals
 from .metrics.intervals import mean_interval
@@ -122,6 +122,11 @@ def real_waveforms(index: pd.DataFrame, audio: str = "window",
     list of np.ndarray, float32, shape (n,)
         At :data:`JUDGE_SR` (``config.sr`` must equal it for the preprocessed versions).
 
+    Raises
+    ------
+    emovae_utils.dsp.AudioError
+        Naming the file, for audio the recipe cannot use (silent, damaged).
+
     Examples
     --------
     >>> from emovae_utils.data import ravdess_index
@@ -136,8 +141,13 @@ def real_waveforms(index: pd.DataFrame, audio: str = "window",
     out = []
     for path in index["path"]:
         y, sr = load_mono(path)
-        out.append(resample(y, sr, JUDGE_SR) if audio == "raw"
-                   else preprocess_audio(y, sr, config, window=audio == "window")[0])
+        if audio == "raw":
+            out.append(resample(y, sr, JUDGE_SR))
+            continue
+        try:
+            out.append(preprocess_audio(y, sr, config, window=audio == "window")[0])
+        except AudioError as err:
+            raise AudioError(f"{path}: {err}") from err
     return out
 
 
