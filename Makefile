@@ -14,9 +14,15 @@ export EMOVAE_DATA_DIR
 
 .PHONY: setup data reproduce smoke test benchmark clean
 
+# Pinned in requirements.txt but installed without their declared dependencies (all they import is pinned
+# there; resemblyzer's would add webrtcvad, whose module replaces webrtcvad-wheels' and no longer imports).
+NO_DEPS := resemblyzer
+
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.txt
+	grep -v -i -E '^($(NO_DEPS))==' requirements.txt > $(VENV)/requirements-deps.txt
+	$(BIN)/pip install --quiet -r $(VENV)/requirements-deps.txt
+	$(BIN)/pip install --quiet --no-deps $$(grep -i -E '^($(NO_DEPS))==' requirements.txt)
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 

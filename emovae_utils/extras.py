@@ -3,7 +3,8 @@
 ``pip install emovae`` is the library (models, training, features, plots, the
 explorer). What only the study's notebooks or a cluster need lives in extras
 of ``pyproject.toml``: ``[study]`` (papermill, nbformat, ipykernel, opensmile,
-JupyterLab), ``[cluster]`` (ray), ``[bench]``, ``[test]``.
+pesq, pystoi, JupyterLab), ``[cluster]`` (ray), ``[bench]``, ``[test]``; resemblyzer (the
+speaker judge) is installed with ``pip install --no-deps resemblyzer==0.1.4``.
 """
 from __future__ import annotations
 

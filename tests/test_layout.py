@@ -16,10 +16,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "emovae_utils"
 LAYERS = [
     ("foundations", ["io", "paths", "resources", "extras"]),
     ("signal", ["dsp", "inversion"]),
-    ("data", ["data", "download", "conditions", "protocols"]),
+    ("data", ["data", "download", "conditions", "protocols", "testspeech"]),
     ("models", ["models", "accel"]),
     ("training", ["convergence", "train", "callbacks", "generate"]),
-    ("measurement", ["metrics"]),
+    ("measurement", ["metrics", "judges"]),
     ("experiments", ["trial", "runners", "experiments", "replication", "ceiling", "beyond", "conversion"]),
     ("presentation", ["plotting", "explorer", "widgets"]),
     ("front ends", ["pipeline", "cli", "readme"]),
