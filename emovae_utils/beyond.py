@@ -626,9 +626,10 @@ def describe_variants(keys: Iterable[str] | None = None) -> pd.DataFrame:
     rows = {}
     for key in (keys if keys is not None else VARIANTS):
         v = VARIANTS[key]
-        at_test = "cond" in route_condition(v.cond, model_class(v.model))  # labels never reach the test clips
+        names = [] if v.cond is None else [v.cond] if isinstance(v.cond, str) else list(v.cond)
+        at_test = [n for n in names if "cond" in route_condition(n, model_class(v.model))]  # labels stay out
         rows[key] = {"model": v.model, "config": json.dumps(dict(v.config)) if v.config else "",
-                     "condition in training": v.cond or "", "condition at test":
-                     v.cond if at_test else "", "training clips": ", ".join(
+                     "condition in training": "+".join(names), "condition at test":
+                     "+".join(at_test), "training clips": ", ".join(
                          f"{k} {val}" for k, val in dict(v.data).items()) or "all", "features": v.features}
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -33,7 +33,7 @@ Examples
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -224,7 +224,7 @@ def make_condition(name: str | None, X: np.ndarray, index: pd.DataFrame | None) 
     return CONDITIONS[name](X, index)
 
 
-def route_condition(name: str | None, model_cls: type, X: np.ndarray | None = None,
+def route_condition(name: str | Sequence[str] | None, model_cls: type, X: np.ndarray | None = None,
                     index: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
     """Where the condition ``name`` goes for a model of class ``model_cls``: ``{"cond": ...}`` or ``{"labels": ...}``.
 
@@ -234,8 +234,10 @@ def route_condition(name: str | None, model_cls: type, X: np.ndarray | None = No
 
     Parameters
     ----------
-    name : str or None
-        A key of :data:`CONDITIONS`; None gives ``{}``.
+    name : str, sequence of str, or None
+        A key of :data:`CONDITIONS`; None gives ``{}``. Several names (a model that takes
+        both a condition and training labels, e.g. ``("lengths", "labels")``) are routed
+        one by one into one dict; two names for the same role are an error.
     model_cls : type
         A registered model class (:func:`emovae_utils.models.model_class`).
     X, index : optional
@@ -265,6 +267,15 @@ def route_condition(name: str | None, model_cls: type, X: np.ndarray | None = No
     """
     if name is None:
         return {}
+    if not isinstance(name, str):
+        routed: dict[str, np.ndarray] = {}
+        for one in name:
+            part = route_condition(one, model_cls, X, index)
+            if set(part) & set(routed):
+                raise ValueError(f"conditions {list(name)}: two of them are {model_cls.__name__}'s "
+                                 f"{next(iter(part))}; name one condition and at most one set of labels")
+            routed.update(part)
+        return routed
     check_condition(name)
     if name in LABEL_FREE and model_cls.condition is not None:
         role = "cond"

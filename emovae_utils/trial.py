@@ -131,11 +131,12 @@ class Trial:
         FitConfig, ``epochs`` and the fields that differ from those defaults).
     label : str
         Free name for grouping results (letters, digits, ``_.-``); part of the id.
-    cond : str or None
+    cond : str, sequence of str, or None
         Condition or labels of the model, by name (:data:`emovae_utils.conditions.CONDITIONS`,
         e.g. ``"speaker_code"``), built from the training clips and passed to
         :func:`~emovae_utils.train.fit` as ``cond`` or as ``labels``, as the model
-        class declares (:func:`emovae_utils.conditions.route_condition`); None (the
+        class declares (:func:`emovae_utils.conditions.route_condition`); a model that
+        takes both names both, e.g. ``("lengths", "labels")``. None (the
         default, left out of the spec and id) = neither.
     protocol : str or None
         Which folds ``fold`` indexes (:data:`emovae_utils.protocols.PROTOCOLS`: ``"study"``, ``"emobox"``);
@@ -162,7 +163,7 @@ class Trial:
     fold: int | None = None
     fit: FitConfig | Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
-    cond: str | None = None
+    cond: str | tuple[str, ...] | None = None
     protocol: str | None = None
     validation: Mapping[str, Any] | None = None
 
@@ -189,6 +190,8 @@ class Trial:
         if self.cond is not None:
             from .conditions import route_condition
 
+            if not isinstance(self.cond, str):
+                object.__setattr__(self, "cond", tuple(str(c) for c in self.cond))
             route_condition(self.cond, models.model_class(self.model))  # raises unless the model takes it
 
     def __eq__(self, other: object) -> bool:
@@ -233,9 +236,10 @@ class Trial:
         ``data.*``, ``fit.*`` (lists and dicts as JSON text)."""
         out: dict[str, Any] = {"trial_id": self.trial_id, "label": self.label, "model": self.model,
                                "seed": self.seed, "fold": self.fold}
-        for name in ("cond", "protocol"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
+        if self.cond is not None:
+            out["cond"] = self.cond if isinstance(self.cond, str) else "+".join(self.cond)
+        if self.protocol is not None:
+            out["protocol"] = self.protocol
         if self.validation is not None:
             out["validation"] = json.dumps(dict(self.validation))
         for group, values in (("config", self.config), ("data", self.data), ("fit", self.fit_settings())):

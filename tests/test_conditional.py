@@ -337,3 +337,15 @@ def test_conditions_refuse_clips_without_what_they_need():
             make_condition(name, X, gaps)
     assert make_condition("clip_code", X, gaps).shape == (3, 80)  # needs neither
     assert make_condition("lengths", X, gaps).tolist() == [128, 60, 90]
+
+
+def test_several_conditions_route_one_by_one_and_a_role_only_once():
+    from emovae_utils.conditions import route_condition
+    from emovae_utils.models import model_class
+
+    assert route_condition(["lengths"], model_class("sequence_vae")) == {"cond": None}
+    assert route_condition(("labels",), model_class("supervised_vae")) == {"labels": None}
+    with pytest.raises(ValueError, match="two of them"):
+        route_condition(["labels", "emotion"], model_class("supervised_vae"))
+    with pytest.raises(ValueError, match="takes no"):
+        route_condition(["lengths", "labels"], model_class("sequence_vae"))  # no training labels declared
