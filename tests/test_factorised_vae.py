@@ -194,3 +194,16 @@ def test_arguments_are_checked():
         model()(x)
     with pytest.raises(ValueError, match=r"content must be \(N, 3"):
         model().decode_parts(torch.zeros(3, 3, 2), torch.zeros(3, 5), torch.zeros(3, 8), lengths, n_frames=50)
+
+
+def test_the_flat_latent_works_with_the_generic_encode_and_decode():
+    from emovae_utils.generate import decode_latents, encode_posterior
+
+    m = model().eval()
+    x, lengths = synthetic()
+    mu, sigma = encode_posterior(m, x.numpy(), batch_size=4, cond=lengths.numpy())
+    assert mu.shape == sigma.shape == (6, m.latent_dim)
+    with torch.no_grad():
+        parts = m.encode_parts(x, lengths)
+        expected = m.decode_parts(parts["content"], parts["speaker"], parts["emotion"], lengths, n_frames=50)
+    np.testing.assert_allclose(decode_latents(m, mu, lengths)[:, :, :50], expected.numpy(), rtol=1e-4, atol=1e-3)
