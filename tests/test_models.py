@@ -224,6 +224,7 @@ DECLARED = {
     "speaker_vae": ("speaker_code", None, True, {"latent_dim": 6, "condition_encoder": True}, 6),
     "supervised_vae": (None, "labels", True, {"latent_dim": 6, "emotion_dims": 2}, 2),
     "sequence_vae": ("lengths", None, True, {"latent_dim": 6}, 6),
+    "factorised_vae": ("lengths", "labels", True, {"content_dim": 2, "speaker_dim": 3, "emotion_dim": 4}, 4),
     "emotion_cnn": (None, "emotion", False, {"hidden": 5, "channels": (4,)}, 5),
 }
 

@@ -23,10 +23,11 @@ from .tc_vae import TCVAE  # noqa: E402  (registers "tc_vae")
 from .conditional_vae import SpeakerConditionedVAE  # noqa: E402  (registers "speaker_vae")
 from .supervised_vae import EmotionSupervisedVAE  # noqa: E402  (registers "supervised_vae")
 from .sequence_vae import SequenceVAE  # noqa: E402  (registers "sequence_vae")
+from .factorised_vae import FactorisedSequenceVAE  # noqa: E402  (registers "factorised_vae")
 from .classifier import EmotionCNN  # noqa: E402  (registers "emotion_cnn", the supervised ceiling; not a VAE)
 
 __all__ = ["Model", "BaseVAE", "EmotionVAE", "BetaVAE", "SigmaVAE", "TCVAE", "SpeakerConditionedVAE", "EmotionSupervisedVAE",
-           "SequenceVAE", "EmotionCNN",
+           "SequenceVAE", "FactorisedSequenceVAE", "EmotionCNN",
            "build", "register", "available", "model_class", "save_model", "load_model", "registered_name",
            "ModelFileError", "describe_models", "gaussian_kl", "elbo_terms", "masked_cross_entropy"]
 

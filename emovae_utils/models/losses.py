@@ -5,7 +5,8 @@ One home for each term, so every variant scores itself with the same code:
 * :func:`gaussian_kl`: KL(N(mu, exp(logvar)) || N(0, I)) per clip and dimension;
 * :func:`elbo_terms`: ``{"loss": reconstruction + beta * kl, "reconstruction", "kl"}``,
   the study's KL summed over dimensions and averaged over clips;
-* :func:`masked_cross_entropy`: cross-entropy and accuracy over the labelled rows (``-1`` = unknown).
+* :func:`masked_cross_entropy`: cross-entropy and accuracy over the labelled rows (``-1`` = unknown);
+* :func:`masked_mse`: the element-mean squared error over the real (unpadded) frames of variable-length clips.
 
 Examples
 --------
@@ -19,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-__all__ = ["gaussian_kl", "elbo_terms", "masked_cross_entropy"]
+__all__ = ["gaussian_kl", "elbo_terms", "masked_cross_entropy", "masked_mse"]
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -102,3 +103,32 @@ def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> tuple[to
     logits, target = logits[known], target[known]
     acc = (logits.argmax(dim=1) == target).to(logits.dtype).mean()
     return F.cross_entropy(logits, target), acc.detach()
+
+
+def masked_mse(recon: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``(recon - x) ** 2`` over the real elements: the reconstruction term of padded clips.
+
+    Parameters
+    ----------
+    recon : torch.Tensor, (N, n_mels, T)
+        Zero at the padded frames (the sequence models write zeros there).
+    x : torch.Tensor, (N, n_mels, T)
+        The padded input; its padded values (even inf or NaN) are never read.
+    mask : torch.Tensor, bool, (N, 1, T)
+        True at the real frames.
+
+    Returns
+    -------
+    torch.Tensor, scalar
+        The sum over ``n_mels * mask.sum()`` real elements, divided by their number.
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([[[1.0, 2.0, float("nan")]]])
+    >>> masked_mse(torch.tensor([[[0.0, 0.0, 0.0]]]), x, torch.tensor([[[True, True, False]]])).item()
+    2.5
+    """
+    # recon is 0 at the padded frames; so is the target after where(): they add nothing
+    target = torch.where(mask, x, 0.0)
+    return F.mse_loss(recon, target, reduction="sum") / (mask.sum() * x.shape[1])

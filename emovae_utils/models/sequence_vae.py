@@ -42,10 +42,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from .base import BaseVAE, check_float, check_int
-from .losses import elbo_terms
+from .losses import elbo_terms, masked_mse
 from .registry import register
 
-__all__ = ["SequenceVAE", "length_mask", "position_features"]
+__all__ = ["SequenceVAE", "length_mask", "position_features", "check_lengths", "check_log_mels", "step_mask",
+           "masked_mean_std"]
 
 #: Number of rows of :func:`position_features`.
 N_POSITION_FEATURES = 11
@@ -109,6 +110,94 @@ def position_features(lengths: torch.Tensor, n_steps: int, stride: int = 1) -> t
         a = (2 * math.pi / period) * t
         feats += [torch.sin(a).expand_as(r), torch.cos(a).expand_as(r)]
     return torch.stack(feats, dim=1)
+
+
+def check_lengths(owner: str, cond: Any, n: int, n_frames: int | None) -> torch.Tensor:
+    """``cond`` as the lengths (N,) of ``n`` clips, int64, or a ValueError saying what to pass.
+
+    The one check of the ``"lengths"`` condition (every model that declares it).
+
+    Parameters
+    ----------
+    owner : str
+        The model's class name, for the message.
+    cond : tensor or array or None
+        True frames per clip.
+    n : int
+        Number of clips.
+    n_frames : int or None
+        Width of the padded input (no length may exceed it); None: unchecked.
+
+    Returns
+    -------
+    torch.Tensor, int64, (n,)
+
+    Examples
+    --------
+    >>> check_lengths("SequenceVAE", torch.tensor([3, 5], dtype=torch.int32), 2, 5).dtype
+    torch.int64
+    """
+    if cond is None:
+        raise ValueError(
+            f"{owner} needs each clip's length: pass cond=lengths, an integer tensor (N,) of true "
+            "frames per clip (index.n_frames of emovae_utils.data.load_sequences), e.g. "
+            "model(x, lengths), model.decode(z, lengths), fit(model, X, cond=lengths, ...)"
+        )
+    lengths = torch.as_tensor(cond)
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise ValueError(f"cond must hold integer frame counts (a LongTensor), not {lengths.dtype}; "
+                         "pass index.n_frames.to_numpy() from emovae_utils.data.load_sequences")
+    if lengths.dim() != 1 or lengths.shape[0] != n:
+        raise ValueError(f"cond must be the lengths, shape ({n},): one per clip, got shape {tuple(lengths.shape)}")
+    if n and int(lengths.min()) < 1:
+        raise ValueError(f"every length must be >= 1 frame, got {int(lengths.min())}")
+    if n_frames is not None and n and int(lengths.max()) > n_frames:
+        raise ValueError(f"a length of {int(lengths.max())} frames exceeds the input's {n_frames} frames; "
+                         "the lengths must count the real frames of each padded clip")
+    return lengths.to(torch.long)
+
+
+def check_log_mels(x: torch.Tensor, n_mels: int) -> None:
+    """A ValueError unless ``x`` is (N, n_mels, T): right-padded log-mels of :func:`~emovae_utils.data.load_sequences`."""
+    if x.dim() != 3 or x.shape[1] != n_mels:
+        raise ValueError(
+            f"expected input (N, {n_mels}, T) right-padded log-mel spectrograms, got {tuple(x.shape)}; "
+            "make them with emovae_utils.data.load_sequences"
+        )
+
+
+def step_mask(lengths: torch.Tensor, n_frames: int, stride: int) -> tuple[int, torch.Tensor]:
+    """Steps of ``stride`` frames covering ``n_frames``, and the (N, 1, steps) float mask of the real ones.
+
+    Step ``j`` is real when ``j < ceil(length / stride)`` (it holds at least one real frame).
+
+    Examples
+    --------
+    >>> n_steps, m = step_mask(torch.tensor([5, 9]), 10, 4)
+    >>> n_steps, m[:, 0].tolist()
+    (3, [[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    """
+    n_steps = -(-n_frames // stride)
+    real = torch.div(lengths + stride - 1, stride, rounding_mode="floor")
+    return n_steps, length_mask(real, n_steps).unsqueeze(1).to(torch.float32)
+
+
+def masked_mean_std(h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over the real steps: (N, C, steps) and mask (N, 1, steps) -> (N, 2 C).
+
+    ``h`` must be zero at the masked steps.
+
+    Examples
+    --------
+    >>> h = torch.tensor([[[1.0, 3.0, 0.0]]])
+    >>> [round(v, 4) for v in masked_mean_std(h, torch.tensor([[[1.0, 1.0, 0.0]]]))[0].tolist()]
+    [2.0, 1.0]
+    """
+    count = m.sum(dim=2)  # (N, 1) real steps
+    mean = h.sum(dim=2) / count
+    var = (h * h).sum(dim=2) / count - mean * mean
+    std = torch.sqrt(var.clamp_min(0) + 1e-6)
+    return torch.cat([mean, std], dim=1)
 
 
 @register("sequence_vae")
@@ -209,38 +298,15 @@ class SequenceVAE(BaseVAE):
 
     # -- checks -------------------------------------------------------------------------------------------
     def _lengths(self, cond: Any, n: int, n_frames: int | None) -> torch.Tensor:
-        if cond is None:
-            raise ValueError(
-                "SequenceVAE needs each clip's length: pass cond=lengths, an integer tensor (N,) of true "
-                "frames per clip (index.n_frames of emovae_utils.data.load_sequences), e.g. "
-                "model(x, lengths), model.decode(z, lengths), fit(model, X, cond=lengths, ...)"
-            )
-        lengths = torch.as_tensor(cond)
-        if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-            raise ValueError(f"cond must hold integer frame counts (a LongTensor), not {lengths.dtype}; "
-                             "pass index.n_frames.to_numpy() from emovae_utils.data.load_sequences")
-        if lengths.dim() != 1 or lengths.shape[0] != n:
-            raise ValueError(f"cond must be the lengths, shape ({n},): one per clip, got shape {tuple(lengths.shape)}")
-        if n and int(lengths.min()) < 1:
-            raise ValueError(f"every length must be >= 1 frame, got {int(lengths.min())}")
-        if n_frames is not None and n and int(lengths.max()) > n_frames:
-            raise ValueError(f"a length of {int(lengths.max())} frames exceeds the input's {n_frames} frames; "
-                             "the lengths must count the real frames of each padded clip")
-        return lengths.to(torch.long)
+        return check_lengths(type(self).__name__, cond, n, n_frames)
 
     def _check_input(self, x: torch.Tensor) -> None:
-        if x.dim() != 3 or x.shape[1] != self.n_mels:
-            raise ValueError(
-                f"expected input (N, {self.n_mels}, T) right-padded log-mel spectrograms, got {tuple(x.shape)}; "
-                "make them with emovae_utils.data.load_sequences"
-            )
+        check_log_mels(x, self.n_mels)
 
     # -- the network ----------------------------------------------------------------------------------------
     def _steps(self, lengths: torch.Tensor, n_frames: int) -> tuple[int, torch.Tensor]:
         """Hidden steps for ``n_frames`` frames, and the (N, 1, steps) float mask of the real ones."""
-        n_steps = -(-n_frames // self.stride)
-        real = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
-        return n_steps, length_mask(real, n_steps).unsqueeze(1).to(torch.float32)
+        return step_mask(lengths, n_frames, self.stride)
 
     def _blocks(self, h: torch.Tensor, blocks: nn.ModuleList, m: torch.Tensor) -> torch.Tensor:
         for conv in blocks:
@@ -267,11 +333,7 @@ class SequenceVAE(BaseVAE):
         h = F.linear(h.reshape(n, n_steps, s * self.n_mels), w, self.enc_in.bias - self.db_offset * w.sum(dim=1))
         h = F.relu(h).transpose(1, 2) * m  # (N, channels, steps)
         h = self._blocks(h, self.enc_blocks, m)
-        count = m.sum(dim=2)  # (N, 1) real steps
-        mean = h.sum(dim=2) / count
-        var = (h * h).sum(dim=2) / count - mean * mean
-        std = torch.sqrt(var.clamp_min(0) + 1e-6)
-        out = self.fc_enc(torch.cat([mean, std], dim=1))
+        out = self.fc_enc(masked_mean_std(h, m))
         return out[:, : self.latent_dim], out[:, self.latent_dim:]
 
     def decode(self, z: torch.Tensor, cond: torch.Tensor | None = None,
@@ -324,10 +386,7 @@ class SequenceVAE(BaseVAE):
         """
         if "lengths" not in out:
             raise ValueError("out must come from SequenceVAE.forward(x, lengths): it lacks 'lengths'")
-        mask = length_mask(out["lengths"], x.shape[2]).unsqueeze(1)
-        # recon is 0 at the padded frames; so is the target after where(): they add nothing
-        target = torch.where(mask, x, 0.0)
-        rec = F.mse_loss(out["recon"], target, reduction="sum") / (mask.sum() * x.shape[1])
+        rec = masked_mse(out["recon"], x, length_mask(out["lengths"], x.shape[2]).unsqueeze(1))
         return elbo_terms(rec, out["mu"], out["logvar"], beta=self.beta)
 
     @torch.no_grad()

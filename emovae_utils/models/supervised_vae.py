@@ -20,7 +20,7 @@ from .emotion_vae import EmotionVAE
 from .losses import masked_cross_entropy
 from .registry import register
 
-__all__ = ["EmotionSupervisedVAE", "grad_reverse", "emotion_sublatent"]
+__all__ = ["EmotionSupervisedVAE", "grad_reverse", "emotion_sublatent", "check_labels"]
 
 
 def grad_reverse(x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
@@ -42,6 +42,50 @@ def grad_reverse(x: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
     """
     frozen = x.detach()
     return frozen + (x - frozen) * -float(strength)
+
+
+def check_labels(labels: torch.Tensor | None, n: int, n_emotions: int, n_speakers: int,
+                 device: torch.device | str = "cpu") -> torch.Tensor:
+    """The training labels ``"labels"`` of ``n`` clips as an int64 tensor (n, 2), or a ValueError.
+
+    The one check of (emotion index, speaker index) labels (every model declaring ``labels = "labels"``).
+
+    Parameters
+    ----------
+    labels : tensor or array (n, 2), or None
+        ``-1`` = unknown; None: no labels at all (all ``-1``).
+    n : int
+        Number of clips.
+    n_emotions, n_speakers : int
+        Classes of each column (indices ``0 .. k-1``).
+    device : torch.device or str, default "cpu"
+
+    Returns
+    -------
+    torch.Tensor, int64, (n, 2)
+
+    Examples
+    --------
+    >>> check_labels(None, 2, 8, 24).tolist()
+    [[-1, -1], [-1, -1]]
+    >>> check_labels(torch.tensor([[8, 0]]), 1, 8, 24)
+    Traceback (most recent call last):
+    ...
+    ValueError: emotion indices must be in 0..7 or -1 (unknown); got [8] (RAVDESS: emotion_id - 1, actor - 1)
+    """
+    if labels is None:
+        return torch.full((n, 2), -1, dtype=torch.long, device=device)
+    labels = torch.as_tensor(labels, device=device)
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.shape != (n, 2):
+        raise ValueError(f"labels must be an integer tensor ({n}, 2) of (emotion index, speaker index), "
+                         f"-1 for unknown; got {labels.dtype} {tuple(labels.shape)}")
+    labels = labels.long()
+    for col, (what, k) in enumerate((("emotion", n_emotions), ("speaker", n_speakers))):
+        bad = (labels[:, col] < -1) | (labels[:, col] >= k)
+        if bool(bad.any()):
+            raise ValueError(f"{what} indices must be in 0..{k - 1} or -1 (unknown); got "
+                             f"{labels[bad, col][:5].tolist()} (RAVDESS: emotion_id - 1, actor - 1)")
+    return labels
 
 
 @register("supervised_vae")
@@ -127,19 +171,7 @@ class EmotionSupervisedVAE(EmotionVAE):
         self.speaker_head = nn.Linear(self.emotion_dims, self.n_speakers)
 
     def _labels(self, labels: torch.Tensor | None, n: int, device: torch.device) -> torch.Tensor:
-        if labels is None:
-            return torch.full((n, 2), -1, dtype=torch.long, device=device)
-        labels = torch.as_tensor(labels, device=device)
-        if labels.dtype.is_floating_point or labels.dtype == torch.bool or labels.shape != (n, 2):
-            raise ValueError(f"labels must be an integer tensor ({n}, 2) of (emotion index, speaker index), "
-                             f"-1 for unknown; got {labels.dtype} {tuple(labels.shape)}")
-        labels = labels.long()
-        for col, (what, k) in enumerate((("emotion", self.n_emotions), ("speaker", self.n_speakers))):
-            bad = (labels[:, col] < -1) | (labels[:, col] >= k)
-            if bool(bad.any()):
-                raise ValueError(f"{what} indices must be in 0..{k - 1} or -1 (unknown); got "
-                                 f"{labels[bad, col][:5].tolist()} (RAVDESS: emotion_id - 1, actor - 1)")
-        return labels
+        return check_labels(labels, n, self.n_emotions, self.n_speakers, device)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """:meth:`EmotionVAE.forward` plus ``emotion_logits`` and ``speaker_logits``."""
