@@ -179,11 +179,14 @@ def _replication(path: Path) -> list[str]:
     lines = []
     for comparison, block in table.groupby("comparison", sort=False):
         same, inside = int(block["same_verdict"].sum()), int(block["inside_each_other"].sum())
+        overlap = (f"; the two intervals overlap in {int(block['intervals_overlap'].sum())} of {len(block)} (even for "
+                   "calibrated intervals, a statistic falls outside the other run's interval in about one claim in "
+                   "six)") if "intervals_overlap" in block and block["intervals_overlap"].notna().all() else ""
         stale = any(current.get(r.claim) != r.verdict_1 for r in block.itertuples())
         lines += [("An earlier run of the preset, decided by the rules before the current ones (its verdicts "
                    "differ from the table above), against a rerun" if stale else "The committed run against a "
                    "rerun") + f" with **{comparison}**: **{same} of {len(block)} verdicts identical**; in {inside} "
-                  f"of {len(block)} claims each run's statistic lies inside the other's interval "
+                  f"of {len(block)} claims each run's statistic lies inside the other's interval{overlap} "
                   "(`figures/replication.csv`, from `emovae replicate`).", ""]
         rows = []
         for r in block.itertuples():

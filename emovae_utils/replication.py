@@ -450,7 +450,10 @@ def compare_verdicts(first: pd.DataFrame | str | os.PathLike, second: pd.DataFra
     pandas.DataFrame
         One row per claim of either run: both verdicts and statistics, ``same_verdict``, and
         ``inside_each_other`` (each run's statistic lies in the other's 95 % interval; NaN
-        statistics, e.g. no seed flattened in both, count as inside).
+        statistics, e.g. no seed flattened in both, count as inside) and ``intervals_overlap``
+        (the weaker check: for two independent runs with calibrated intervals of equal width, each
+        statistic lies inside the other's interval with probability about 0.83 per claim,
+        P(|Z| < 1.96 / sqrt 2); the intervals overlap with probability about 0.994).
 
     Examples
     --------
@@ -469,5 +472,7 @@ def compare_verdicts(first: pd.DataFrame | str | os.PathLike, second: pd.DataFra
     both["same_verdict"] = both["verdict_1"] == both["verdict_2"]
     both["inside_each_other"] = (inside(both["statistic_1"], both["ci_low_2"], both["ci_high_2"])
                                  & inside(both["statistic_2"], both["ci_low_1"], both["ci_high_1"]))
+    both["intervals_overlap"] = ((both["ci_low_1"] <= both["ci_high_2"]) & (both["ci_low_2"] <= both["ci_high_1"])
+                                 | both[["ci_low_1", "ci_low_2"]].isna().any(axis=1))
     return both[["claim", "verdict_1", "verdict_2", "statistic_1", "ci_low_1", "ci_high_1", "statistic_2",
-                 "ci_low_2", "ci_high_2", "same_verdict", "inside_each_other"]]
+                 "ci_low_2", "ci_high_2", "same_verdict", "inside_each_other", "intervals_overlap"]]

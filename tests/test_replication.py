@@ -185,3 +185,16 @@ def test_run_seeds_takes_the_threads_from_the_trials(monkeypatch, tmp_path):
         trials = replication.seeded_trials("t", {}, [0, 1], epochs=1, threads=threads)
         replication.run_seeds(trials, tmp_path, None, progress=False)
         assert seen["workers"] == replication.workers_for(threads)
+
+
+def test_replication_rows_are_kept_per_comparison_and_overlap_is_the_weaker_check(tmp_path):
+    a = pd.DataFrame({"claim": ["x", "y"], "verdict": ["holds", "holds"], "statistic": [1.0, 1.0],
+                      "ci_low": [0.5, 0.5], "ci_high": [1.5, 1.5]})
+    b = a.assign(statistic=[1.2, 1.7], ci_low=[0.9, 1.4], ci_high=[1.6, 2.0])  # y: outside, but overlapping
+    replication.record_replication(a, a, "threads 2", tmp_path)
+    table = replication.record_replication(a, b, "seed set 2", tmp_path).set_index(["comparison", "claim"])
+    assert len(table) == 4
+    assert table.loc[("seed set 2", "y"), "intervals_overlap"] and not table.loc[("seed set 2", "y"), "inside_each_other"]
+    assert table.loc[("seed set 2", "x"), "inside_each_other"]
+    again = replication.record_replication(a, a, "seed set 2", tmp_path)  # a rerun replaces its own rows only
+    assert len(again) == 4 and again["inside_each_other"].all()
