@@ -8,20 +8,13 @@ from torch.nn import functional as F
 
 from emovae_utils.models import FactorisedSequenceVAE, build
 from emovae_utils.models.sequence_vae import length_mask
+from synthetic_sequences import padded_log_mels
 
 SMALL = {"content_dim": 3, "speaker_dim": 5, "emotion_dim": 8, "channels": 16, "max_frames": 64}
 
 
 def synthetic(n: int = 6, t_max: int = 50, seed: int = 0):
-    """Padded dB-like log-mels (N, 80, t_max), lengths in [9, t_max] (the first = t_max), padding = 123 dB."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(9, t_max + 1, (n,), generator=g)
-    lengths[0] = t_max
-    t = torch.arange(t_max, dtype=torch.float32)
-    mel = torch.arange(80, dtype=torch.float32)[:, None]
-    x = -25 + 15 * torch.sin(mel / 10 + t / 7 + torch.rand(n, 1, 1, generator=g) * 6)
-    x = x + torch.randn(n, 80, t_max, generator=g)
-    return torch.where(length_mask(lengths, t_max)[:, None], x, 123.0), lengths
+    return padded_log_mels(n, t_max, seed, min_length=9)
 
 
 def labels_for(n: int, seed: int = 0) -> torch.Tensor:

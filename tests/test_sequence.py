@@ -12,18 +12,11 @@ from emovae_utils import data
 from emovae_utils.dsp import fix_frames
 from emovae_utils.models import build, load_model, save_model
 from emovae_utils.models.sequence_vae import SequenceVAE, length_mask
+from synthetic_sequences import padded_log_mels
 
 
 def synthetic(n: int = 6, t_max: int = 50, seed: int = 0):
-    """Padded dB-like spectrograms (N, 80, t_max) with lengths in [20, t_max]; padding = NaN-free junk."""
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.randint(20, t_max + 1, (n,), generator=g)
-    lengths[0] = t_max
-    t = torch.arange(t_max, dtype=torch.float32)
-    mel = torch.arange(80, dtype=torch.float32)[:, None]
-    x = -25 + 15 * torch.sin(mel / 10 + t / 7 + torch.rand(n, 1, 1, generator=g) * 6)
-    x = x + torch.randn(n, 80, t_max, generator=g)
-    return torch.where(length_mask(lengths, t_max)[:, None], x, 123.0), lengths
+    return padded_log_mels(n, t_max, seed, min_length=20)
 
 
 def test_padding_changes_neither_loss_nor_posterior():
