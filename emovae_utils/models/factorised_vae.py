@@ -473,6 +473,11 @@ class FactorisedSequenceVAE(BaseVAE):
         """:attr:`emotion_dim`."""
         return self.emotion_dim
 
+    @property
+    def emotion_dims(self) -> int:
+        """:attr:`emotion_dim`: the emotion latent leads the flat latent (:attr:`Model.emotion_dims`)."""
+        return self.emotion_dim
+
     @torch.no_grad()
     def sample(self, n: int, cond: torch.Tensor | None = None,
                generator: torch.Generator | None = None) -> torch.Tensor:
