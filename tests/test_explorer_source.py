@@ -234,3 +234,21 @@ def test_mixer_checks_its_means():
         EmotionMixer({"sad": [1.0]}, own=[0.0, 0.0])
     frame = pd.DataFrame({"z0": [1.0, 2.0]}, index=pd.Index(["angry", "sad"], name="emotion"))
     assert EmotionMixer(frame, own=[0.0]).latent({"sad": 1.0}).tolist() == [2.0]   # conversion.emotion_means' frame
+
+
+def test_another_source_replaces_the_first_one():
+    own = own_voice(build("factorised_vae"), upload_value(buzz()))
+    try:
+        ex = own.explorer
+        first = own.clip.length
+        n_options = len(ex.dropdown.options)
+        own.set_source(upload_value(buzz(seconds=2.5, f0=110.0), name="second.wav"))
+        L = own.clip.length
+        assert L != first and ex.state.cond == L and ex.spectrogram.shape == (80, L)
+        sources = [c for c in ex.state.conditions if c.startswith("source")]
+        assert sources == [f"source ({L} frames)"] and list(ex.condition.options)[0] == sources[0]
+        assert ex.condition.value == sources[0] and ex.dropdown.value == "source"
+        assert len(ex.dropdown.options) == n_options and own.mixer is None   # no X: no emotion means
+        assert "No emotion weights" in own.message.value
+    finally:
+        own.close()
