@@ -90,6 +90,9 @@ def test_index_row_and_path_sources(tmp_path):
     y, sr, name = read_audio(row)
     assert sr == SR_FILE and name.startswith("Actor 03 · sad")
     np.testing.assert_allclose(y, read_audio(str(path))[0])
+    from emovae_utils.dsp import preprocess_file
+
+    np.testing.assert_array_equal(clip_from_audio(row).features, preprocess_file(path))   # the study's recipe
 
 
 def test_unusable_uploads_say_what_to_do():
@@ -213,7 +216,7 @@ def test_save_writes_the_current_rendering_at_16k(tmp_path, clips):
     try:
         own.set_weights({"angry": 0.7, "own": 0.3})
         assert own.default_path() == tmp_path / "own" / "my-take-angry70-own30.wav"
-        own.save_path.value = ""
+        assert own.save_path.placeholder == str(own.default_path())   # shown in the empty path box
         out = own.save_wav()
         assert out == tmp_path / "own" / "my-take-angry70-own30.wav"
         y, sr = sf.read(out, dtype="float32")
@@ -252,3 +255,15 @@ def test_another_source_replaces_the_first_one():
         assert "No emotion weights" in own.message.value
     finally:
         own.close()
+
+
+def test_explorer_for_gives_the_factorised_model_a_length_picker():
+    from emovae_utils.explorer import explorer_for
+
+    w = explorer_for(build("factorised_vae"), audio=False, threaded=False)
+    try:
+        ex = w.explorer
+        assert ex.condition_label == "1.0 s" and ex.spectrogram.shape == (80, 63)
+        assert ex.emotion_dims == list(range(8))
+    finally:
+        ex.close()

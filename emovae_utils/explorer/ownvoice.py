@@ -135,8 +135,8 @@ class OwnVoiceExplorer:
         self.original_audio.value = wav_bytes(clip.recording, clip.recording_sr, normalise=False)
         self.source_note.value = html.escape(f"source: {clip.name} · {clip.duration_s:.2f} s at "
                                              f"{clip.recording_sr} Hz · model input {clip.features.shape[1]} frames")
-        self.save_path.value = str(self.default_path())
         self._reset_sliders()
+        self.save_path.placeholder = str(self.default_path())
         ex.select(SOURCE)
 
     def _mixer(self, mu: np.ndarray) -> EmotionMixer | None:
@@ -182,6 +182,7 @@ class OwnVoiceExplorer:
         ex.state.amount = 0.0  # the point now holds any emotion direction
         ex.set_latent(z, update=False)
         ex.request_render(sync=sync)
+        self.save_path.placeholder = str(self.default_path())  # an empty path box saves there
 
     def _on_weight(self, _change: dict) -> None:
         if not self._silent:
@@ -241,7 +242,10 @@ class OwnVoiceExplorer:
         return self.save_dir / f"{_slug(self.clip.name)}{'-' + mix if mix else ''}.wav"
 
     def save_wav(self, path: str | Path | None = None) -> Path:
-        """Write the current rendering to ``path`` (default: the path box, else :meth:`default_path`), atomically."""
+        """Write the current rendering to ``path`` (default: the path box, else :meth:`default_path`), atomically.
+
+        The saved file's absolute path is shown below the button (``saved``).
+        """
         from .. import inversion
 
         path = Path(path or self.save_path.value or self.default_path()).expanduser()
@@ -263,7 +267,7 @@ class OwnVoiceExplorer:
         self.ab_audio.add_class("emovae-own-ab-audio")
         self.ab_button = W.Button(description="A/B", icon="play", layout=W.Layout(width="auto"),
                                   tooltip="play the original recording, then the current point")
-        self.save_path = W.Text(description="path", style={"description_width": "40px"},
+        self.save_path = W.Text(description="path", placeholder="", style={"description_width": "40px"},
                                 layout=W.Layout(width="420px"))
         self.save_button = W.Button(description="save WAV", icon="save", layout=W.Layout(width="auto"),
                                     tooltip="write the current rendering to the path")

@@ -38,7 +38,7 @@ from ..dsp import AudioError, AudioWarning, PreprocessConfig, fix_frames, load_m
 __all__ = ["SourceClip", "read_audio", "clip_from_audio", "wants_whole_clip"]
 
 #: What an upload or a file must be, for the messages.
-FORMATS = "a WAV or FLAC recording (anything libsndfile reads)"
+FORMATS = "a WAV or FLAC recording"
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,7 @@ def read_audio(source: Any) -> tuple[np.ndarray, int, str]:
     >>> read_audio(())
     Traceback (most recent call last):
     ...
-    emovae_utils.dsp.AudioError: Nothing was uploaded: click the upload button and choose a WAV or FLAC recording (anything libsndfile reads).
+    emovae_utils.dsp.AudioError: Nothing was uploaded: click the upload button and choose a WAV or FLAC recording.
     """
     if isinstance(source, (str, os.PathLike)):
         y, sr = load_mono(source)
