@@ -265,7 +265,7 @@ class OwnVoiceExplorer:
         self.original_audio.add_class("emovae-original-audio")
         self.ab_audio = W.Audio(format="wav", autoplay=True, loop=False, controls=True)
         self.ab_audio.add_class("emovae-own-ab-audio")
-        self.ab_button = W.Button(description="A/B", icon="play", layout=W.Layout(width="auto"),
+        self.ab_button = W.Button(description="A/B original", icon="play", layout=W.Layout(width="auto"),
                                   tooltip="play the original recording, then the current point")
         self.save_path = W.Text(description="path", placeholder="", style={"description_width": "40px"},
                                 layout=W.Layout(width="420px"))

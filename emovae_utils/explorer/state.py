@@ -295,7 +295,7 @@ class ExplorerState:
         self.back_to_start()
 
     def add_start(self, key: str, z: Sequence[float] | np.ndarray, label: str) -> None:
-        """Add (or replace) a start point ``key``, e.g. an own recording's posterior mean; ``options`` follow in place."""
+        """Add (or replace) a start point ``key`` (an own recording's posterior mean); ``options`` follow in place."""
         z = np.asarray(z, dtype=np.float32).reshape(-1)
         if z.shape[0] != self.latent_dim:
             raise ValueError(f"a start point needs {self.latent_dim} values, got {z.shape[0]}")
