@@ -59,7 +59,20 @@ The package, one concern a module:
 * :mod:`.pad`: the blend pad (front end in ``pad.js``);
 * :mod:`.static`: what a saved copy shows (a snapshot, not dead controls);
 * :mod:`.view`: :class:`LatentExplorer` (ipywidgets), :func:`latent_explorer`,
-  :func:`explorer_for`.
+  :func:`explorer_for`;
+* :mod:`.source`: :func:`clip_from_audio`, a recording as the model's input (:class:`SourceClip`);
+* :mod:`.emotion`: :class:`EmotionMixer`, emotion weights to an emotion latent;
+* :mod:`.ownvoice`: :class:`OwnVoiceExplorer`, :func:`own_voice_explorer`.
+
+**Your own voice**: :func:`own_voice_explorer` (:class:`OwnVoiceExplorer`)
+starts the explorer from any recording (a RAVDESS index row, a WAV or FLAC
+file, a notebook upload: :func:`clip_from_audio`, the study's preprocessing),
+and, for a model with an emotion latent (``model.emotion_dims``), adds one
+weight per emotion mixing the emotions' mean emotion latents
+(:class:`EmotionMixer`) while content and speaker stay the recording's; it
+plays the recording itself (original, A/B) and saves the current rendering::
+
+    own_voice_explorer(model, "take1.wav", X, index)   # or index.iloc[i], upload.value
 
 The explorer can be driven without a browser (``set_latent``, ``select``,
 ``set_direction``, ``set_pad``, ``update``, ``png_bytes``, ``wav_bytes``). A
@@ -70,7 +83,10 @@ model is called; clips with NaN or infinite values are named in one warning,
 left out of the statistics and refused as start points.
 """
 from .config import ExplorerConfig
+from .emotion import EmotionMixer, with_emotion
+from .ownvoice import OwnVoiceExplorer, own_voice_explorer
 from .rendering import PointRenderer, SpectrogramRenderer, encode_png, prepare_audio, spectrogram_png, wav_bytes
+from .source import SourceClip, clip_from_audio, read_audio
 from .state import ORIGIN, ExplorerState, blend_weights
 from .view import LatentExplorer, explorer_defaults, explorer_for, latent_explorer
 from .worker import RenderWorker, limited_threads
@@ -92,4 +108,11 @@ __all__ = [
     "RenderWorker",
     "limited_threads",
     "ORIGIN",
+    "OwnVoiceExplorer",
+    "own_voice_explorer",
+    "SourceClip",
+    "clip_from_audio",
+    "read_audio",
+    "EmotionMixer",
+    "with_emotion",
 ]

@@ -3,8 +3,8 @@
 The explorer needs only ``encode(x[, cond]) -> (mu, logvar)``, ``decode(z[, cond])``
 and the latent size (:func:`emovae_utils.generate.latent_dim_of`); the
 per-variant defaults of :func:`emovae_utils.explorer.explorer_for` come from the
-model itself (``model.explorer_defaults(X, index)``), and the emotion sub-latent's size from its
-declared representation (:func:`emotion_sublatent_size`).
+model itself (``model.explorer_defaults(X, index)``), and the emotion latent's size from its
+declaration ``model.emotion_dims`` (:func:`emotion_sublatent_size`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..generate import decode_latents, encode_batched, model_device
-from ..models.base import BaseVAE, condition_tensor
+from ..models.base import Model, condition_tensor
 
 __all__ = ["cond_value", "repeat_cond", "encode_clips", "decode_point", "emotion_sublatent_size"]
 
@@ -77,8 +77,13 @@ def decode_point(model: nn.Module, z: np.ndarray | torch.Tensor, cond: np.ndarra
 
 
 def emotion_sublatent_size(model: nn.Module) -> int:
-    """Size k of the sub-latent ``z0 .. z{k-1}`` the model's representation reads (``supervised_vae``'s
-    emotion part: :attr:`~emovae_utils.models.base.BaseVAE.representation_dim` below ``latent_dim``), else 0."""
-    if isinstance(model, BaseVAE) and model.representation_dim < model.latent_dim:
-        return int(model.representation_dim)
-    return 0
+    """Size k of the model's emotion latent ``z0 .. z{k-1}`` (its declared
+    :attr:`~emovae_utils.models.base.Model.emotion_dims`: ``supervised_vae``, ``factorised_vae``), else 0.
+
+    Examples
+    --------
+    >>> from emovae_utils.models import build
+    >>> emotion_sublatent_size(build("supervised_vae", emotion_dims=3)), emotion_sublatent_size(build("beta_vae"))
+    (3, 0)
+    """
+    return int(model.emotion_dims or 0) if isinstance(model, Model) else 0

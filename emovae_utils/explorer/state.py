@@ -294,6 +294,23 @@ class ExplorerState:
         self.start = key
         self.back_to_start()
 
+    def add_start(self, key: str, z: Sequence[float] | np.ndarray, label: str) -> None:
+        """Add (or replace) a start point ``key`` (an own recording's posterior mean); ``options`` follow in place."""
+        z = np.asarray(z, dtype=np.float32).reshape(-1)
+        if z.shape[0] != self.latent_dim:
+            raise ValueError(f"a start point needs {self.latent_dim} values, got {z.shape[0]}")
+        self.starts[key] = z
+        self.start_labels[key] = label
+        self.options[:] = [(lab, k) for k, lab in self.start_labels.items()]
+
+    def set_conditions(self, conditions: Mapping[str, np.ndarray]) -> None:
+        """Replace the condition picker's entries (the chosen one must stay among them, else the first is chosen)."""
+        if not conditions:
+            raise ValueError("conditions is empty")
+        self.conditions = dict(conditions)
+        if self.condition not in self.conditions:
+            self.condition = next(iter(self.conditions))
+
     def back_to_start(self) -> None:
         """Back to the chosen start point (emotion amount back to 0)."""
         self.amount = 0.0

@@ -20,6 +20,9 @@ attributes, so callers read declarations instead of probing:
 * :attr:`Model.generative`: whether it decodes (a VAE).
 * :meth:`Model.representation` and :attr:`Model.representation_dim`: what the
   metrics probe (the posterior mean by default).
+* :attr:`Model.emotion_dims`: how many leading latent dimensions form an
+  emotion latent (``supervised_vae``, ``factorised_vae``), or None. Emotion
+  conversion and the explorer's emotion controls act on those dimensions only.
 
 Constructor arguments are stored as attributes of the same name (as in
 scikit-learn), so :attr:`BaseVAE.config` can rebuild the model; see
@@ -258,6 +261,10 @@ class Model(ConfigMixin, nn.Module):
         e.g. ``"labels"``); None: unsupervised. Labels never reach ``forward``.
     generative : bool
         The model decodes latents (``encode``, ``decode``, ``sample``): a VAE.
+    emotion_dims : int or None
+        The number ``k`` of leading latent dimensions ``z0 .. z{k-1}`` that form
+        the emotion latent (trained to carry emotion, not speaker or content);
+        None: the model has none.
 
     Subclasses implement ``forward(x, cond=None) -> dict``,
     :meth:`loss_function`, :meth:`representation` and
@@ -267,13 +274,16 @@ class Model(ConfigMixin, nn.Module):
     --------
     >>> from emovae_utils.models import build
     >>> m = build("supervised_vae", latent_dim=8, emotion_dims=4)
-    >>> m.condition, m.labels, m.generative, m.representation_dim
-    (None, 'labels', True, 4)
+    >>> m.condition, m.labels, m.generative, m.representation_dim, m.emotion_dims
+    (None, 'labels', True, 4, 4)
+    >>> build("emotion_vae").emotion_dims is None
+    True
     """
 
     condition: ClassVar[str | None] = None
     labels: ClassVar[str | None] = None
     generative: ClassVar[bool] = False
+    emotion_dims: int | None = None
 
     def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
                       labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

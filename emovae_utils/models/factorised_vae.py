@@ -65,7 +65,7 @@ from torch.nn import functional as F
 from .base import BaseVAE, check_float, check_int
 from .losses import gaussian_kl, masked_cross_entropy, masked_mse
 from .registry import register
-from .sequence_vae import check_lengths, check_log_mels, length_mask, masked_mean_std, step_mask
+from .sequence_vae import SequenceVAE, check_lengths, check_log_mels, length_mask, masked_mean_std, step_mask
 from .supervised_vae import check_labels, grad_reverse
 
 __all__ = ["FactorisedSequenceVAE", "masked_instance_norm"]
@@ -238,6 +238,9 @@ class FactorisedSequenceVAE(BaseVAE):
 
     condition = "lengths"
     labels = "labels"
+    #: The latent explorer's length picker and its defaults, as :class:`~.sequence_vae.SequenceVAE`'s.
+    explorer_lengths = SequenceVAE.explorer_lengths
+    explorer_defaults = SequenceVAE.explorer_defaults
 
     def __init__(self, content_dim: int = 4, content_stride: int = 8, speaker_dim: int = 16, emotion_dim: int = 8,
                  max_frames: int = 256, n_mels: int = 80, channels: int = 32, stride: int = 4, kernel_size: int = 5,
@@ -471,6 +474,11 @@ class FactorisedSequenceVAE(BaseVAE):
     @property
     def representation_dim(self) -> int:
         """:attr:`emotion_dim`."""
+        return self.emotion_dim
+
+    @property
+    def emotion_dims(self) -> int:
+        """:attr:`emotion_dim`: the emotion latent leads the flat latent (:attr:`Model.emotion_dims`)."""
         return self.emotion_dim
 
     @torch.no_grad()
