@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -34,13 +35,15 @@ import pandas as pd
 
 from .protocols import check_protocol, fold_actors, validation_actors
 from .train import FitConfig
-from .trial import Trial
+from .trial import TRIAL_NAME, Trial
 
 __all__ = ["CeilingConfig", "grid_points", "tuning_trials", "best_epoch", "select", "final_trials", "run",
            "CEILING_MODEL"]
 
 #: The registered model of the ceiling.
 CEILING_MODEL = "emotion_cnn"
+#: Fit settings every ceiling trial gets from :class:`CeilingConfig` (not grid points).
+_FIXED_FIT = ("epochs", "batch_size", "drop_last", "threads", "checkpoint_every")
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,8 @@ def _split(point: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def _fit(config: CeilingConfig, epochs: int, fit: Mapping[str, Any]) -> dict[str, Any]:
-    return {"epochs": int(epochs), "batch_size": config.batch_size, "drop_last": True, "threads": config.threads,
-            "checkpoint_every": None, **dict(fit)}
+    fixed = dict(zip(_FIXED_FIT, (int(epochs), config.batch_size, True, config.threads, None)))
+    return {**fixed, **dict(fit)}
 
 
 def _validation_actors(index: pd.DataFrame, fold: int, protocol: str, config: CeilingConfig) -> tuple[int, ...]:
@@ -168,11 +171,9 @@ def select(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for r in rows.itertuples(index=False):
         r = r._asdict()
-        spec = Trial.from_spec(json.loads(open(f"{r['path']}/trial.json", encoding="utf-8").read()))
+        spec = Trial.from_spec(json.loads((Path(r["path"]) / TRIAL_NAME).read_text(encoding="utf-8")))
         epoch, acc, loss = best_epoch(pd.read_csv(r["validation"]))
-        point = {**dict(spec.config), **{k: v for k, v in spec.fit_settings().items()
-                                         if k not in ("epochs", "batch_size", "drop_last", "threads",
-                                                      "checkpoint_every")}}
+        point = {**dict(spec.config), **{k: v for k, v in spec.fit_settings().items() if k not in _FIXED_FIT}}
         out.append({"protocol": spec.protocol or "study", "fold": spec.fold,
                     "validation_actors": json.dumps(list(spec.validation["actor"])), **point,
                     "best_epoch": epoch, "val_accuracy": acc, "val_total": loss})
