@@ -1,6 +1,7 @@
-"""Emotion conversion with an emotion-supervised VAE: swap the emotion sub-latent, decode.
+"""Emotion conversion with a model that declares an emotion latent: swap it, decode.
 
-With an :class:`~emovae_utils.models.EmotionSupervisedVAE`, whose first
+With a model that declares :attr:`~emovae_utils.models.Model.emotion_dims` (the
+:class:`~emovae_utils.models.EmotionSupervisedVAE`, the factorised sequence VAE), whose first
 ``emotion_dims`` latent dimensions are trained to carry emotion and not
 speaker, a clip is converted to another emotion by replacing those
 dimensions of its posterior mean with the mean sub-latent of the target
@@ -34,30 +35,32 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from .metrics.baselines import pooled_log_mel
-from .models.supervised_vae import EmotionSupervisedVAE, emotion_sublatent
+from .models.base import Model, condition_tensor
 
 __all__ = ["emotion_means", "convert_emotion", "conversion_scores", "speaker_classifier"]
 
 
-def _check_model(model: Any) -> EmotionSupervisedVAE:
-    if not isinstance(model, EmotionSupervisedVAE):
-        raise TypeError(f"emotion conversion needs an EmotionSupervisedVAE (build('supervised_vae')), whose first "
-                        f"emotion_dims latent dimensions carry emotion; got {type(model).__name__}")
+def _check_model(model: Any) -> Model:
+    if not isinstance(model, Model) or model.emotion_dims is None:
+        raise TypeError(f"emotion conversion needs a model that declares an emotion latent (emotion_dims), e.g. "
+                        f"build('supervised_vae') or build('factorised_vae'); got {type(model).__name__}")
     return model
 
 
-def emotion_means(model: EmotionSupervisedVAE, X: np.ndarray | torch.Tensor,
-                  emotions: Sequence[Any] | np.ndarray | pd.Series) -> pd.DataFrame:
+def emotion_means(model: Model, X: np.ndarray | torch.Tensor,
+                  emotions: Sequence[Any] | np.ndarray | pd.Series, cond: Any = None) -> pd.DataFrame:
     """Mean posterior emotion sub-latent, ``mu[:, :emotion_dims]``, of each emotion.
 
     Parameters
     ----------
-    model : EmotionSupervisedVAE
-        A trained model (evaluated in eval mode, its mode restored).
-    X : array or tensor, (N, 80, 128)
+    model : Model
+        A trained model that declares ``emotion_dims`` (evaluated in eval mode, its mode restored).
+    X : array or tensor, (N, 80, frames)
         dB log-mels of the clips to average over (the training clips).
     emotions : sequence, (N,)
         Emotion label of each clip (names or ids; any hashable labels).
+    cond : array, (N, ...), optional
+        The model's condition (e.g. the lengths of a sequence model).
 
     Returns
     -------
@@ -76,15 +79,15 @@ def emotion_means(model: EmotionSupervisedVAE, X: np.ndarray | torch.Tensor,
     emotions = np.asarray(emotions)
     if emotions.ndim != 1 or len(emotions) != len(X):
         raise ValueError(f"emotions must hold one label per clip: got shape {emotions.shape} for {len(X)} clips")
-    e = emotion_sublatent(model, X)
+    e = model.represent(X, cond)[:, :model.emotion_dims]
     frame = pd.DataFrame(e, columns=[f"z{i}" for i in range(model.emotion_dims)])
     frame["emotion"] = emotions
     return frame.groupby("emotion", sort=True).mean()
 
 
 @torch.no_grad()
-def convert_emotion(model: EmotionSupervisedVAE, X: np.ndarray | torch.Tensor,
-                    target: np.ndarray | torch.Tensor | pd.Series, batch_size: int = 256) -> np.ndarray:
+def convert_emotion(model: Model, X: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor | pd.Series,
+                    batch_size: int = 256, cond: Any = None) -> np.ndarray:
     """Decode each clip with its emotion sub-latent replaced by ``target``.
 
     ``z = concat(target, mu[:, emotion_dims:])`` with ``mu`` the posterior
@@ -92,19 +95,21 @@ def convert_emotion(model: EmotionSupervisedVAE, X: np.ndarray | torch.Tensor,
 
     Parameters
     ----------
-    model : EmotionSupervisedVAE
-        A trained model (evaluated in eval mode, its mode restored).
-    X : array or tensor, (N, 80, 128)
+    model : Model
+        A trained model that declares ``emotion_dims`` (evaluated in eval mode, its mode restored).
+    X : array or tensor, (N, 80, frames)
         Source clips (dB log-mels).
     target : array, (emotion_dims,) or (N, emotion_dims)
         One target sub-latent for every clip (e.g. a row of
         :func:`emotion_means`), or one per clip.
     batch_size : int, default 256
         Clips converted at once.
+    cond : array, (N, ...), optional
+        The model's condition (e.g. the lengths of a sequence model), kept for the converted clip.
 
     Returns
     -------
-    np.ndarray, (N, 80, 128), float32
+    np.ndarray, (N, 80, frames), float32
         Converted dB log-mels.
 
     Examples
@@ -131,9 +136,10 @@ def convert_emotion(model: EmotionSupervisedVAE, X: np.ndarray | torch.Tensor,
     try:
         for i in range(0, n, batch_size):
             x = X[i: i + batch_size].to(device=p.device, dtype=p.dtype)
-            mu, _ = model.encode(x)
+            c = None if cond is None else condition_tensor(np.asarray(cond)[i: i + batch_size], p.device)
+            mu, _ = model.encode(x, c)
             z = torch.cat([target[i: i + batch_size].to(device=p.device, dtype=p.dtype), mu[:, d:]], dim=1)
-            parts.append(model.decode(z).float().cpu())
+            parts.append(model.decode(z, c).float().cpu())
     finally:
         model.train(was_training)
     if not parts:

@@ -112,3 +112,21 @@ def test_speaker_classifier_refuses_bad_input():
         speaker_classifier(np.zeros((4, 80, 128)), [1, 2])
     with pytest.raises(ValueError, match="at least 2 speakers"):
         speaker_classifier(np.zeros((4, 80, 128)), [1] * 4)
+
+
+def test_conversion_serves_any_model_that_declares_an_emotion_latent():
+    import torch
+
+    from emovae_utils.models import build
+    from emovae_utils.models.sequence_vae import length_mask
+
+    model = build("factorised_vae", channels=16, max_frames=64)
+    lengths = np.array([64, 40, 24])
+    X = np.where(length_mask(torch.as_tensor(lengths), 64)[:, None].numpy(),
+                 np.random.default_rng(0).normal(-40, 3, (3, 80, 64)), 0.0).astype(np.float32)
+    means = emotion_means(model, X, ["sad", "angry", "sad"], cond=lengths)
+    assert means.shape == (2, model.emotion_dims)
+    out = convert_emotion(model, X, means.loc["angry"].to_numpy(), cond=lengths)
+    assert out.shape == X.shape and np.all(out[2, :, 24:] == 0)  # the clip's length is kept: padding stays silent
+    with pytest.raises(TypeError, match="emotion_dims"):
+        emotion_means(build("emotion_vae"), X[:, :, :32], ["a", "b", "a"])
