@@ -292,14 +292,19 @@ def emobox_comparison(table: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``system, WA %, UAR %, source``.
+        ``system, WA %, UAR %, what`` (ours: trained from scratch, feature + linear probe, or trivial).
     """
     from .protocols import EMOBOX_LEADERBOARD
 
+    def what(r: Any) -> str:
+        if r.kind == "variant":
+            return "this study: trained from scratch on RAVDESS"
+        return "this study: trivial" if r.dims == 0 else "this study: feature + linear probe"
+
     ours = table[table["protocol"] == "emobox"] if "protocol" in table else table.iloc[:0]
     rows = [{"system": r.variant, "WA %": 100 * float(r.emotion_wa), "UAR %": 100 * float(r.emotion_uar_mean),
-             "source": "this study (EmoBox partition)"} for r in ours.itertuples() if pd.notna(r.emotion_wa)]
-    rows += [{"system": name, "WA %": wa, "UAR %": np.nan, "source": "EmoBox leaderboard (frozen model + head)"}
+             "what": what(r)} for r in ours.itertuples() if pd.notna(r.emotion_wa)]
+    rows += [{"system": name, "WA %": wa, "UAR %": np.nan, "what": "EmoBox: frozen pre-trained model + small head"}
              for name, wa in EMOBOX_LEADERBOARD.items()]
     return pd.DataFrame(rows).sort_values("WA %", ascending=False, ignore_index=True)
 

@@ -137,7 +137,7 @@ def _beyond(path: Path) -> list[str]:
         lines += [""] + [f"* **{g.goal}: {g.verdict}.** Emotion UAR {g.statistic:.3f} [{g.ci_low:.3f}, "
                          f"{g.ci_high:.3f}] over {int(g.n_runs)} runs. Rule: {g.rule}."
                          for g in pd.read_csv(goals).itertuples()]
-    lines += _emobox(table[protocol == "emobox"])
+    lines += _emobox(table)
     conv = path.with_name("emotion_conversion.csv")
     if conv.exists():
         c = pd.read_csv(conv).set_index("target")
@@ -151,19 +151,14 @@ def _beyond(path: Path) -> list[str]:
     return lines
 
 
-def _emobox(ours: pd.DataFrame) -> list[str]:
-    """Our rows on EmoBox's partition beside its published leaderboard (WA %)."""
-    from .protocols import EMOBOX_LEADERBOARD
+def _emobox(table: pd.DataFrame) -> list[str]:
+    """Our rows on EmoBox's partition beside its published leaderboard (:func:`~emovae_utils.beyond.emobox_comparison`)."""
+    from .beyond import emobox_comparison
 
-    if not len(ours):
+    if "protocol" not in table or not (table["protocol"] == "emobox").any():
         return []
-    rows = [[r.variant, f"{100 * r.emotion_wa:.1f}", f"{100 * r.emotion_uar_mean:.1f}", "this study: trained from "
-             "scratch on RAVDESS" if r.kind == "variant" else "this study: trivial" if r.dims == 0 else
-             "this study: feature + linear probe"]
-            for r in ours.itertuples() if pd.notna(r.emotion_wa)]
-    rows += [[name, f"{wa:.1f}", "", "EmoBox: frozen pre-trained model + small head"]
-             for name, wa in EMOBOX_LEADERBOARD.items()]
-    rows.sort(key=lambda r: -float(r[1]))
+    rows = [[system, f"{wa:.1f}", "" if pd.isna(uar) else f"{uar:.1f}", what]
+            for system, wa, uar, what in emobox_comparison(table).itertuples(index=False, name=None)]
     return ["", "On EmoBox's RAVDESS partition (6 folds of 4 actors, both statements, 240 test clips per fold), beside "
             "EmoBox's published leaderboard (weighted accuracy = share of test clips right, mean over folds; theirs "
             "are frozen speech models pre-trained on thousands of hours, with a small head trained per fold):",
