@@ -174,6 +174,9 @@ class FactorisedSequenceVAE(BaseVAE):
         Strength of the gradient reversal from an emotion head on the speaker
         mean into the speaker encoder (keeps emotion out of the label-free
         speaker latent); 0: a probe of the emotion the speaker latent holds.
+    content_instance_norm : bool, default True
+        Instance-normalise the content encoder's hidden sequences; False (an
+        ablation) leaves the clip's global statistics in the content path.
     db_offset, db_scale : float, default -25.0 and 20.0
         The network works on ``(x - db_offset) / db_scale`` and outputs
         ``db_offset + db_scale * y`` (as :class:`~emovae_utils.models.sequence_vae.SequenceVAE`).
@@ -247,7 +250,8 @@ class FactorisedSequenceVAE(BaseVAE):
                  n_layers: int = 2, content_beta: float = 0.1, speaker_beta: float = 0.1, emotion_beta: float = 1.0,
                  n_emotions: int = 8, n_speakers: int = 24, classifier_weight: float = 10.0,
                  adversary_weight: float = 10.0, content_adversary_weight: float = 0.0,
-                 speaker_adversary_weight: float = 10.0, db_offset: float = -25.0, db_scale: float = 20.0) -> None:
+                 speaker_adversary_weight: float = 10.0, content_instance_norm: bool = True,
+                 db_offset: float = -25.0, db_scale: float = 20.0) -> None:
         super().__init__()
         owner = type(self).__name__
         for name, value in (("content_dim", content_dim), ("content_stride", content_stride),
@@ -262,6 +266,9 @@ class FactorisedSequenceVAE(BaseVAE):
                             ("content_adversary_weight", content_adversary_weight),
                             ("speaker_adversary_weight", speaker_adversary_weight)):
             setattr(self, name, check_float(owner, name, value))
+        if not isinstance(content_instance_norm, bool):
+            raise TypeError(f"{owner}(content_instance_norm={content_instance_norm!r}): give True or False")
+        self.content_instance_norm = content_instance_norm
         self.db_offset = check_float(owner, "db_offset", db_offset, low=None)
         self.db_scale = check_float(owner, "db_scale", db_scale, above=True)
         if self.kernel_size % 2 == 0:
@@ -277,7 +284,8 @@ class FactorisedSequenceVAE(BaseVAE):
     def _build(self) -> None:
         """The layers (see the class notes)."""
         c, k, L = self.channels, self.kernel_size, self.n_layers
-        self.content_encoder = _SequenceEncoder(self.n_mels, c, self.content_stride, k, L, instance_norm=True)
+        self.content_encoder = _SequenceEncoder(self.n_mels, c, self.content_stride, k, L,
+                                                instance_norm=self.content_instance_norm)
         self.content_out = nn.Conv1d(c, 2 * self.content_dim, 1)
         self.speaker_encoder = _SequenceEncoder(self.n_mels, c, self.stride, k, L, instance_norm=False)
         self.speaker_out = nn.Linear(2 * c, 2 * self.speaker_dim)
