@@ -87,19 +87,39 @@ latent_explorer(model, X, index, clim=clim)
 """
 
 
+OWN_VOICE_SOURCE = """\
+import numpy as np, pandas as pd, soundfile as sf, torch
+torch.manual_seed(0)
+from emovae_utils.models import build
+from emovae_utils.explorer import own_voice_explorer
+model = build("factorised_vae").eval()
+emotions = ["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
+rng = np.random.default_rng(0)
+X = rng.normal(-40, 12, size=(16, 80, 160)).astype(np.float32)
+index = pd.DataFrame({"actor": [1] * 16, "emotion": emotions * 2, "n_frames": [160, 120] * 8,
+                      "statement": [1] * 16, "repetition": [1] * 16})
+sr = 22050  # another rate than the model's 16 kHz
+t = np.arange(int(1.6 * sr)) / sr
+voice = np.sign(np.sin(2 * np.pi * 140 * t)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)) * 0.2
+sf.write("take1.wav", voice.astype(np.float32), sr)
+widget = own_voice_explorer(model, "take1.wav", X, index, save_dir="saved")
+widget
+"""
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _write_notebook(path: Path) -> None:
+def _write_notebook(path: Path, source: str = NOTEBOOK_SOURCE) -> None:
     import nbformat
 
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                  "language": "python"}
-    nb.cells = [nbformat.v4.new_code_cell(NOTEBOOK_SOURCE)]
+    nb.cells = [nbformat.v4.new_code_cell(source)]
     nbformat.write(nb, path)
 
 
@@ -125,6 +145,7 @@ def lab_server(tmp_path_factory):
     for d in (root, home, data, config, runtime):
         d.mkdir()
     _write_notebook(root / "explorer.ipynb")
+    _write_notebook(root / "own_voice.ipynb", OWN_VOICE_SOURCE)
 
     # The kernel must be this venv's python: an explicit kernelspec in the
     # (first-searched) temporary data dir.
@@ -184,7 +205,7 @@ def lab_server(tmp_path_factory):
                 if time.monotonic() > deadline:
                     pytest.fail(f"JupyterLab did not answer within {SERVER_START_TIMEOUT} s:\n{log_tail()}")
                 time.sleep(0.3)
-        yield base, token, log_tail
+        yield base, token, log_tail, root
     finally:
         # shut the kernels down through the API, then stop the server
         try:
@@ -339,6 +360,34 @@ def _busy_neighbour():
             p.wait(timeout=10)
 
 
+def _open_and_run(page, base: str, token: str, notebook: str, console: list[str], log_tail) -> None:
+    """Open ``notebook`` in JupyterLab, wait for its kernel, run all cells, wait for the explorer's first render."""
+    page.goto(f"{base}/lab/tree/{notebook}?token={token}", wait_until="domcontentloaded")
+    page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
+    page.wait_for_function(
+        """() => Array.from(document.querySelectorAll('.jp-StatusBar-Item'))
+                 .some(e => /\\(ipykernel\\)\\s*\\|\\s*Idle/.test(e.innerText))""")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+    dialog = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+    try:
+        dialog.wait_for(state="visible", timeout=1_500)
+        dialog.click()
+    except Exception:
+        pass
+    try:
+        page.wait_for_function(
+            """() => {
+                const i = document.querySelector('.emovae-latent-explorer img.emovae-spectrogram');
+                const a = document.querySelector('.emovae-latent-explorer audio.emovae-audio');
+                return i && a && i.src.startsWith('blob:') && a.src.startsWith('blob:') && i.naturalWidth > 0;
+            }""")
+    except Exception as exc:
+        outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
+        pytest.fail(f"{notebook} did not render: {exc}{_shot(page, 'no_render')}\noutputs: {outputs}\n"
+                    f"console: {console[-20:]}\nserver log:\n{log_tail()}")
+
+
 def _measure(page, sliders, log_tail, key: str, dx: float) -> dict:
     """Key presses on the first slider (latency of each), then a drag of the second (updates while dragging)."""
     handle = sliders.nth(0).locator(".noUi-handle")
@@ -377,7 +426,7 @@ def _measure(page, sliders, log_tail, key: str, dx: float) -> dict:
 
 
 def test_latent_explorer_in_jupyterlab(lab_server, browser):
-    base, token, log_tail = lab_server
+    base, token, log_tail, _root = lab_server
     t0 = time.monotonic()
     context = browser.new_context(viewport={"width": 1500, "height": 1200})
     page = context.new_page()
@@ -512,5 +561,66 @@ def test_latent_explorer_in_jupyterlab(lab_server, browser):
         _shot(page, "final")
         print(f"explorer rendered {t_render:.1f} s after page load start; "
               f"total {time.monotonic() - t0:.1f} s")
+    finally:
+        context.close()
+
+
+def test_own_voice_explorer_in_jupyterlab(lab_server, browser):
+    """The own-voice explorer: emotion weights update image and audio (latency printed), the original player holds
+    the recording, A/B plays, save writes a WAV that reads back."""
+    import soundfile as sf
+
+    base, token, log_tail, root = lab_server
+    context = browser.new_context(viewport={"width": 1500, "height": 1400})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    try:
+        _open_and_run(page, base, token, "own_voice.ipynb", console, log_tail)
+        own = page.locator(".emovae-own-voice")
+        weights = own.locator(".emovae-emotion-weight")
+        assert weights.count() == 9  # the source's own emotion and the 8 emotions' means
+        original = own.locator("audio.emovae-original-audio")
+        page.wait_for_function(
+            "() => (document.querySelector('.emovae-own-voice audio.emovae-original-audio').src || '')"
+            ".startsWith('blob:')")
+        _wait_renders(page, 1, "running the notebook")
+        page.evaluate(_INSTRUMENT)
+        handle = weights.nth(5).locator(".noUi-handle")  # angry
+        handle.scroll_into_view_if_needed()
+        handle.focus()
+        latencies = []
+        for _ in range(N_LATENCY // 2):
+            old = _counts(page)
+            n_keys = page.evaluate("() => window.__emovae.keys.length")
+            handle.press("ArrowRight")
+            handle.press("ArrowRight")
+            _wait_counts(page, old, "a key on an emotion weight", log_tail)
+            t_key, t_img, t_aud = page.evaluate(
+                "([k, i, a]) => [window.__emovae.keys[k], window.__emovae.img[i], window.__emovae.aud[a]]",
+                [n_keys, old[0], old[1]])
+            latencies.append(max(t_img, t_aud) - t_key)
+            page.wait_for_timeout(120)
+        lat = np.asarray(latencies)
+        print(f"\nown-voice explorer, quiet: emotion-weight key -> new image and audio in the browser: "
+              f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms, max {lat.max():.0f} ms "
+              f"over {len(lat)} presses (targets: p50 <= 150 ms, p95 <= 300 ms)")
+        assert float(weights.nth(5).locator(".widget-readout").inner_text()) > 0
+        src = original.get_attribute("src")
+        # A/B: the A/B player gets a new source; the original player still holds the recording
+        own.locator("button", has_text="A/B original").click()
+        page.wait_for_function(
+            "() => (document.querySelector('.emovae-own-voice audio.emovae-own-ab-audio').src || '')"
+            ".startsWith('blob:')", timeout=UPDATE_TIMEOUT_MS)
+        assert original.get_attribute("src") == src
+        # save WAV: the kernel writes it, the page shows where, the file reads back
+        own.locator("button", has_text="save WAV").click()
+        page.wait_for_function(
+            "() => /saved:/.test(document.querySelector('.emovae-own-voice').innerText)", timeout=UPDATE_TIMEOUT_MS)
+        saved = sorted((root / "saved").glob("*.wav"))
+        assert len(saved) == 1 and "angry" in saved[0].name, saved
+        y, sr = sf.read(saved[0])
+        assert sr == 16000 and len(y) > 8000 and np.isfinite(y).all()
     finally:
         context.close()
