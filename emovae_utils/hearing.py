@@ -445,10 +445,21 @@ def speaker_scale_rows(index: pd.DataFrame, folds: Iterable[int], config: Hearin
 # ----------------------------------------------------------------------------- tables and goals
 
 
+#: Where each judge's values can lie (intervals of the tables are clipped to it).
+_RANGE = {"cnn": (0.0, 1.0), "egemaps": (0.0, 1.0), "stoi": (0.0, 1.0), "speaker_cos": (-1.0, 1.0),
+          "pesq": (1.0, 4.64)}
+
+
 def _runs_interval(rows: pd.DataFrame) -> Any:
     """The crossed seed x fold interval of long rows (``seed``, ``fold``, ``value``)."""
     table = rows.pivot_table(index="seed", columns="fold", values="value", aggfunc="mean")
     return mean_interval(table.to_numpy(dtype=float), design="crossed")
+
+
+def _clipped(ci: Any, judge: str) -> tuple[float, float]:
+    """An interval's ends within the judge's range (a t-interval of shares can leave [0, 1])."""
+    low, high = _RANGE.get(judge, (-np.inf, np.inf))
+    return float(np.clip(ci.low, low, high)), float(np.clip(ci.high, low, high))
 
 
 def hearing_table(judged: pd.DataFrame, scale: pd.DataFrame, design: str = "default") -> pd.DataFrame:
@@ -467,10 +478,10 @@ def hearing_table(judged: pd.DataFrame, scale: pd.DataFrame, design: str = "defa
         parts = [real, rows.groupby(["stage", "judge", "fold", "seed"], as_index=False)["value"].mean()]
         for (stage, judge), group in pd.concat(parts, ignore_index=True).groupby(["stage", "judge"], sort=False):
             ci = _runs_interval(group)
-            out.append([model, stage, judge, ci.estimate, ci.low, ci.high, ci.n, "seed"])
+            out.append([model, stage, judge, ci.estimate, *_clipped(ci, judge), ci.n, "seed"])
         for stage, group in scale_m.groupby("stage"):
             ci = mean_interval(group["value"].to_numpy(dtype=float), design="nested")
-            out.append([model, stage, "speaker_cos", ci.estimate, ci.low, ci.high, ci.n, "actor"])
+            out.append([model, stage, "speaker_cos", ci.estimate, *_clipped(ci, "speaker_cos"), ci.n, "actor"])
     table = pd.DataFrame(out, columns=list(TABLE_COLUMNS))
     order = {s: i for i, s in enumerate(("original", "resynthesis", "reconstruction", "conversion",
                                          "same_actor_other_clip", "other_actor"))}
@@ -492,7 +503,8 @@ def conversion_table(judged: pd.DataFrame, model: str = NEW_MODEL, design: str =
     for (target, judge), group in pd.concat([rows, pooled], ignore_index=True).groupby(["target", "judge"],
                                                                                         sort=False):
         ci = _runs_interval(group)
-        out.append({"target": target, "judge": judge, "value": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
+        low, high = _clipped(ci, judge)
+        out.append({"target": target, "judge": judge, "value": ci.estimate, "ci_low": low, "ci_high": high,
                     "n_runs": ci.n})
     return pd.DataFrame(out, columns=["target", "judge", "value", "ci_low", "ci_high", "n_runs"])
 

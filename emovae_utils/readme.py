@@ -165,6 +165,44 @@ def _emobox(table: pd.DataFrame) -> list[str]:
             ""] + _table(["system", "WA %", "UAR %", "what"], rows)
 
 
+def _hearing(path: Path) -> list[str]:
+    """Notebook 07: the judges' table, the goals, conversion per target and the ablation."""
+    table = pd.read_csv(path)
+    judges = [j for j in ("cnn", "egemaps", "speaker_cos", "pesq", "stoi") if j in set(table["judge"])]
+    cells = {(r.model, r.stage, r.judge): (_interval(r.value, r.ci_low, r.ci_high, 2) if r.n_runs > 1
+                                           else _fmt(r.value, 2)) for r in table.itertuples()}
+    runs = table.groupby(["model", "stage"], sort=False)["n_runs"].max()
+    rows = [[model, stage, *[cells.get((model, stage, j), "") for j in judges], int(n)]
+            for (model, stage), n in runs.items()]
+    lines = _table(["model", "stage", *judges, "runs (seeds; actors for the speaker scale)"], rows)
+    goals = path.with_name("emotion_you_can_hear_goals.csv")
+    if goals.exists():
+        lines += ["", "The goals, each decided by the rule stated in notebook 07 before its numbers; the control rows "
+                  "apply the same rules to the recordings (`figures/emotion_you_can_hear_goals.csv`):", ""]
+        lines += [f"* **{g.goal}: {g.verdict}.** {_interval(g.statistic, g.ci_low, g.ci_high, 3)}, {int(g.n_runs)} "
+                  f"runs." for g in pd.read_csv(goals).itertuples()]
+    conversion = path.with_name("emotion_you_can_hear_conversion.csv")
+    if conversion.exists():
+        conv = pd.read_csv(conversion)
+        by = {(r.target, r.judge): _interval(r.value, r.ci_low, r.ci_high, 2) for r in conv.itertuples()}
+        targets = list(dict.fromkeys(conv["target"]))
+        cols = [j for j in ("cnn", "egemaps", "speaker_cos") if j in set(conv["judge"])]
+        lines += ["", "The new model's conversions per target emotion (target recognised: recall, chance 0.125; "
+                  "speaker cosine to the source; `figures/emotion_you_can_hear_conversion.csv`):", ""]
+        lines += _table(["target", *cols], [[t, *[by.get((t, j), "") for j in cols]] for t in targets])
+    ablation = path.with_name("emotion_you_can_hear_ablation.csv")
+    if ablation.exists():
+        ab = pd.read_csv(ablation)
+        cols = [c for c in ("reconstruction_cnn", "reconstruction_egemaps", "reconstruction_speaker_cos",
+                            "conversion_cnn", "conversion_egemaps", "conversion_speaker_cos", "emotion_uar",
+                            "speaker_id_acc", "recon_mse", "final_content_speaker_acc") if c in ab]
+        lines += ["", "Ablation of the content path (means over the runs every design has; "
+                  "`figures/emotion_you_can_hear_ablation.csv`):", ""]
+        lines += _table(["design", *cols, "runs"], [[r.what, *[_fmt(getattr(r, c), 3) for c in cols], int(r.n_runs)]
+                                                    for r in ab.itertuples()])
+    return lines
+
+
 def _replication(path: Path) -> list[str]:
     table = pd.read_csv(path)
     if "comparison" not in table:
@@ -233,6 +271,13 @@ def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
                  "per fold on validation actors drawn from the training actors (every fold), all scored on the "
                  "held-out actors (emotion UAR: a t-interval over seeds carrying the held-out actors' spread; "
                  "`figures/beyond_variants.csv`, figure `figures/beyond_emotion_vs_speaker.png`):", _beyond),
+                ("emotion_you_can_hear.csv", "Emotion you can hear (notebook 07): the factorised sequence VAE "
+                 "(content 4 numbers per 128 ms, a speaker latent, an 8-dim emotion latent) trained on both "
+                 "statements of each fold's training actors (every fold, 3 seeds), and the models of notebook 06 "
+                 "(fold 0), judged as audio on the held-out actors: the emotion CNN of notebook 06 on the rendered "
+                 "audio's log-mel, eGeMAPS + logistic regression, resemblyzer speaker cosine to the recording, "
+                 "PESQ-wb and STOI; the recordings and their resynthesis on the same clips are each model's floor and "
+                 "ceiling (value [95 % interval over seeds]; `figures/emotion_you_can_hear.csv`):", _hearing),
                 ("run_log.csv", "", _run_log))
     for name, intro, render in sections:
         if (d / name).exists():

@@ -20,7 +20,7 @@ LAYERS = [
     ("models", ["models", "accel"]),
     ("training", ["convergence", "train", "callbacks", "generate"]),
     ("measurement", ["metrics", "judges"]),
-    ("experiments", ["trial", "runners", "experiments", "replication", "ceiling", "beyond", "conversion"]),
+    ("experiments", ["trial", "runners", "experiments", "replication", "ceiling", "beyond", "conversion", "hearing"]),
     ("presentation", ["plotting", "explorer", "widgets"]),
     ("front ends", ["pipeline", "cli", "readme"]),
 ]
