@@ -52,6 +52,7 @@ import pandas as pd
 from .judges import JUDGE_SR, TABLE_COLUMNS as JUDGE_COLUMNS, judge_rows, speaker_cosine, speaker_embeddings
 from .metrics.intervals import mean_interval
 from .metrics.verdicts import interval_verdict
+from .trial import selection_mask
 
 __all__ = ["Design", "DESIGNS", "MODELS", "HearingConfig", "factorised_trials", "JudgeJob", "judge_jobs",
            "judge_runs", "speaker_scale_rows", "hearing_table", "goal_rows", "ablation_table", "conversion_table",
@@ -150,14 +151,6 @@ def factorised_trials(config: HearingConfig, design: str = "default", seeds: Seq
                          config=dict(DESIGNS[design].config), cond=("lengths", "labels"), **config.fit())
 
 
-def _selected(index: pd.DataFrame, selection: Mapping[str, Any]) -> np.ndarray:
-    keep = np.ones(len(index), dtype=bool)
-    for column, value in selection.items():
-        values = value if isinstance(value, (list, tuple)) else [value]
-        keep &= index[column].isin(values).to_numpy()
-    return keep
-
-
 # ----------------------------------------------------------------------------- one run's judging
 
 
@@ -190,7 +183,7 @@ def _functionals(index: pd.DataFrame, cache_dir: Any, config: HearingConfig, aud
     """eGeMAPS functionals (rows: clip names) of the clips the eGeMAPS judges learn from (all actors), cached."""
     from .metrics.baselines import egemaps_cached
 
-    clips = index[_selected(index, config.judge_clips)]
+    clips = index[selection_mask(index, config.judge_clips)]
     return egemaps_cached(clips["path"], cache_dir, names=clips["name"], audio=audio, sampling_rate=JUDGE_SR,
                           progress=False)
 
@@ -222,7 +215,8 @@ def _emotion_judge(fold: int, audio: str):
     key = (fold, audio)
     if key not in _CTX["judges"]:
         index = _CTX["windows"][1]
-        train = ~index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy() & _selected(index, _CTX["config"].judge_clips)
+        train = ~index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
+        train &= selection_mask(index, _CTX["config"].judge_clips)
         feats = _CTX["egemaps"][audio].loc[index["name"][train]].to_numpy()
         pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced",
                                                                   random_state=0))
@@ -286,7 +280,7 @@ def _judge(job: JudgeJob) -> pd.DataFrame:
     cnn = load_model(job.cnn_path)[0].eval()
     egemaps = _emotion_judge(job.fold, audio)
     keys = {"model": job.model, "design": job.design, "fold": job.fold, "seed": job.seed}
-    recon = held & _selected(index, config.recon_clips)
+    recon = held & selection_mask(index, config.recon_clips)
     src = index[recon].reset_index(drop=True)
     originals = _real_waves(src, audio)
     lengths = src["n_frames"].to_numpy() if job.features == "sequences" else None
@@ -319,10 +313,13 @@ def _conversions(job: JudgeJob, model: Any, X: np.ndarray, index: pd.DataFrame, 
     from .conversion import convert_emotion, emotion_means
 
     config: HearingConfig = _CTX["config"]
-    train = ~held & _selected(index, job.train)
-    cond_of = lambda rows: route_condition(job.cond, type(model), X[rows], index[rows].reset_index(drop=True)).get("cond")  # noqa: E731
+    train = ~held & selection_mask(index, job.train)
+
+    def cond_of(rows: np.ndarray) -> Any:
+        return route_condition(job.cond, type(model), X[rows], index[rows].reset_index(drop=True)).get("cond")
+
     means = emotion_means(model, X[train], index["emotion"][train], cond=cond_of(train))
-    conv = held & _selected(index, config.conversion_clips)
+    conv = held & selection_mask(index, config.conversion_clips)
     src = index[conv].reset_index(drop=True)
     originals = _real_waves(src, AUDIO[job.features])
     lengths = src["n_frames"].to_numpy() if job.features == "sequences" else None
@@ -342,7 +339,7 @@ def _conversions(job: JudgeJob, model: Any, X: np.ndarray, index: pd.DataFrame, 
 
 def judge_jobs(runs: Mapping[tuple[str, str], pd.DataFrame], cnn: pd.DataFrame, config: HearingConfig,
                cache_root: str | os.PathLike) -> list[JudgeJob]:
-    """One job per trained run (``runs``: (model, design) -> result rows) and one per (fold, seed, features) of the recordings.
+    """One job per trained run (``runs``: (model, design) -> result rows) and per (fold, seed, features) of recordings.
 
     A run's cache file is named by a hash of its job, so a changed setting (or another CNN judge) is judged again.
     """
@@ -430,7 +427,8 @@ def speaker_scale_rows(index: pd.DataFrame, folds: Iterable[int], config: Hearin
 
     rows = []
     for fold in folds:
-        clips = index[index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy() & _selected(index, config.recon_clips)]
+        held = index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
+        clips = index[held & selection_mask(index, config.recon_clips)]
         clips = clips.reset_index(drop=True)
         E = speaker_embeddings(real_waveforms(clips, AUDIO[features]))
         pairs = speaker_scale(clips, embeddings=E)
@@ -536,8 +534,8 @@ def goal_rows(judged: pd.DataFrame, scale: pd.DataFrame, representation: pd.Data
 
     The controls apply each rule to the recordings: the CNN judge on the originals, and (since the share of the
     originals' own rate and their cosine to themselves are 1 by construction) the eGeMAPS share and the speaker
-    cosine of their resynthesis, the render's ceiling: a rule a perfect log-mel cannot pass is reported as such. Speaker goals are differences per run against the same fold's
-    same-actor level (mean over its held-out actors).
+    cosine of their resynthesis, the render's ceiling: a rule a perfect log-mel cannot pass is reported as such.
+    Speaker goals are differences per run against the same fold's same-actor level (mean over its held-out actors).
 
     Parameters
     ----------
@@ -564,7 +562,8 @@ def goal_rows(judged: pd.DataFrame, scale: pd.DataFrame, representation: pd.Data
 
     goals = []
     for who, rows_cnn, rows_eg, rows_spk in (
-            (model, own("reconstruction", "cnn"), own("reconstruction", "egemaps"), own("reconstruction", "speaker_cos")),
+            (model, own("reconstruction", "cnn"), own("reconstruction", "egemaps"),
+             own("reconstruction", "speaker_cos")),
             ("control: the recordings; eGeMAPS and speaker: their resynthesis", real("original", "cnn"),
              real("resynthesis", "egemaps"), real("resynthesis", "speaker_cos"))):
         goals.append(_goal(f"reconstruction keeps the emotion, CNN judge ({who})", _RULE.format(t=RECON_CNN_GOAL),
@@ -655,12 +654,13 @@ def conversion_grid(model: Any, S: np.ndarray, index: pd.DataFrame, fold: int, *
     from .judges import real_waveforms
 
     held = index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
-    train_rows = ~held & _selected(index, train or {})
+    train_rows = ~held & selection_mask(index, train or {})
     lengths = index["n_frames"].to_numpy()
     means = emotion_means(model, S[train_rows], index["emotion"][train_rows], cond=lengths[train_rows])
     order = index.drop_duplicates("emotion").sort_values("emotion_id")["emotion"].tolist()
     means = means.loc[[e for e in order if e in means.index]]
-    pick = index[held & (index["emotion_id"] == 1).to_numpy() & _selected(index, {"statement": 1, "repetition": 1})]
+    neutral = (index["emotion_id"] == 1).to_numpy() & selection_mask(index, {"statement": 1, "repetition": 1})
+    pick = index[held & neutral]
     pick = pick.head(n_sources)
     spectrograms, titles = [], []
     for pos, row in pick.iterrows():

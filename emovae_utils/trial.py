@@ -39,7 +39,7 @@ from .callbacks import VALIDATION_NAME
 from .train import FitConfig
 
 __all__ = [
-    "Trial", "sweep", "select_clips", "validation_positions", "run_trial", "trial_status",
+    "Trial", "sweep", "selection_mask", "select_clips", "validation_positions", "run_trial", "trial_status",
     "TRIAL_NAME", "RESULT_NAME", "MODEL_NAME", "ERROR_NAME", "TRIAL_FIT_DEFAULTS",
 ]
 
@@ -324,6 +324,25 @@ def sweep(
 # ----------------------------------------------------------------------------- one trial
 
 
+def selection_mask(index: pd.DataFrame, data: Mapping[str, Any]) -> np.ndarray:
+    """Which rows of ``index`` a data selection keeps: every column matches (one value or any of a sequence).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> selection_mask(pd.DataFrame({"actor": [1, 2, 3], "statement": [1, 2, 1]}), {"actors": [1, 2], "statement": 1})
+    array([ True, False, False])
+    """
+    keep = np.ones(len(index), dtype=bool)
+    for column, value in data.items():
+        column = _ALIASES.get(column, column)
+        if column not in index.columns:
+            raise KeyError(f"data selection on {column!r}, which the index lacks (columns: {list(index.columns)})")
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        keep &= index[column].isin(values).to_numpy()
+    return keep
+
+
 def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int | None, n: int,
                  protocol: str | None = None) -> np.ndarray:
     """Row positions of the clips a trial trains on.
@@ -362,13 +381,7 @@ def select_clips(index: pd.DataFrame | None, data: Mapping[str, Any], fold: int 
         return np.arange(n)
     if len(index) != n:
         raise ValueError(f"the index has {len(index)} rows but X has {n} clips")
-    keep = np.ones(n, dtype=bool)
-    for column, value in data.items():
-        column = _ALIASES.get(column, column)
-        if column not in index.columns:
-            raise KeyError(f"data selection on {column!r}, which the index lacks (columns: {list(index.columns)})")
-        values = list(value) if isinstance(value, (tuple, list)) else [value]
-        keep &= index[column].isin(values).to_numpy()
+    keep = selection_mask(index, data)
     if fold is not None:
         if "actor" not in index.columns:
             raise KeyError("a fold holds out actors, but the index has no 'actor' column")
