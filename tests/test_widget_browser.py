@@ -360,9 +360,21 @@ def _busy_neighbour():
             p.wait(timeout=10)
 
 
+def _new_page(browser, height: int):
+    """A fresh browser context and page (1500 px wide), and the list its console messages go to."""
+    context = browser.new_context(viewport={"width": 1500, "height": height})
+    page = context.new_page()
+    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    return context, page, console
+
+
 def _open_and_run(page, base: str, token: str, notebook: str, console: list[str], log_tail) -> None:
     """Open ``notebook`` in JupyterLab, wait for its kernel, run all cells, wait for the explorer's first render."""
-    page.goto(f"{base}/lab/tree/{notebook}?token={token}", wait_until="domcontentloaded")
+    # a workspace of its own, reset: only this notebook is open (another test's explorer is not in the page)
+    workspace = Path(notebook).stem.replace("_", "-")
+    page.goto(f"{base}/lab/workspaces/{workspace}/tree/{notebook}?reset&token={token}", wait_until="domcontentloaded")
     page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
     page.wait_for_function(
         """() => Array.from(document.querySelectorAll('.jp-StatusBar-Item'))
@@ -428,46 +440,11 @@ def _measure(page, sliders, log_tail, key: str, dx: float) -> dict:
 def test_latent_explorer_in_jupyterlab(lab_server, browser):
     base, token, log_tail, _root = lab_server
     t0 = time.monotonic()
-    context = browser.new_context(viewport={"width": 1500, "height": 1200})
-    page = context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    context, page, console = _new_page(browser, height=1200)
     try:
-        page.goto(f"{base}/lab/tree/explorer.ipynb?token={token}", wait_until="domcontentloaded")
-        page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(state="visible")
-        # Kernel started and connected before running: the status bar reads
-        # "Python 3 (ipykernel) | Idle". (Waiting on the notebook's execution
-        # indicator alone was not enough: running all cells right after it said
-        # "idle" opened JupyterLab's "Select Kernel" dialog.)
-        page.wait_for_function(
-            """() => Array.from(document.querySelectorAll('.jp-StatusBar-Item'))
-                     .some(e => /\\(ipykernel\\)\\s*\\|\\s*Idle/.test(e.innerText))""")
-
-        # Run > Run All Cells
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
-        # should a kernel dialog still come up, accept the default (the venv's python3)
-        dialog = page.locator(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
-        try:
-            dialog.wait_for(state="visible", timeout=1_500)
-            dialog.click()
-        except Exception:
-            pass
-
-        try:
-            page.wait_for_function(
-                """() => {
-                    const i = document.querySelector('.emovae-latent-explorer img.emovae-spectrogram');
-                    const a = document.querySelector('.emovae-latent-explorer audio.emovae-audio');
-                    const p = document.querySelector('.emovae-latent-explorer .emovae-pad-area');
-                    return i && a && p && i.src.startsWith('blob:') && a.src.startsWith('blob:')
-                           && i.naturalWidth > 0;
-                }""")
-        except Exception as exc:
-            outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
-            pytest.fail(f"explorer did not render: {exc}{_shot(page, 'no_render')}\noutputs: {outputs}\n"
-                        f"console: {console[-20:]}\nserver log:\n{log_tail()}")
+        # (the kernel connected and idle before Run All Cells: see _open_and_run)
+        _open_and_run(page, base, token, "explorer.ipynb", console, log_tail)
+        page.locator(".emovae-latent-explorer .emovae-pad-area").wait_for(state="attached")
         t_render = time.monotonic() - t0
 
         out_text = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
@@ -571,11 +548,7 @@ def test_own_voice_explorer_in_jupyterlab(lab_server, browser):
     import soundfile as sf
 
     base, token, log_tail, root = lab_server
-    context = browser.new_context(viewport={"width": 1500, "height": 1400})
-    page = context.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+    context, page, console = _new_page(browser, height=1400)
     try:
         _open_and_run(page, base, token, "own_voice.ipynb", console, log_tail)
         own = page.locator(".emovae-own-voice")
