@@ -56,7 +56,7 @@ from .trial import selection_mask
 
 __all__ = ["Design", "DESIGNS", "MODELS", "HearingConfig", "factorised_trials", "JudgeJob", "judge_jobs",
            "judge_runs", "speaker_scale_rows", "hearing_table", "goal_rows", "ablation_table", "conversion_table",
-           "conversion_grid", "TABLE_NAME", "GOALS_NAME", "ABLATION_NAME", "CONVERSION_NAME", "TABLE_COLUMNS",
+           "conversion_grid", "reconstruction_loss", "TABLE_NAME", "GOALS_NAME", "ABLATION_NAME", "CONVERSION_NAME", "TABLE_COLUMNS",
            "GOAL_COLUMNS"]
 
 TABLE_NAME = "emotion_you_can_hear.csv"
@@ -454,6 +454,21 @@ def _runs_interval(rows: pd.DataFrame) -> Any:
     return mean_interval(table.to_numpy(dtype=float), design="crossed")
 
 
+def _seed_free(rows: pd.DataFrame) -> bool:
+    """Whether the values do not depend on the seed (the same in every seed of each fold: a judge with no
+    seed of its own on the recordings), so that seeds are not independent measurements of them."""
+    spread = rows.groupby("fold")["value"].agg(lambda v: float(np.ptp(v.to_numpy(dtype=float))))
+    return bool(rows["seed"].nunique() > 1 and (spread <= 1e-9).all())
+
+
+def _interval_and_unit(rows: pd.DataFrame) -> tuple[Any, str]:
+    """Seeds as the unit (folds crossed); for values that do not depend on the seed, the folds are the unit
+    (a t-interval over fold values; no interval from one fold)."""
+    if _seed_free(rows):
+        return mean_interval(rows.groupby("fold")["value"].mean().to_numpy(dtype=float), design="nested"), "fold"
+    return _runs_interval(rows), "seed"
+
+
 def _clipped(ci: Any, judge: str) -> tuple[float, float]:
     """An interval's ends within the judge's range (a t-interval of shares can leave [0, 1])."""
     low, high = _RANGE.get(judge, (-np.inf, np.inf))
@@ -462,6 +477,11 @@ def _clipped(ci: Any, judge: str) -> tuple[float, float]:
 
 def hearing_table(judged: pd.DataFrame, scale: pd.DataFrame, design: str = "default") -> pd.DataFrame:
     """The judges' table (:data:`TABLE_COLUMNS`): every model's stages, with the recordings' rows of its own folds.
+
+    ``unit`` says what ``n_runs`` counts and the interval is over: ``"seed"`` (each seed's mean over its folds,
+    the folds' spread added); ``"fold"`` for values that do not depend on the seed (the eGeMAPS judge, PESQ, STOI
+    and speaker cosine of the recordings' resynthesis: one measurement per fold, however many seeds); ``"actor"``
+    for the speaker scale of the recordings.
 
     ``original`` and ``resynthesis`` of a model are the recordings' rows on the folds, seeds (CNN judges) and audio
     that model was judged on; conversions are pooled over targets (each run's mean over the 8 targets).
@@ -475,8 +495,8 @@ def hearing_table(judged: pd.DataFrame, scale: pd.DataFrame, design: str = "defa
         scale_m = scale[(scale["features"] == features) & scale["fold"].isin(runs["fold"])]
         parts = [real, rows.groupby(["stage", "judge", "fold", "seed"], as_index=False)["value"].mean()]
         for (stage, judge), group in pd.concat(parts, ignore_index=True).groupby(["stage", "judge"], sort=False):
-            ci = _runs_interval(group)
-            out.append([model, stage, judge, ci.estimate, *_clipped(ci, judge), ci.n, "seed"])
+            ci, unit = _interval_and_unit(group)
+            out.append([model, stage, judge, ci.estimate, *_clipped(ci, judge), ci.n, unit])
         for stage, group in scale_m.groupby("stage"):
             ci = mean_interval(group["value"].to_numpy(dtype=float), design="nested")
             out.append([model, stage, "speaker_cos", ci.estimate, *_clipped(ci, "speaker_cos"), ci.n, "actor"])
@@ -507,6 +527,32 @@ def conversion_table(judged: pd.DataFrame, model: str = NEW_MODEL, design: str =
     return pd.DataFrame(out, columns=["target", "judge", "value", "ci_low", "ci_high", "n_runs"])
 
 
+def reconstruction_loss(judged: pd.DataFrame, design: str = "default") -> pd.DataFrame:
+    """What reconstruction costs each emotion judge: reconstruction minus the recordings, paired per run.
+
+    Each run's reconstruction value minus the recordings' value on the same fold, seed (CNN judge) and audio; a
+    descriptive companion of the goals (no rule), with the seeds as the unit (folds crossed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model, judge, difference, ci_low, ci_high, n_runs``.
+    """
+    out = []
+    for model, (_, features) in MODELS.items():
+        for judge in ("cnn", "egemaps"):
+            own = _run_values(judged, model, design if model == NEW_MODEL else "notebook06", "reconstruction", judge)
+            if not len(own):
+                continue
+            real = _run_values(judged, "recordings", features, "original", judge).set_index(["fold", "seed"])
+            diff = own.assign(value=own["value"].to_numpy() - real["value"].loc[list(zip(own.fold, own.seed))]
+                              .to_numpy())
+            ci = _runs_interval(diff)
+            out.append({"model": model, "judge": judge, "difference": ci.estimate, "ci_low": ci.low,
+                        "ci_high": ci.high, "n_runs": ci.n})
+    return pd.DataFrame(out, columns=["model", "judge", "difference", "ci_low", "ci_high", "n_runs"])
+
+
 def _run_values(judged: pd.DataFrame, model: str, design: str, stage: str, judge: str) -> pd.DataFrame:
     rows = judged[(judged["model"] == model) & (judged["design"] == design) & (judged["stage"] == stage)
                   & (judged["judge"] == judge)]
@@ -518,10 +564,12 @@ def _goal(goal: str, rule: str, rows: pd.DataFrame, threshold: float) -> dict[st
     if not len(rows):
         return {"goal": goal, "verdict": "not measured", "statistic": np.nan, "ci_low": np.nan, "ci_high": np.nan,
                 "n_runs": 0, "rule": rule}
-    ci = _runs_interval(rows)
+    ci, unit = _interval_and_unit(rows)
     verdict = _VERDICT[interval_verdict(ci.low, ci.high, threshold - 1e-12)]
+    if unit == "fold":
+        rule += "; these values do not depend on the seed, so the interval is over the folds"
     return {"goal": goal, "verdict": verdict, "statistic": ci.estimate, "ci_low": ci.low, "ci_high": ci.high,
-            "n_runs": int(len(rows)), "rule": rule}
+            "n_runs": int(len(rows)) if unit == "seed" else ci.n, "rule": rule}
 
 
 _RULE = ("met if the 95 % interval over seeds (fold means, folds' spread added) lies at or above {t}; not met if "

@@ -217,3 +217,37 @@ def test_conversion_grid_puts_the_recording_first_then_every_target(ravdess_dir,
     assert all(s.shape == (80, n) for s in grid["spectrograms"][:9])
     assert np.array_equal(grid["spectrograms"][0], S[grid["sources"].index[0], :, :n])
     assert len(grid["recordings"]) == 2 and grid["recordings"][0].ndim == 1
+
+
+def test_values_that_do_not_depend_on_the_seed_are_not_counted_as_seeds():
+    judged, scale = _planted()
+    free = []
+    for features, folds in (("sequences", [0, 1]), ("windows", [0])):
+        for stage, judge, value in (("resynthesis", "pesq", 3.2), ("original", "egemaps", 0.5),
+                                    ("resynthesis", "egemaps", 0.45)):
+            rows = pd.DataFrame(_rows("recordings", features, folds, [0, 1, 2], stage, judge, value))
+            rows.loc[rows["fold"] == 1, "value"] = value + 0.2  # one value per fold, the same in every seed
+            free.append(rows)
+    keep = ~((judged["model"] == "recordings") & (judged["judge"] == "egemaps"))
+    judged = pd.concat([judged[keep], *free], ignore_index=True)
+    table = hearing.hearing_table(judged, scale).set_index(["model", "stage", "judge"])
+    row = table.loc[("factorised", "resynthesis", "pesq")]
+    assert row["unit"] == "fold" and row["n_runs"] == 2 and row["value"] == pytest.approx(3.3)
+    one_fold = table.loc[("vae", "resynthesis", "pesq")]
+    assert one_fold["unit"] == "fold" and one_fold["n_runs"] == 1 and np.isnan(one_fold["ci_low"])
+    assert table.loc[("factorised", "original", "cnn"), "unit"] == "seed"  # the CNN judges have seeds
+    goals = hearing.goal_rows(judged, scale).set_index("goal")
+    control = goals[goals.index.str.contains("eGeMAPS judge") & goals.index.str.contains("control")].iloc[0]
+    assert control["n_runs"] == 2 and "over the folds" in control["rule"]
+    own = goals[goals.index.str.contains("eGeMAPS judge: share") & ~goals.index.str.contains("control")].iloc[0]
+    assert own["n_runs"] == 6 and "over the folds" not in own["rule"]  # the model's runs have seeds
+
+
+def test_reconstruction_loss_is_paired_per_run():
+    judged, _ = _planted()
+    loss = hearing.reconstruction_loss(judged).set_index(["model", "judge"])
+    # factorised CNN: 0.80 against the recordings' 0.62; eGeMAPS 0.20 against 0.50; the VAE 0.20 against 0.62
+    assert loss.loc[("factorised", "cnn"), "difference"] == pytest.approx(0.18, abs=0.02)
+    assert loss.loc[("factorised", "egemaps"), "difference"] == pytest.approx(-0.30, abs=0.02)
+    assert loss.loc[("vae", "cnn"), "difference"] == pytest.approx(-0.42, abs=0.02)
+    assert (loss["n_runs"] == 3).all() and ("sequence", "cnn") not in loss.index
