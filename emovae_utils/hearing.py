@@ -33,7 +33,7 @@ The speaker scale, a property of the recordings, has the held-out actor as its u
 Examples
 --------
 >>> sorted(DESIGNS)
-['content_adversary', 'default', 'no_instance_norm', 'wide_content']
+['content_adversary', 'conversion_loss', 'default', 'no_instance_norm', 'wide_content']
 >>> [t.trial_id.split("-")[0] for t in factorised_trials(HearingConfig(epochs=1), "default", seeds=[0], folds=[0])]
 ['hearing_default']
 """
@@ -91,6 +91,8 @@ DESIGNS: dict[str, Design] = {
     "content_adversary": Design("content 4 x 128 ms, instance norm + adversaries (emotion, speaker)",
                                 {"content_adversary_weight": 10.0}),
     "no_instance_norm": Design("content 4 x 128 ms, no instance norm", {"content_instance_norm": False}),
+    "conversion_loss": Design("content 4 x 128 ms, instance norm + conversion loss (decoded with another clip's "
+                              "emotion, read back by the emotion head)", {"conversion_weight": 10.0}),
 }
 
 #: Judged models: table name -> (notebook 06 variant key or None for the new model, features).

@@ -200,3 +200,23 @@ def test_the_flat_latent_works_with_the_generic_encode_and_decode():
         parts = m.encode_parts(x, lengths)
         expected = m.decode_parts(parts["content"], parts["speaker"], parts["emotion"], lengths, n_frames=50)
     np.testing.assert_allclose(decode_latents(m, mu, lengths)[:, :, :50], expected.numpy(), rtol=1e-4, atol=1e-3)
+
+
+def test_the_conversion_loss_makes_the_decoder_answer_for_the_emotion_latent():
+    torch.manual_seed(0)
+    model = FactorisedSequenceVAE(conversion_weight=2.0)
+    x, lengths = torch.randn(4, 80, 64) * 10 - 40, torch.tensor([64, 40, 64, 33])
+    labels = torch.tensor([[0, 0], [1, 1], [2, 2], [-1, 3]])
+    out = model(x, lengths)
+    assert sorted(out["conversion_source"].tolist()) == [0, 1, 2, 3]
+    losses = model.loss_function(x, out, labels)
+    assert {"conversion_ce", "conversion_acc"} <= set(losses)
+    model.zero_grad()
+    losses["conversion_ce"].backward()
+    assert model.dec_film.weight.grad.abs().sum() > 0  # the decoder's use of the emotion latent is trained
+    assert model.emotion_out.weight.grad is not None
+    model.eval()  # evaluation: no conversion pass, and the same loss terms as without the option
+    plain = FactorisedSequenceVAE().eval()
+    assert "conversion_logits" not in model(x, lengths)
+    assert set(model.loss_function(x, model(x, lengths), labels)) == set(
+        plain.loss_function(x, plain(x, lengths), labels))

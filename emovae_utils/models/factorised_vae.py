@@ -174,6 +174,12 @@ class FactorisedSequenceVAE(BaseVAE):
         Strength of the gradient reversal from an emotion head on the speaker
         mean into the speaker encoder (keeps emotion out of the label-free
         speaker latent); 0: a probe of the emotion the speaker latent holds.
+    conversion_weight : float, default 0.0
+        Weight of a conversion loss: in training, each clip is also decoded
+        with another clip's emotion latent (a permutation of the batch), the
+        result is read by the model's own emotion encoder and head, and the
+        cross-entropy against that other clip's emotion is added (gradients
+        reach the decoder, so it must *use* the emotion latent); 0: off.
     content_instance_norm : bool, default True
         Instance-normalise the content encoder's hidden sequences; False (an
         ablation) leaves the clip's global statistics in the content path.
@@ -202,6 +208,7 @@ class FactorisedSequenceVAE(BaseVAE):
         loss = reconstruction + content_beta * kl_content + speaker_beta * kl_speaker + emotion_beta * kl_emotion
                + classifier_weight * emotion_ce + speaker_ce
                + content_emotion_ce + content_speaker_ce + speaker_emotion_ce
+               + conversion_weight * conversion_ce          (training only, with conversion_weight > 0)
 
     Every head descends its own cross-entropy; the encoder behind a head
     reversed with strength ``w`` receives ``-w`` times its gradient.
@@ -251,6 +258,7 @@ class FactorisedSequenceVAE(BaseVAE):
                  n_emotions: int = 8, n_speakers: int = 24, classifier_weight: float = 10.0,
                  adversary_weight: float = 10.0, content_adversary_weight: float = 0.0,
                  speaker_adversary_weight: float = 10.0, content_instance_norm: bool = True,
+                 conversion_weight: float = 0.0,
                  db_offset: float = -25.0, db_scale: float = 20.0) -> None:
         super().__init__()
         owner = type(self).__name__
@@ -264,7 +272,8 @@ class FactorisedSequenceVAE(BaseVAE):
                             ("emotion_beta", emotion_beta), ("classifier_weight", classifier_weight),
                             ("adversary_weight", adversary_weight),
                             ("content_adversary_weight", content_adversary_weight),
-                            ("speaker_adversary_weight", speaker_adversary_weight)):
+                            ("speaker_adversary_weight", speaker_adversary_weight),
+                            ("conversion_weight", conversion_weight)):
             setattr(self, name, check_float(owner, name, value))
         if not isinstance(content_instance_norm, bool):
             raise TypeError(f"{owner}(content_instance_norm={content_instance_norm!r}): give True or False")
@@ -433,13 +442,22 @@ class FactorisedSequenceVAE(BaseVAE):
         pooled = masked_mean_std(F.relu(self.content_probe(grad_reverse(mu_c, self.content_adversary_weight))) * m, m)
         flat = {key: self.join_latent(parts["content"][i], parts["speaker"][i], parts["emotion"][i])
                 for i, key in enumerate(("mu", "logvar"))}
-        return {"recon": recon, **flat, "z": self.join_latent(z["content"], z["speaker"], z["emotion"]),
+        extra = self._conversion(z, lengths, x.shape[2]) if self.training and self.conversion_weight > 0 else {}
+        return {"recon": recon, **flat, **extra, "z": self.join_latent(z["content"], z["speaker"], z["emotion"]),
                 "lengths": lengths, "content_mask": m,
                 "emotion_logits": self.emotion_head(mu_e),
                 "speaker_logits": self.speaker_head(grad_reverse(mu_e, self.adversary_weight)),
                 "content_emotion_logits": self.content_emotion_head(pooled),
                 "content_speaker_logits": self.content_speaker_head(pooled),
                 "speaker_emotion_logits": self.speaker_emotion_head(grad_reverse(mu_s, self.speaker_adversary_weight))}
+
+    def _conversion(self, z: dict[str, torch.Tensor], lengths: torch.Tensor, n_frames: int) -> dict[str, torch.Tensor]:
+        """Each clip decoded with another clip's emotion draw, and the emotion logits the model reads from it."""
+        perm = torch.randperm(lengths.shape[0], device=lengths.device)
+        converted = self.decode_parts(z["content"], z["speaker"], z["emotion"][perm].detach(), lengths, n_frames)
+        xn = self._normalised(converted, lengths)
+        mu_e = self.emotion_out(masked_mean_std(*self.emotion_encoder(xn, lengths, n_frames)))[:, : self.emotion_dim]
+        return {"conversion_logits": self.emotion_head(mu_e), "conversion_source": perm}
 
     def loss_function(self, x: torch.Tensor, out: dict[str, torch.Tensor],
                       labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -452,7 +470,8 @@ class FactorisedSequenceVAE(BaseVAE):
             ``kl_speaker``, ``kl_emotion``, ``emotion_ce``, ``emotion_acc``,
             ``speaker_ce``, ``speaker_acc``, ``content_emotion_ce``,
             ``content_emotion_acc``, ``content_speaker_ce``, ``content_speaker_acc``,
-            ``speaker_emotion_ce``, ``speaker_emotion_acc``: scalar tensors.
+            ``speaker_emotion_ce``, ``speaker_emotion_acc`` and, with a conversion loss in training,
+            ``conversion_ce``, ``conversion_acc``: scalar tensors.
         """
         if "lengths" not in out:
             raise ValueError("out must come from FactorisedSequenceVAE.forward(x, lengths): it lacks 'lengths'")
@@ -467,10 +486,13 @@ class FactorisedSequenceVAE(BaseVAE):
                              ("speaker_emotion", 0)):
             terms[f"{name}_ce"], terms[f"{name}_acc"] = masked_cross_entropy(out[f"{name}_logits"],
                                                                               labels[:, column])
+        if "conversion_logits" in out:
+            terms["conversion_ce"], terms["conversion_acc"] = masked_cross_entropy(
+                out["conversion_logits"], labels[out["conversion_source"], 0])
         loss = (rec + self.content_beta * kls["kl_content"] + self.speaker_beta * kls["kl_speaker"]
                 + self.emotion_beta * kls["kl_emotion"] + self.classifier_weight * terms["emotion_ce"]
                 + terms["speaker_ce"] + terms["content_emotion_ce"] + terms["content_speaker_ce"]
-                + terms["speaker_emotion_ce"])
+                + terms["speaker_emotion_ce"] + self.conversion_weight * terms.get("conversion_ce", 0.0))
         return {"loss": loss, "reconstruction": rec, "kl": kls["kl_content"] + kls["kl_speaker"] + kls["kl_emotion"],
                 **kls, **terms}
 
