@@ -88,6 +88,12 @@ def _probes(path: Path) -> list[str]:
                   rows)
 
 
+#: What each notebook beyond the report ran, beside its wall time.
+_RUN_NOTES = {"06": "beyond the report, its reduced grid",
+              "07": "run after notebook 06, whose fold-0 models and CNN judges it reuses, with the feature and "
+                    "eGeMAPS caches built"}
+
+
 def _run_log(path: Path) -> list[str]:
     log = pd.read_csv(path)
     study = log[log["notebook"].astype(str).str[:2] <= "05"]
@@ -97,7 +103,8 @@ def _run_log(path: Path) -> list[str]:
     lines = [f"Wall time of the paper preset on this 2-core CPU: **{study['seconds'].sum() / 60:.1f} min** "
              f"for the study (notebooks 01-05: {parts}; run of {started}, `figures/run_log.csv`)."]
     for r in beyond.itertuples():
-        lines[-1] += (f" Notebook {str(r.notebook)[:2]} (beyond the report, its reduced grid): "
+        what = _RUN_NOTES.get(str(r.notebook)[:2], "beyond the report")
+        lines[-1] += (f" Notebook {str(r.notebook)[:2]} ({what}): "
                       f"**{float(r.seconds) / 60:.1f} min** (run of {str(r.started)[:10]}).")
     return lines
 
