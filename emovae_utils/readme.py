@@ -178,10 +178,12 @@ def _hearing(path: Path) -> list[str]:
     judges = [j for j in ("cnn", "egemaps", "speaker_cos", "pesq", "stoi") if j in set(table["judge"])]
     cells = {(r.model, r.stage, r.judge): (_interval(r.value, r.ci_low, r.ci_high, 2) if r.n_runs > 1
                                            else _fmt(r.value, 2)) for r in table.itertuples()}
-    runs = table.groupby(["model", "stage"], sort=False)["n_runs"].max()
-    rows = [[model, stage, *[cells.get((model, stage, j), "") for j in judges], int(n)]
+    unit = table["unit"] if "unit" in table else pd.Series("seed", index=table.index)
+    counts = table.assign(count=[f"{int(n)} {u}s" for n, u in zip(table["n_runs"], unit)])
+    runs = counts.groupby(["model", "stage"], sort=False)["count"].agg(lambda c: ", ".join(dict.fromkeys(c)))
+    rows = [[model, stage, *[cells.get((model, stage, j), "") for j in judges], n]
             for (model, stage), n in runs.items()]
-    lines = _table(["model", "stage", *judges, "runs (seeds; actors for the speaker scale)"], rows)
+    lines = _table(["model", "stage", *judges, "interval over"], rows)
     goals = path.with_name("emotion_you_can_hear_goals.csv")
     if goals.exists():
         lines += ["", "The goals, each decided by the rule stated in notebook 07 before its numbers; the control rows "
@@ -284,7 +286,9 @@ def results_markdown(figures_dir: str | os.PathLike = "figures") -> str:
                  "(fold 0), judged as audio on the held-out actors: the emotion CNN of notebook 06 on the rendered "
                  "audio's log-mel, eGeMAPS + logistic regression, resemblyzer speaker cosine to the recording, "
                  "PESQ-wb and STOI; the recordings and their resynthesis on the same clips are each model's floor and "
-                 "ceiling (value [95 % interval over seeds]; `figures/emotion_you_can_hear.csv`):", _hearing),
+                 "ceiling (value [95 % interval over seeds, each the mean over its folds; over folds for values that do not "
+                 "depend on the seed; over held-out actors for the speaker scale]; `figures/emotion_you_can_hear.csv`):",
+                 _hearing),
                 ("run_log.csv", "", _run_log))
     for name, intro, render in sections:
         if (d / name).exists():
