@@ -49,7 +49,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .judges import JUDGE_SR, TABLE_COLUMNS as JUDGE_COLUMNS, judge_rows, speaker_cosine, speaker_embeddings
+from .judges import JUDGE_SR, TABLE_COLUMNS as JUDGE_COLUMNS, judge_rows, real_waveforms, speaker_embeddings
 from .metrics.intervals import mean_interval
 from .metrics.verdicts import interval_verdict
 from .trial import selection_mask
@@ -243,12 +243,6 @@ def _cnn_predictions(cnn: Any, waves: list[np.ndarray], names: Mapping[int, str]
     return [names[int(k)] for k in cnn.predict(S)]
 
 
-def _real_waves(index: pd.DataFrame, audio: str) -> list[np.ndarray]:
-    from .judges import real_waveforms
-
-    return real_waveforms(index, audio)
-
-
 def judge_one(job: JudgeJob) -> pd.DataFrame | str:
     """Judge one run in a worker (see :func:`judge_runs`); its rows are cached at ``job.cache``.
 
@@ -272,6 +266,7 @@ def judge_one(job: JudgeJob) -> pd.DataFrame | str:
 def _judge(job: JudgeJob) -> pd.DataFrame:
     from .conditions import route_condition
     from .data import ACTOR_FOLDS
+    from .generate import decode_latents, encode_posterior
     from .models import load_model
 
     X, index = _CTX[job.features]
@@ -284,7 +279,7 @@ def _judge(job: JudgeJob) -> pd.DataFrame:
     keys = {"model": job.model, "design": job.design, "fold": job.fold, "seed": job.seed}
     recon = held & selection_mask(index, config.recon_clips)
     src = index[recon].reset_index(drop=True)
-    originals = _real_waves(src, audio)
+    originals = real_waveforms(src, audio)
     lengths = src["n_frames"].to_numpy() if job.features == "sequences" else None
     emotions = src["emotion"].to_numpy()
     if job.model_path is None:  # the recordings and their resynthesis
@@ -296,8 +291,6 @@ def _judge(job: JudgeJob) -> pd.DataFrame:
         return pd.concat(out, ignore_index=True).assign(target="all")
     model = load_model(job.model_path)[0].eval()
     cond = route_condition(job.cond, type(model), X[recon], src).get("cond")
-    from .generate import decode_latents, encode_posterior
-
     mu = encode_posterior(model, X[recon], cond=cond)[0]
     waves = _render(decode_latents(model, mu, cond), lengths)
     out = [judge_rows(waves, references=originals, emotions=emotions, emotion_judge=egemaps,
@@ -323,7 +316,7 @@ def _conversions(job: JudgeJob, model: Any, X: np.ndarray, index: pd.DataFrame, 
     means = emotion_means(model, X[train], index["emotion"][train], cond=cond_of(train))
     conv = held & selection_mask(index, config.conversion_clips)
     src = index[conv].reset_index(drop=True)
-    originals = _real_waves(src, AUDIO[job.features])
+    originals = real_waveforms(src, AUDIO[job.features])
     lengths = src["n_frames"].to_numpy() if job.features == "sequences" else None
     out = []
     for target, z in means.iterrows():
@@ -425,7 +418,7 @@ def speaker_scale_rows(index: pd.DataFrame, folds: Iterable[int], config: Hearin
     ``judge`` "speaker_cos", ``value``.
     """
     from .data import ACTOR_FOLDS
-    from .judges import real_waveforms, speaker_scale
+    from .judges import speaker_scale
 
     rows = []
     for fold in folds:
@@ -701,7 +694,6 @@ def conversion_grid(model: Any, S: np.ndarray, index: pd.DataFrame, fold: int, *
     """
     from .conversion import convert_emotion, emotion_means
     from .data import ACTOR_FOLDS
-    from .judges import real_waveforms
 
     held = index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
     train_rows = ~held & selection_mask(index, train or {})
