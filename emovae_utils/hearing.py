@@ -207,24 +207,16 @@ def _init(data_dir: Any, cache_dir: Any, config: HearingConfig, audios: Sequence
 
 def _emotion_judge(fold: int, audio: str):
     """The eGeMAPS judge of ``fold``'s training actors (both statements), fitted once per worker."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     from .data import ACTOR_FOLDS
-    from .judges import EmotionJudge
+    from .judges import fit_emotion_judge
 
     key = (fold, audio)
     if key not in _CTX["judges"]:
         index = _CTX["windows"][1]
         train = ~index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
         train &= selection_mask(index, _CTX["config"].judge_clips)
-        feats = _CTX["egemaps"][audio].loc[index["name"][train]].to_numpy()
-        pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced",
-                                                                  random_state=0))
-        pipe.fit(feats, index["emotion"].to_numpy()[train])
-        _CTX["judges"][key] = EmotionJudge(pipe, tuple(index["name"][train]),
-                                           tuple(sorted(set(index["actor"][train]))), tuple(ACTOR_FOLDS[fold]), audio)
+        _CTX["judges"][key] = fit_emotion_judge(index[train], ACTOR_FOLDS[fold], audio=audio,
+                                                functionals=_CTX["egemaps"][audio])
     return _CTX["judges"][key]
 
 

@@ -380,7 +380,8 @@ class EmotionJudge:
 
 def fit_emotion_judge(index: pd.DataFrame, test_actors: Sequence[int], *, label: str = "emotion",
                       audio: str = "window", config: PreprocessConfig | None = None,
-                      cache_dir: str | os.PathLike | None = None, random_state: int = 0) -> EmotionJudge:
+                      cache_dir: str | os.PathLike | None = None, random_state: int = 0,
+                      functionals: pd.DataFrame | None = None) -> EmotionJudge:
     """Fit the classical emotion judge on real clips of training actors: eGeMAPS + standardise + logistic regression.
 
     Parameters
@@ -402,6 +403,10 @@ def fit_emotion_judge(index: pd.DataFrame, test_actors: Sequence[int], *, label:
     cache_dir : path-like, optional
         Where the functionals are cached (default: the feature cache).
     random_state : int, default 0
+    functionals : pandas.DataFrame, optional
+        The eGeMAPS functionals of ``audio``, indexed by clip name, for these
+        clips or more (e.g. every clip, computed once for several folds);
+        default: computed (and cached) for ``index``'s clips.
 
     Returns
     -------
@@ -432,8 +437,10 @@ def fit_emotion_judge(index: pd.DataFrame, test_actors: Sequence[int], *, label:
     labels = index[label].to_numpy()
     if len(np.unique(labels)) < 2:
         raise ValueError(f"fit_emotion_judge needs at least two classes of {label!r}; got {np.unique(labels)}")
-    feats = egemaps_cached(index["path"], cache_dir, names=index["name"], audio=audio, config=config,
-                           sampling_rate=JUDGE_SR, progress=False)
+    if functionals is None:
+        functionals = egemaps_cached(index["path"], cache_dir, names=index["name"], audio=audio, config=config,
+                                     sampling_rate=JUDGE_SR, progress=False)
+    feats = functionals.loc[index["name"]]
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, class_weight="balanced",
                                                                   random_state=random_state))
     with one_blas_thread():
