@@ -58,7 +58,7 @@ def test_every_design_builds_and_the_instance_norm_switch_is_live():
         var = ((h - mean.unsqueeze(2)) ** 2 * m).sum(dim=2) / count
         assert torch.allclose(mean, torch.zeros_like(mean), atol=1e-4) == normalised
         assert torch.allclose(var, torch.ones_like(var), atol=1e-2) == normalised
-    with pytest.raises(TypeError, match="True or False"):
+    with pytest.raises(ValueError, match="content_instance_norm=1"):
         build("factorised_vae", content_instance_norm=1)
 
 

@@ -62,7 +62,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .base import BaseVAE, check_float, check_int
+from .base import BaseVAE, check_bool, check_float, check_int
 from .losses import gaussian_kl, masked_cross_entropy, masked_mse
 from .registry import register
 from .sequence_vae import SequenceVAE, check_lengths, check_log_mels, length_mask, masked_mean_std, step_mask
@@ -275,9 +275,7 @@ class FactorisedSequenceVAE(BaseVAE):
                             ("speaker_adversary_weight", speaker_adversary_weight),
                             ("conversion_weight", conversion_weight)):
             setattr(self, name, check_float(owner, name, value))
-        if not isinstance(content_instance_norm, bool):
-            raise TypeError(f"{owner}(content_instance_norm={content_instance_norm!r}): give True or False")
-        self.content_instance_norm = content_instance_norm
+        self.content_instance_norm = check_bool(owner, "content_instance_norm", content_instance_norm)
         self.db_offset = check_float(owner, "db_offset", db_offset, low=None)
         self.db_scale = check_float(owner, "db_scale", db_scale, above=True)
         if self.kernel_size % 2 == 0:
