@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .conditions import route_condition
+from .data import emotion_names
 from .experiments import Trial
 from .models import model_class
 from .protocols import PROTOCOLS
@@ -225,7 +226,7 @@ def evaluate_trial(model: Any, X: np.ndarray, index: pd.DataFrame, trial: Trial,
     emotion = probes["emotion"]
     if not model.generative:  # a classifier: its own predictions are the ceiling
         pred = np.full(len(study), None, dtype=object)
-        names = dict(zip(study["emotion_id"] - 1, study["emotion"]))
+        names = emotion_names(study)
         pred[test] = [names[int(k)] for k in model.predict_logits(Xs[test]).argmax(axis=1)]
         emotion = SimpleNamespace(predictions=pred)
     per_actor = actor_uar(emotion, study["actor"], study["emotion"])
@@ -561,7 +562,7 @@ def emotion_conversion(supervised: pd.DataFrame, classifiers: pd.DataFrame, X: n
     vaes, cnns = _fold_models(supervised, seed), _fold_models(classifiers, seed)
     second = (index["statement"] == 2).to_numpy()
     judge = speaker_classifier(np.asarray(X_all)[second], index["actor"].to_numpy()[second], random_state=seed)
-    names = dict(zip(study["emotion_id"] - 1, study["emotion"]))
+    names = emotion_names(study)
     rows, refs = [], []
     for fold in sorted(set(vaes) & set(cnns)):
         vae, cnn = vaes[fold], cnns[fold]
@@ -607,8 +608,7 @@ def conversion_grid(supervised: pd.DataFrame, X: np.ndarray, study: pd.DataFrame
     vae = _fold_models(supervised, seed)[fold]
     test = study["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
     means = emotion_means(vae, X[~test], study["emotion"][~test])
-    order = study.drop_duplicates("emotion").sort_values("emotion_id")["emotion"].tolist()
-    means = means.loc[[e for e in order if e in means.index]]
+    means = means.loc[[e for e in emotion_names(study).values() if e in means.index]]
     pick = study[test & (study["emotion_id"] == 1).to_numpy() & (study["repetition"] == 1).to_numpy()]
     spectrograms, titles = [], []
     for pos, row in pick.head(n_sources).iterrows():

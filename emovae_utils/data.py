@@ -43,6 +43,7 @@ __all__ = [
     "ravdess_index",
     "audio_index",
     "ravdess_labels",
+    "emotion_names",
     "missing_clips",
     "load_features",
     "load_sequences",
@@ -215,6 +216,18 @@ def ravdess_index(data_dir: str | os.PathLike | None = None, warn: bool = True) 
             warnings.warn("Missing clips: " + "; ".join(lines) + ". data.missing_clips(index) lists them all.",
                           stacklevel=2)
     return index
+
+
+def emotion_names(index: pd.DataFrame) -> dict[int, str]:
+    """Class index (``emotion_id - 1``, what the models' emotion heads predict) -> emotion name, in id order.
+
+    Examples
+    --------
+    >>> emotion_names(pd.DataFrame({"emotion_id": [4, 1, 4], "emotion": ["sad", "neutral", "sad"]}))
+    {0: 'neutral', 3: 'sad'}
+    """
+    pairs = index[["emotion_id", "emotion"]].drop_duplicates().sort_values("emotion_id")
+    return {int(i) - 1: name for i, name in pairs.itertuples(index=False, name=None)}
 
 
 def missing_clips(index: pd.DataFrame) -> pd.DataFrame:

@@ -257,7 +257,7 @@ def judge_one(job: JudgeJob) -> pd.DataFrame | str:
 
 def _judge(job: JudgeJob) -> pd.DataFrame:
     from .conditions import route_condition
-    from .data import ACTOR_FOLDS
+    from .data import ACTOR_FOLDS, emotion_names
     from .generate import decode_latents, encode_posterior
     from .models import load_model
 
@@ -265,7 +265,7 @@ def _judge(job: JudgeJob) -> pd.DataFrame:
     config: HearingConfig = _CTX["config"]
     audio = AUDIO[job.features]
     held = index["actor"].isin(ACTOR_FOLDS[job.fold]).to_numpy()
-    names = dict(zip(index["emotion_id"] - 1, index["emotion"]))
+    names = emotion_names(index)
     cnn = load_model(job.cnn_path)[0].eval()
     egemaps = _emotion_judge(job.fold, audio)
     keys = {"model": job.model, "design": job.design, "fold": job.fold, "seed": job.seed}
@@ -685,14 +685,13 @@ def conversion_grid(model: Any, S: np.ndarray, index: pd.DataFrame, fold: int, *
         ``targets``.
     """
     from .conversion import convert_emotion, emotion_means
-    from .data import ACTOR_FOLDS
+    from .data import ACTOR_FOLDS, emotion_names
 
     held = index["actor"].isin(ACTOR_FOLDS[fold]).to_numpy()
     train_rows = ~held & selection_mask(index, train or {})
     lengths = index["n_frames"].to_numpy()
     means = emotion_means(model, S[train_rows], index["emotion"][train_rows], cond=lengths[train_rows])
-    order = index.drop_duplicates("emotion").sort_values("emotion_id")["emotion"].tolist()
-    means = means.loc[[e for e in order if e in means.index]]
+    means = means.loc[[e for e in emotion_names(index).values() if e in means.index]]
     neutral = (index["emotion_id"] == 1).to_numpy() & selection_mask(index, {"statement": 1, "repetition": 1})
     pick = index[held & neutral]
     pick = pick.head(n_sources)
